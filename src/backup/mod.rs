@@ -1,0 +1,1 @@
+//! Backup verification (see verify-backup).

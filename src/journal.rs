@@ -1,0 +1,563 @@
+//! The journal: one append-only JSON Lines file that makes separate binaries one drill.
+//!
+//! Every event carries a UTC timestamp (microseconds), the drill id, the writing binary and its
+//! kind. Faults are written and fsynced *before* they are applied, with what undoes them, so that
+//! `inject-fault revert` can undo them after a crash or SIGKILL. Appends from several processes
+//! take an advisory lock and go out in a single `write` with `O_APPEND`, so lines never interleave
+//! or tear. Readers skip (and report) a torn line or a line from a newer version; nothing already
+//! written is ever rewritten.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_PATH: &str = ".drill/journal.jsonl";
+pub const ENV_PATH: &str = "DRILL_JOURNAL";
+pub const ENV_DRILL_ID: &str = "DRILL_ID";
+
+/// A UTC instant with microsecond precision, the one clock all durations come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ts(pub DateTime<Utc>);
+
+impl Ts {
+    pub fn now() -> Ts {
+        let now = Utc::now();
+        // Truncate to microseconds so that what we hold equals what we write.
+        let micros = now.timestamp_micros();
+        Ts(DateTime::from_timestamp_micros(micros).unwrap_or(now))
+    }
+    /// Seconds from `earlier` to `self` (negative when `self` is before).
+    pub fn since(self, earlier: Ts) -> f64 {
+        (self.0 - earlier.0).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
+    }
+    pub fn plus_secs(self, secs: f64) -> Ts {
+        Ts(self.0 + chrono::Duration::microseconds((secs * 1e6).round() as i64))
+    }
+    pub fn to_rfc3339(self) -> String {
+        self.0.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+}
+
+impl Serialize for Ts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Ts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| Ts(t.with_timezone(&Utc)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// One line of the journal.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub ts: Ts,
+    pub drill: String,
+    pub by: String,
+    #[serde(flatten)]
+    pub kind: Kind,
+}
+
+/// How to undo a fault; written before the fault is applied.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Undo {
+    /// Nothing to undo by drillkit: e.g. a crash that the restart policy recovers from.
+    Nothing { reason: String },
+    /// Start the container again (after stop or kill), unless it is already running.
+    DockerStart { id: String, name: String },
+    /// Unpause the container.
+    DockerUnpause { id: String, name: String },
+    /// Send SIGCONT to a process that was stopped with SIGSTOP. `start_time` guards against pid reuse.
+    ProcessContinue { pid: i32, start_time: u64 },
+    /// A process that was stopped or killed cannot be brought back by a signal; the scenario's
+    /// restore step (or a person) must. Recorded so reports and `list` show it.
+    Manual { hint: String },
+}
+
+/// A probe result inside a sampler batch.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Sample {
+    pub t: Ts,
+    pub ok: bool,
+    /// Latency in milliseconds.
+    pub ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub err: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProbeFailure {
+    pub probe: String,
+    pub error: String,
+}
+
+/// Objectives a drill is measured against (from the scenario or `measure-rto` flags).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Objectives {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
+}
+
+/// The kinds of event. Unknown kinds (from a newer drillkit) are skipped by readers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Kind {
+    DrillStarted {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scenario: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        environment: Option<String>,
+        #[serde(default)]
+        objectives: Objectives,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        roles: Vec<(String, String)>,
+    },
+    DrillFinished {
+        outcome: String,
+    },
+    /// Write-ahead record of a fault: everything needed to undo it.
+    FaultPlanned {
+        id: String,
+        action: String,
+        target: String,
+        undo: Undo,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_s: Option<f64>,
+    },
+    FaultApplied {
+        id: String,
+    },
+    FaultFailed {
+        id: String,
+        error: String,
+    },
+    FaultReverted {
+        id: String,
+        how: String,
+    },
+    RevertFailed {
+        id: String,
+        error: String,
+    },
+    RecoveryStarted {
+        probes: Vec<String>,
+        consecutive: u32,
+        timeout_s: f64,
+    },
+    ProbeChanged {
+        probe: String,
+        ok: bool,
+        detail: String,
+        ms: f64,
+    },
+    RecoveryFirstSuccess {},
+    RecoveryStable {
+        /// Seconds from `recovery_started` until the first of the consecutive successes.
+        waited_s: f64,
+        /// Latency percentiles of every probe request made while waiting, in ms.
+        #[serde(default)]
+        latency_ms: Vec<f64>,
+    },
+    RecoveryTimeout {
+        failures: Vec<ProbeFailure>,
+    },
+    WatchStarted {
+        source: String,
+        interval_ms: u64,
+    },
+    Samples {
+        source: String,
+        samples: Vec<Sample>,
+    },
+    WatchStopped {
+        source: String,
+    },
+    PhaseStarted {
+        name: String,
+    },
+    PhaseFinished {
+        name: String,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    BackupCheck {
+        file: String,
+        check: String,
+        ok: bool,
+        detail: String,
+        #[serde(default)]
+        warning: bool,
+    },
+    Note {
+        message: String,
+    },
+}
+
+/// A line the reader could not use.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Damage {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// What a read of the journal found.
+#[derive(Clone, Debug, Default)]
+pub struct Contents {
+    pub events: Vec<Event>,
+    pub damaged: Vec<Damage>,
+}
+
+impl Contents {
+    /// The events of one drill, in file order.
+    pub fn drill(&self, id: &str) -> Vec<&Event> {
+        self.events.iter().filter(|e| e.drill == id).collect()
+    }
+    /// Drill ids in order of first appearance.
+    pub fn drill_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for e in &self.events {
+            if !ids.contains(&e.drill) {
+                ids.push(e.drill.clone());
+            }
+        }
+        ids
+    }
+    /// The drill that new events belong to: the last one started.
+    pub fn current_drill(&self) -> Option<String> {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| matches!(e.kind, Kind::DrillStarted { .. }))
+            .or_else(|| self.events.last())
+            .map(|e| e.drill.clone())
+    }
+    /// Faults whose plan is in the journal without a matching `fault_reverted`.
+    pub fn open_faults(&self) -> Vec<OpenFault> {
+        let mut open: Vec<OpenFault> = Vec::new();
+        for e in &self.events {
+            match &e.kind {
+                Kind::FaultPlanned { id, action, target, undo, .. } => open.push(OpenFault {
+                    id: id.clone(),
+                    drill: e.drill.clone(),
+                    action: action.clone(),
+                    target: target.clone(),
+                    undo: undo.clone(),
+                    planned_at: e.ts,
+                    applied: false,
+                }),
+                Kind::FaultApplied { id } => {
+                    if let Some(f) = open.iter_mut().find(|f| &f.id == id) {
+                        f.applied = true;
+                    }
+                }
+                Kind::FaultReverted { id, .. } => open.retain(|f| &f.id != id),
+                _ => {}
+            }
+        }
+        open
+    }
+}
+
+/// A fault the journal shows as not yet undone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenFault {
+    pub id: String,
+    pub drill: String,
+    pub action: String,
+    pub target: String,
+    pub undo: Undo,
+    pub planned_at: Ts,
+    /// False when the process died between writing the plan and applying it; the undo is still
+    /// attempted (it is idempotent) because the fault may have been half-applied.
+    pub applied: bool,
+}
+
+/// A handle for appending events of one drill.
+#[derive(Clone, Debug)]
+pub struct Journal {
+    path: PathBuf,
+    drill: String,
+    by: String,
+}
+
+/// The journal path: the flag, else `DRILL_JOURNAL`, else `.drill/journal.jsonl`.
+pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
+    match flag {
+        Some(p) => p.to_path_buf(),
+        None => std::env::var_os(ENV_PATH)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH)),
+    }
+}
+
+/// A fresh drill id: the start time and a random suffix, e.g. `20261126T110630Z-3f9a`.
+pub fn new_drill_id() -> String {
+    let now = Utc::now();
+    format!("{}-{:04x}", now.format("%Y%m%dT%H%M%SZ"), rand::random::<u16>())
+}
+
+impl Journal {
+    /// Attach to the journal's current drill (or `DRILL_ID`); when there is none yet, start one
+    /// named `name` so that binaries called one by one from a script still make a drill.
+    pub fn attach(path: &Path, by: &str, name: &str) -> io::Result<Journal> {
+        let env_id = std::env::var(ENV_DRILL_ID).ok().filter(|s| !s.is_empty());
+        let existing = read(path)?;
+        let known = |id: &str| existing.events.iter().any(|e| e.drill == id);
+        match env_id.or_else(|| existing.current_drill()) {
+            Some(id) if known(&id) => Ok(Journal { path: path.to_path_buf(), drill: id, by: by.into() }),
+            Some(id) => Journal::start_with_id(path, by, id, name, None, None, Objectives::default(), vec![]),
+            None => Journal::start_with_id(path, by, new_drill_id(), name, None, None, Objectives::default(), vec![]),
+        }
+    }
+
+    /// Start a new drill in this journal (creating the file and its folder).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with_id(
+        path: &Path,
+        by: &str,
+        id: String,
+        name: &str,
+        scenario: Option<String>,
+        environment: Option<String>,
+        objectives: Objectives,
+        roles: Vec<(String, String)>,
+    ) -> io::Result<Journal> {
+        let j = Journal { path: path.to_path_buf(), drill: id, by: by.into() };
+        j.append(Kind::DrillStarted { name: name.into(), scenario, environment, objectives, roles })?;
+        Ok(j)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn drill_id(&self) -> &str {
+        &self.drill
+    }
+
+    pub fn event(&self, kind: Kind) -> Event {
+        Event { ts: Ts::now(), drill: self.drill.clone(), by: self.by.clone(), kind }
+    }
+
+    /// Append one event.
+    pub fn append(&self, kind: Kind) -> io::Result<Event> {
+        let e = self.event(kind);
+        self.write_events(std::slice::from_ref(&e), false)?;
+        Ok(e)
+    }
+
+    /// Append one event and fsync it before returning: for fault plans, written ahead of the fault.
+    pub fn append_durable(&self, kind: Kind) -> io::Result<Event> {
+        let e = self.event(kind);
+        self.write_events(std::slice::from_ref(&e), true)?;
+        Ok(e)
+    }
+
+    /// Append prepared events in one write (sampler batches).
+    pub fn write_events(&self, events: &[Event], durable: bool) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(events.len() * 128);
+        for e in events {
+            serde_json::to_writer(&mut buf, e).map_err(io::Error::other)?;
+            buf.push(b'\n');
+        }
+        append_bytes(&self.path, &buf, durable)
+    }
+}
+
+/// Append whole lines under an exclusive advisory lock, as one `write` with `O_APPEND`. When the
+/// file does not end in a newline (a writer died mid-line), a newline is written first so the torn
+/// line stays alone and readers can skip it.
+fn append_bytes(path: &Path, lines: &[u8], durable: bool) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+    let locked = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| io::Error::from(errno))?;
+    let file: &File = &locked;
+    let len = file.metadata()?.len();
+    let mut buf = Vec::with_capacity(lines.len() + 1);
+    if len > 0 {
+        let mut last = [0u8; 1];
+        file.read_exact_at(&mut last, len - 1)?;
+        if last[0] != b'\n' {
+            buf.push(b'\n');
+        }
+    }
+    buf.extend_from_slice(lines);
+    let mut w: &File = file;
+    w.write_all(&buf)?;
+    if durable {
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
+/// Read every event; damaged lines are collected, not fatal. A missing file is an empty journal.
+pub fn read(path: &Path) -> io::Result<Contents> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Contents::default()),
+        Err(e) => return Err(e),
+    };
+    Ok(parse(&bytes))
+}
+
+/// Parse journal bytes (see [`read`]).
+pub fn parse(bytes: &[u8]) -> Contents {
+    let mut out = Contents::default();
+    let text = String::from_utf8_lossy(bytes);
+    let ends_clean = text.ends_with('\n');
+    let lines: Vec<&str> = text.split('\n').collect();
+    let count = lines.len();
+    for (i, line) in lines.into_iter().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let last_unterminated = i + 1 == count && !ends_clean;
+        match serde_json::from_str::<Event>(line) {
+            Ok(e) => out.events.push(e),
+            Err(_) if last_unterminated => out.damaged.push(Damage {
+                line: n,
+                reason: "torn last line (a writer stopped mid-write); skipped".into(),
+            }),
+            Err(e) => out.damaged.push(Damage { line: n, reason: describe_bad_line(line, &e) }),
+        }
+    }
+    out
+}
+
+fn describe_bad_line(line: &str, e: &serde_json::Error) -> String {
+    // A well-formed object with an event kind we do not know comes from a newer drillkit.
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+        if let Some(kind) = v.get("event").and_then(|k| k.as_str()) {
+            return format!("event '{kind}' is unknown to this version ({e}); skipped");
+        }
+    }
+    format!("not a journal event ({e}); skipped")
+}
+
+/// Warn on stderr about damaged lines, once per read.
+pub fn warn_damage(path: &Path, contents: &Contents) {
+    for d in &contents.damaged {
+        tracing::warn!("{}:{}: {}", path.display(), d.line, d.reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal(dir: &Path) -> Journal {
+        Journal::start_with_id(&dir.join("j.jsonl"), "test", "d1".into(), "demo", None, None, Objectives::default(), vec![])
+            .expect("start")
+    }
+
+    #[test]
+    fn events_round_trip_with_microseconds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = journal(dir.path());
+        let e = j.append(Kind::Note { message: "hi".into() }).expect("append");
+        let c = read(j.path()).expect("read");
+        assert_eq!(c.events.len(), 2);
+        assert_eq!(c.events[1], e);
+        assert!(c.damaged.is_empty());
+        let raw = std::fs::read_to_string(j.path()).expect("raw");
+        assert!(raw.contains(r#""event":"note""#), "{raw}");
+        assert_eq!(e.ts.to_rfc3339().len(), "2026-11-26T11:06:30.123456Z".len());
+    }
+
+    #[test]
+    fn torn_last_line_is_skipped_and_next_append_starts_a_new_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = journal(dir.path());
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(j.path())
+            .and_then(|mut f| f.write_all(br#"{"ts":"2026-11-26T11:0"#))
+            .expect("tear");
+        let c = read(j.path()).expect("read");
+        assert_eq!(c.events.len(), 1);
+        assert_eq!(c.damaged.len(), 1);
+        assert!(c.damaged[0].reason.contains("torn"));
+        j.append(Kind::Note { message: "after".into() }).expect("append");
+        let c = read(j.path()).expect("read");
+        assert_eq!(c.events.len(), 2, "{:?}", c.damaged);
+        assert_eq!(c.damaged.len(), 1);
+        assert!(c.damaged[0].reason.contains("not a journal event"));
+    }
+
+    #[test]
+    fn unknown_event_kinds_are_reported_not_fatal() {
+        let c = parse(
+            br#"{"ts":"2026-11-26T11:06:30.000001Z","drill":"d","by":"x","event":"from_the_future","x":1}
+{"ts":"2026-11-26T11:06:30.000002Z","drill":"d","by":"x","event":"note","message":"ok"}
+"#,
+        );
+        assert_eq!(c.events.len(), 1);
+        assert!(c.damaged[0].reason.contains("from_the_future"), "{:?}", c.damaged);
+    }
+
+    #[test]
+    fn open_faults_are_planned_minus_reverted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = journal(dir.path());
+        for id in ["a", "b"] {
+            j.append_durable(Kind::FaultPlanned {
+                id: id.into(),
+                action: "stop".into(),
+                target: "c".into(),
+                undo: Undo::DockerStart { id: "x".into(), name: "c".into() },
+                duration_s: None,
+            })
+            .expect("plan");
+        }
+        j.append(Kind::FaultApplied { id: "a".into() }).expect("applied");
+        j.append(Kind::FaultReverted { id: "b".into(), how: "started".into() }).expect("reverted");
+        let open = read(j.path()).expect("read").open_faults();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].id, "a");
+        assert!(open[0].applied);
+    }
+
+    #[test]
+    fn concurrent_writers_never_interleave() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let j = journal(dir.path());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let j = j.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        let samples = (0..20)
+                            .map(|k| Sample { t: Ts::now(), ok: k % 2 == 0, ms: 1.5, err: Some(format!("e{t}-{i}-{k}")) })
+                            .collect();
+                        j.append(Kind::Samples { source: format!("t{t}"), samples }).expect("append");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("join");
+        }
+        let c = read(j.path()).expect("read");
+        assert!(c.damaged.is_empty(), "{:?}", &c.damaged[..c.damaged.len().min(3)]);
+        assert_eq!(c.events.len(), 1 + 8 * 200);
+    }
+}
