@@ -206,6 +206,8 @@ pub enum Kind {
     Note {
         message: String,
     },
+    // --- canary events (owned by src/canary.rs) ---
+    // --- end canary events ---
 }
 
 /// A line the reader could not use.

@@ -2,3 +2,4 @@
 //! the domain modules so the domain can be used and tested without clap.
 
 pub mod common;
+pub mod verify_backup;

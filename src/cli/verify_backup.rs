@@ -1,0 +1,1 @@
+//! `verify-backup` flags (owned by the verify-backup work).

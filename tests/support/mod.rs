@@ -1,0 +1,4 @@
+//! Shared test support: run the real binaries, make real services.
+#![allow(dead_code)]
+
+pub mod cmd;
