@@ -4,8 +4,11 @@
 
 pub mod actions;
 pub mod backup;
+pub mod canary;
 pub mod cli;
 pub mod exit;
 pub mod journal;
+pub mod probe;
 pub mod redact;
+pub mod signal;
 pub mod units;

@@ -1,0 +1,1 @@
+//! Canary writer for measured RPO (owned by the PostgreSQL work).

@@ -1,0 +1,1 @@
+//! `measure-rto canary` flags (owned by the PostgreSQL work).

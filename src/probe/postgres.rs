@@ -1,0 +1,1 @@
+//! PostgreSQL probe (owned by the PostgreSQL work).
