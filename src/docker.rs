@@ -1,0 +1,80 @@
+//! The Docker engine, through its API (bollard): connecting with a clear error, and the few
+//! container facts drillkit needs (state, main pid, health, labels).
+
+use crate::exit::Failure;
+use bollard::Docker;
+use bollard::models::ContainerInspectResponse;
+
+/// Where the engine is expected: `DOCKER_HOST` or the default socket.
+pub fn address() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+}
+
+/// Connect and negotiate the API version (engines as old as 20.10 answer); exit 3 when unreachable.
+pub async fn connect() -> Result<Docker, Failure> {
+    let addr = address();
+    let unreachable = |e: &dyn std::fmt::Display| {
+        Failure::env(anyhow::anyhow!("cannot reach Docker at {addr}: {e} (is dockerd running? set DOCKER_HOST to point elsewhere)"))
+    };
+    let docker = Docker::connect_with_local_defaults().map_err(|e| unreachable(&e))?;
+    let docker = tokio::time::timeout(std::time::Duration::from_secs(10), docker.negotiate_version())
+        .await
+        .map_err(|_| unreachable(&"no answer within 10s"))?
+        .map_err(|e| unreachable(&e))?;
+    Ok(docker)
+}
+
+/// What drillkit reads from `docker inspect`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerFacts {
+    pub id: String,
+    pub name: String,
+    pub running: bool,
+    pub paused: bool,
+    pub restarting: bool,
+    pub pid: i64,
+    pub health: Option<String>,
+    pub restart_policy: Option<String>,
+    pub status: String,
+}
+
+impl ContainerFacts {
+    pub fn from_inspect(c: &ContainerInspectResponse) -> ContainerFacts {
+        let state = c.state.as_ref();
+        ContainerFacts {
+            id: c.id.clone().unwrap_or_default(),
+            name: c.name.clone().unwrap_or_default().trim_start_matches('/').to_string(),
+            running: state.and_then(|s| s.running).unwrap_or(false),
+            paused: state.and_then(|s| s.paused).unwrap_or(false),
+            restarting: state.and_then(|s| s.restarting).unwrap_or(false),
+            pid: state.and_then(|s| s.pid).unwrap_or(0),
+            health: state
+                .and_then(|s| s.health.as_ref())
+                .and_then(|h| h.status.as_ref())
+                .map(|s| s.to_string()),
+            restart_policy: c
+                .host_config
+                .as_ref()
+                .and_then(|h| h.restart_policy.as_ref())
+                .and_then(|p| p.name.as_ref())
+                .map(|n| n.to_string()),
+            status: state.and_then(|s| s.status.as_ref()).map(|s| s.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Inspect one container; a missing one is exit 3 naming it.
+pub async fn inspect(docker: &Docker, name: &str) -> Result<ContainerFacts, Failure> {
+    match docker.inspect_container(name, None).await {
+        Ok(c) => Ok(ContainerFacts::from_inspect(&c)),
+        Err(e) if is_not_found(&e) => Err(Failure::env(anyhow::anyhow!("no such container: {name}"))),
+        Err(e) => Err(Failure::env(anyhow::anyhow!("cannot inspect container {name}: {e}"))),
+    }
+}
+
+pub fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
