@@ -1,1 +1,4 @@
-fn main() {}
+//! `verify-backup`: check backup files in one read each and prove a dump restores.
+fn main() -> std::process::ExitCode {
+    drillkit::cli::verify_backup::main()
+}

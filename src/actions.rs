@@ -11,12 +11,16 @@ static ANNOTATIONS: AtomicUsize = AtomicUsize::new(0);
 
 /// True when running as a GitHub Actions step.
 pub fn active() -> bool {
-    std::env::var("GITHUB_ACTIONS").map(|v| v == "true").unwrap_or(false)
+    std::env::var("GITHUB_ACTIONS")
+        .map(|v| v == "true")
+        .unwrap_or(false)
 }
 
 /// Escape data for a workflow command (`%`, CR, LF).
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escape a property value (also `:` and `,`).
@@ -68,18 +72,25 @@ impl Drop for Group {
 }
 
 fn env_file(var: &str) -> Option<PathBuf> {
-    std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Write `name=value` pairs to `GITHUB_OUTPUT`; multi-line values use a random delimiter that
 /// does not occur in the value. Returns false when not under Actions.
 pub fn set_outputs(pairs: &[(&str, String)]) -> std::io::Result<bool> {
-    let Some(path) = env_file("GITHUB_OUTPUT") else { return Ok(false) };
+    let Some(path) = env_file("GITHUB_OUTPUT") else {
+        return Ok(false);
+    };
     let mut buf = String::new();
     for (name, value) in pairs {
         buf.push_str(&format_output(name, value));
     }
-    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
     f.write_all(buf.as_bytes())?;
     Ok(true)
 }
@@ -106,19 +117,29 @@ pub const SUMMARY_LIMIT: usize = 1024 * 1024;
 /// Append Markdown to `GITHUB_STEP_SUMMARY`, cut to stay under the runner's 1 MiB limit.
 /// Returns false when not under Actions.
 pub fn append_summary(markdown: &str) -> std::io::Result<bool> {
-    let Some(path) = env_file("GITHUB_STEP_SUMMARY") else { return Ok(false) };
-    let existing = std::fs::metadata(&path).map(|m| m.len() as usize).unwrap_or(0);
+    let Some(path) = env_file("GITHUB_STEP_SUMMARY") else {
+        return Ok(false);
+    };
+    let existing = std::fs::metadata(&path)
+        .map(|m| m.len() as usize)
+        .unwrap_or(0);
     let room = SUMMARY_LIMIT.saturating_sub(existing).saturating_sub(256);
     let text = if markdown.len() > room {
         let mut cut = room;
         while cut > 0 && !markdown.is_char_boundary(cut) {
             cut -= 1;
         }
-        format!("{}\n\n… (cut: the step summary is limited to 1 MiB; see the report artifact)\n", &markdown[..cut])
+        format!(
+            "{}\n\n… (cut: the step summary is limited to 1 MiB; see the report artifact)\n",
+            &markdown[..cut]
+        )
     } else {
         markdown.to_string()
     };
-    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
     f.write_all(text.as_bytes())?;
     f.write_all(b"\n")?;
     Ok(true)

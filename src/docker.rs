@@ -2,8 +2,8 @@
 //! container facts drillkit needs (state, main pid, health, labels).
 
 use crate::exit::Failure;
-use bollard::Docker;
 use bollard::models::ContainerInspectResponse;
+use bollard::Docker;
 
 /// Where the engine is expected: `DOCKER_HOST` or the default socket.
 pub fn address() -> String {
@@ -20,10 +20,13 @@ pub async fn connect() -> Result<Docker, Failure> {
         Failure::env(anyhow::anyhow!("cannot reach Docker at {addr}: {e} (is dockerd running? set DOCKER_HOST to point elsewhere)"))
     };
     let docker = Docker::connect_with_local_defaults().map_err(|e| unreachable(&e))?;
-    let docker = tokio::time::timeout(std::time::Duration::from_secs(10), docker.negotiate_version())
-        .await
-        .map_err(|_| unreachable(&"no answer within 10s"))?
-        .map_err(|e| unreachable(&e))?;
+    let docker = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        docker.negotiate_version(),
+    )
+    .await
+    .map_err(|_| unreachable(&"no answer within 10s"))?
+    .map_err(|e| unreachable(&e))?;
     Ok(docker)
 }
 
@@ -46,7 +49,12 @@ impl ContainerFacts {
         let state = c.state.as_ref();
         ContainerFacts {
             id: c.id.clone().unwrap_or_default(),
-            name: c.name.clone().unwrap_or_default().trim_start_matches('/').to_string(),
+            name: c
+                .name
+                .clone()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
             running: state.and_then(|s| s.running).unwrap_or(false),
             paused: state.and_then(|s| s.paused).unwrap_or(false),
             restarting: state.and_then(|s| s.restarting).unwrap_or(false),
@@ -61,7 +69,10 @@ impl ContainerFacts {
                 .and_then(|h| h.restart_policy.as_ref())
                 .and_then(|p| p.name.as_ref())
                 .map(|n| n.to_string()),
-            status: state.and_then(|s| s.status.as_ref()).map(|s| s.to_string()).unwrap_or_default(),
+            status: state
+                .and_then(|s| s.status.as_ref())
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
         }
     }
 }
@@ -70,11 +81,21 @@ impl ContainerFacts {
 pub async fn inspect(docker: &Docker, name: &str) -> Result<ContainerFacts, Failure> {
     match docker.inspect_container(name, None).await {
         Ok(c) => Ok(ContainerFacts::from_inspect(&c)),
-        Err(e) if is_not_found(&e) => Err(Failure::env(anyhow::anyhow!("no such container: {name}"))),
-        Err(e) => Err(Failure::env(anyhow::anyhow!("cannot inspect container {name}: {e}"))),
+        Err(e) if is_not_found(&e) => {
+            Err(Failure::env(anyhow::anyhow!("no such container: {name}")))
+        }
+        Err(e) => Err(Failure::env(anyhow::anyhow!(
+            "cannot inspect container {name}: {e}"
+        ))),
     }
 }
 
 pub fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }

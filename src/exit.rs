@@ -34,7 +34,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: Code, error: impl Into<anyhow::Error>) -> Self {
-        Failure { code, error: error.into() }
+        Failure {
+            code,
+            error: error.into(),
+        }
     }
     pub fn bad_input(error: impl Into<anyhow::Error>) -> Self {
         Self::new(Code::BadInput, error)

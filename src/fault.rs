@@ -62,15 +62,26 @@ pub struct Step {
 
 impl Step {
     pub fn describe(&self) -> String {
-        format!("{} {}: {} (undo: {})", self.action.as_str(), self.target.describe(), self.call, describe_undo(&self.undo))
+        format!(
+            "{} {}: {} (undo: {})",
+            self.action.as_str(),
+            self.target.describe(),
+            self.call,
+            describe_undo(&self.undo)
+        )
     }
 }
 
 pub fn describe_undo(u: &Undo) -> String {
     match u {
         Undo::Nothing { reason } => format!("nothing: {reason}"),
-        Undo::DockerStart { name, id } => format!("POST /containers/{}/start if {name} is not running", short(id)),
-        Undo::DockerUnpause { name, id } => format!("POST /containers/{}/unpause if {name} is paused", short(id)),
+        Undo::DockerStart { name, id } => format!(
+            "POST /containers/{}/start if {name} is not running",
+            short(id)
+        ),
+        Undo::DockerUnpause { name, id } => {
+            format!("POST /containers/{}/unpause if {name} is paused", short(id))
+        }
         Undo::ProcessContinue { pid, .. } => format!("SIGCONT to pid {pid}"),
         Undo::Manual { hint } => format!("manual: {hint}"),
     }
@@ -85,10 +96,16 @@ fn plan_one(target: &Target, opts: &Options) -> Result<Step, Failure> {
     let t = opts.stop_timeout.as_secs();
     let (call, undo) = match target {
         Target::Container { id, name } => {
-            let start = Undo::DockerStart { id: id.clone(), name: name.clone() };
+            let start = Undo::DockerStart {
+                id: id.clone(),
+                name: name.clone(),
+            };
             let s = short(id);
             match opts.action {
-                Action::Crash => (format!("kill(<State.Pid of {s}>, SIGKILL) from the host"), start),
+                Action::Crash => (
+                    format!("kill(<State.Pid of {s}>, SIGKILL) from the host"),
+                    start,
+                ),
                 Action::Stop => (format!("POST /containers/{s}/stop?t={t}"), start),
                 Action::Kill => {
                     let sig = opts.signal.unwrap_or(Signal::SIGKILL);
@@ -96,23 +113,46 @@ fn plan_one(target: &Target, opts: &Options) -> Result<Step, Failure> {
                 }
                 Action::Pause => (
                     format!("POST /containers/{s}/pause"),
-                    Undo::DockerUnpause { id: id.clone(), name: name.clone() },
+                    Undo::DockerUnpause {
+                        id: id.clone(),
+                        name: name.clone(),
+                    },
                 ),
                 Action::Restart => (format!("POST /containers/{s}/restart?t={t}"), start),
             }
         }
-        Target::Process { pid, start_time, name } => {
-            let manual = |what: &str| Undo::Manual {
+        Target::Process {
+            pid,
+            start_time,
+            name,
+        } => {
+            let manual = |what: &str| {
+                Undo::Manual {
                 hint: format!("{what} process {name} (pid {pid}) cannot be started again by a signal; the scenario's restore step or its supervisor must"),
+            }
             };
             match opts.action {
-                Action::Crash => (format!("kill({pid}, SIGKILL)"), Undo::Nothing { reason: "a crash is recovered by the process supervisor".into() }),
-                Action::Stop => (format!("kill({pid}, SIGTERM), SIGKILL after {t}s"), manual("a stopped")),
+                Action::Crash => (
+                    format!("kill({pid}, SIGKILL)"),
+                    Undo::Nothing {
+                        reason: "a crash is recovered by the process supervisor".into(),
+                    },
+                ),
+                Action::Stop => (
+                    format!("kill({pid}, SIGTERM), SIGKILL after {t}s"),
+                    manual("a stopped"),
+                ),
                 Action::Kill => {
                     let sig = opts.signal.unwrap_or(Signal::SIGKILL);
                     (format!("kill({pid}, {sig})"), manual("a killed"))
                 }
-                Action::Pause => (format!("kill({pid}, SIGSTOP)"), Undo::ProcessContinue { pid: *pid, start_time: *start_time }),
+                Action::Pause => (
+                    format!("kill({pid}, SIGSTOP)"),
+                    Undo::ProcessContinue {
+                        pid: *pid,
+                        start_time: *start_time,
+                    },
+                ),
                 Action::Restart => {
                     return Err(Failure::bad_input(anyhow::anyhow!(
                         "restart applies to containers; for a process use stop and a restore step"
@@ -121,7 +161,12 @@ fn plan_one(target: &Target, opts: &Options) -> Result<Step, Failure> {
             }
         }
     };
-    Ok(Step { target: target.clone(), action: opts.action, call, undo })
+    Ok(Step {
+        target: target.clone(),
+        action: opts.action,
+        call,
+        undo,
+    })
 }
 
 /// Applies planned steps, journal first.
@@ -149,7 +194,10 @@ impl Injector<'_> {
             }
             Err(e) => {
                 let msg = format!("{:#}", e.error);
-                self.journal.append(Kind::FaultFailed { id: id.clone(), error: msg })?;
+                self.journal.append(Kind::FaultFailed {
+                    id: id.clone(),
+                    error: msg,
+                })?;
                 let open = OpenFault {
                     id: id.clone(),
                     drill: self.journal.drill_id().into(),
@@ -170,33 +218,63 @@ impl Injector<'_> {
         let t = i32::try_from(opts.stop_timeout.as_secs()).unwrap_or(i32::MAX);
         match &step.target {
             Target::Container { id, name } => {
-                let docker = self.docker.ok_or_else(|| Failure::env(anyhow::anyhow!("container targets need Docker")))?;
-                let api = |e: bollard::errors::Error| Failure::env(anyhow::anyhow!("{} container {name}: {e}", step.action.as_str()));
+                let docker = self.docker.ok_or_else(|| {
+                    Failure::env(anyhow::anyhow!("container targets need Docker"))
+                })?;
+                let api = |e: bollard::errors::Error| {
+                    Failure::env(anyhow::anyhow!(
+                        "{} container {name}: {e}",
+                        step.action.as_str()
+                    ))
+                };
                 match step.action {
                     Action::Crash => crash_container(docker, id, name).await?,
                     Action::Stop => docker
-                        .stop_container(id, Some(bollard::query_parameters::StopContainerOptions { t: Some(t), signal: None }))
+                        .stop_container(
+                            id,
+                            Some(bollard::query_parameters::StopContainerOptions {
+                                t: Some(t),
+                                signal: None,
+                            }),
+                        )
                         .await
                         .map_err(api)?,
                     Action::Kill => {
                         let signal = opts.signal.unwrap_or(Signal::SIGKILL).as_str().to_string();
                         docker
-                            .kill_container(id, Some(bollard::query_parameters::KillContainerOptions { signal }))
+                            .kill_container(
+                                id,
+                                Some(bollard::query_parameters::KillContainerOptions { signal }),
+                            )
                             .await
                             .map_err(api)?
                     }
                     Action::Pause => docker.pause_container(id).await.map_err(api)?,
                     Action::Restart => docker
-                        .restart_container(id, Some(bollard::query_parameters::RestartContainerOptions { t: Some(t), signal: None }))
+                        .restart_container(
+                            id,
+                            Some(bollard::query_parameters::RestartContainerOptions {
+                                t: Some(t),
+                                signal: None,
+                            }),
+                        )
                         .await
                         .map_err(api)?,
                 }
             }
-            Target::Process { pid, start_time, name } => {
+            Target::Process {
+                pid,
+                start_time,
+                name,
+            } => {
                 if !crate::process::is_same(*pid, *start_time) {
-                    return Err(Failure::env(anyhow::anyhow!("process {name} (pid {pid}) is gone")));
+                    return Err(Failure::env(anyhow::anyhow!(
+                        "process {name} (pid {pid}) is gone"
+                    )));
                 }
-                let send = |s: Signal| crate::process::signal(*pid, s).map_err(|e| Failure::env(anyhow::anyhow!(e)));
+                let send = |s: Signal| {
+                    crate::process::signal(*pid, s).map_err(|e| Failure::env(anyhow::anyhow!(e)))
+                };
                 match step.action {
                     Action::Crash => send(Signal::SIGKILL)?,
                     Action::Kill => send(opts.signal.unwrap_or(Signal::SIGKILL))?,
@@ -204,15 +282,23 @@ impl Injector<'_> {
                     Action::Stop => {
                         send(Signal::SIGTERM)?;
                         let deadline = tokio::time::Instant::now() + opts.stop_timeout;
-                        while crate::process::is_same(*pid, *start_time) && tokio::time::Instant::now() < deadline {
+                        while crate::process::is_same(*pid, *start_time)
+                            && tokio::time::Instant::now() < deadline
+                        {
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                         if crate::process::is_same(*pid, *start_time) {
-                            tracing::warn!("{name} (pid {pid}) still running after SIGTERM; sending SIGKILL");
+                            tracing::warn!(
+                                "{name} (pid {pid}) still running after SIGTERM; sending SIGKILL"
+                            );
                             send(Signal::SIGKILL)?;
                         }
                     }
-                    Action::Restart => return Err(Failure::bad_input(anyhow::anyhow!("restart applies to containers"))),
+                    Action::Restart => {
+                        return Err(Failure::bad_input(anyhow::anyhow!(
+                            "restart applies to containers"
+                        )))
+                    }
                 }
             }
         }
@@ -226,7 +312,10 @@ impl Injector<'_> {
 async fn crash_container(docker: &bollard::Docker, id: &str, name: &str) -> Result<(), Failure> {
     let facts = crate::docker::inspect(docker, id).await?;
     if !facts.running || facts.pid <= 0 {
-        return Err(Failure::env(anyhow::anyhow!("container {name} is not running ({}); nothing to crash", facts.status)));
+        return Err(Failure::env(anyhow::anyhow!(
+            "container {name} is not running ({}); nothing to crash",
+            facts.status
+        )));
     }
     if !crate::docker::address().starts_with("unix://") {
         return Err(Failure::env(anyhow::anyhow!(
@@ -234,28 +323,45 @@ async fn crash_container(docker: &bollard::Docker, id: &str, name: &str) -> Resu
             crate::docker::address()
         )));
     }
-    let pid = i32::try_from(facts.pid).map_err(|_| Failure::env(anyhow::anyhow!("bad pid {}", facts.pid)))?;
+    let pid = i32::try_from(facts.pid)
+        .map_err(|_| Failure::env(anyhow::anyhow!("bad pid {}", facts.pid)))?;
     crate::process::signal(pid, Signal::SIGKILL).map_err(|e| {
-        Failure::env(anyhow::anyhow!("{e} (crash needs root on the Docker host, in its pid namespace)"))
+        Failure::env(anyhow::anyhow!(
+            "{e} (crash needs root on the Docker host, in its pid namespace)"
+        ))
     })
 }
 
 /// Undo one open fault and record it. Idempotent: undoing what is already undone succeeds.
-pub async fn revert(journal: &Journal, docker: Option<&bollard::Docker>, f: &OpenFault) -> Result<String, Failure> {
+pub async fn revert(
+    journal: &Journal,
+    docker: Option<&bollard::Docker>,
+    f: &OpenFault,
+) -> Result<String, Failure> {
     let result = revert_now(docker, &f.undo).await;
     match &result {
         Ok(how) => {
-            journal.append(Kind::FaultReverted { id: f.id.clone(), how: how.clone() })?;
+            journal.append(Kind::FaultReverted {
+                id: f.id.clone(),
+                how: how.clone(),
+            })?;
         }
         Err(e) => {
-            journal.append(Kind::RevertFailed { id: f.id.clone(), error: format!("{:#}", e.error) })?;
+            journal.append(Kind::RevertFailed {
+                id: f.id.clone(),
+                error: format!("{:#}", e.error),
+            })?;
         }
     }
     result
 }
 
 async fn revert_now(docker: Option<&bollard::Docker>, undo: &Undo) -> Result<String, Failure> {
-    let need_docker = || docker.ok_or_else(|| Failure::env(anyhow::anyhow!("reverting a container fault needs Docker")));
+    let need_docker = || {
+        docker.ok_or_else(|| {
+            Failure::env(anyhow::anyhow!("reverting a container fault needs Docker"))
+        })
+    };
     match undo {
         Undo::Nothing { reason } => Ok(format!("nothing to undo ({reason})")),
         Undo::Manual { hint } => {
@@ -266,7 +372,11 @@ async fn revert_now(docker: Option<&bollard::Docker>, undo: &Undo) -> Result<Str
             let docker = need_docker()?;
             let facts = match crate::docker::inspect(docker, id).await {
                 Ok(f) => f,
-                Err(_) => return Ok(format!("container {name} no longer exists; nothing to start")),
+                Err(_) => {
+                    return Ok(format!(
+                        "container {name} no longer exists; nothing to start"
+                    ))
+                }
             };
             if facts.paused {
                 docker
@@ -288,7 +398,11 @@ async fn revert_now(docker: Option<&bollard::Docker>, undo: &Undo) -> Result<Str
             let docker = need_docker()?;
             let facts = match crate::docker::inspect(docker, id).await {
                 Ok(f) => f,
-                Err(_) => return Ok(format!("container {name} no longer exists; nothing to unpause")),
+                Err(_) => {
+                    return Ok(format!(
+                        "container {name} no longer exists; nothing to unpause"
+                    ))
+                }
             };
             if !facts.paused {
                 return Ok(format!("{name} not paused"));
@@ -303,15 +417,41 @@ async fn revert_now(docker: Option<&bollard::Docker>, undo: &Undo) -> Result<Str
             if !crate::process::is_same(*pid, *start_time) {
                 return Ok(format!("pid {pid} is gone; nothing to continue"));
             }
-            crate::process::signal(*pid, Signal::SIGCONT).map_err(|e| Failure::env(anyhow::anyhow!(e)))?;
+            crate::process::signal(*pid, Signal::SIGCONT)
+                .map_err(|e| Failure::env(anyhow::anyhow!(e)))?;
             Ok(format!("sent SIGCONT to pid {pid}"))
         }
     }
 }
 
+/// Revert one open fault by id with an existing Docker client (timed reverts).
+pub async fn revert_open_with(
+    journal: &Journal,
+    docker: Option<&bollard::Docker>,
+    id: Option<&str>,
+) -> Result<(), Failure> {
+    let contents = crate::journal::read(journal.path())?;
+    for f in contents
+        .open_faults()
+        .iter()
+        .filter(|f| id.is_none_or(|i| f.id == i))
+    {
+        let how = revert(journal, docker, f).await?;
+        crate::cli::common::say(&format!(
+            "reverted {} {} {}: {how}",
+            f.id, f.action, f.target
+        ));
+    }
+    Ok(())
+}
+
 /// Revert every open fault in the journal (optionally only one drill's or one id). Returns the
 /// number reverted and the errors; connects to Docker only when a container fault is open.
-pub async fn revert_open(journal: &Journal, only_drill: Option<&str>, only_id: Option<&str>) -> Result<(usize, Vec<String>), Failure> {
+pub async fn revert_open(
+    journal: &Journal,
+    only_drill: Option<&str>,
+    only_id: Option<&str>,
+) -> Result<(usize, Vec<String>), Failure> {
     let contents = crate::journal::read(journal.path())?;
     crate::journal::warn_damage(journal.path(), &contents);
     let open: Vec<OpenFault> = contents
@@ -320,15 +460,27 @@ pub async fn revert_open(journal: &Journal, only_drill: Option<&str>, only_id: O
         .filter(|f| only_drill.is_none_or(|d| f.drill == d))
         .filter(|f| only_id.is_none_or(|i| f.id == i))
         .collect();
-    let needs_docker = open.iter().any(|f| matches!(f.undo, Undo::DockerStart { .. } | Undo::DockerUnpause { .. }));
-    let docker = if needs_docker { Some(crate::docker::connect().await?) } else { None };
+    let needs_docker = open.iter().any(|f| {
+        matches!(
+            f.undo,
+            Undo::DockerStart { .. } | Undo::DockerUnpause { .. }
+        )
+    });
+    let docker = if needs_docker {
+        Some(crate::docker::connect().await?)
+    } else {
+        None
+    };
     let mut done = 0;
     let mut errors = Vec::new();
     // Newest first: undo in the reverse order of doing.
     for f in open.iter().rev() {
         match revert(journal, docker.as_ref(), f).await {
             Ok(how) => {
-                crate::cli::common::say(&format!("reverted {} {} {}: {how}", f.id, f.action, f.target));
+                crate::cli::common::say(&format!(
+                    "reverted {} {} {}: {how}",
+                    f.id, f.action, f.target
+                ));
                 done += 1;
             }
             Err(e) => errors.push(format!("{} {} {}: {:#}", f.id, f.action, f.target, e.error)),

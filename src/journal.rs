@@ -100,6 +100,36 @@ pub struct ProbeFailure {
     pub error: String,
 }
 
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Latency {
+    pub count: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    pub fn of(values: &mut [f64]) -> Latency {
+        if values.is_empty() {
+            return Latency::default();
+        }
+        values.sort_by(|a, b| a.total_cmp(b));
+        let pick = |q: f64| {
+            let idx = ((values.len() as f64 * q).ceil() as usize).clamp(1, values.len()) - 1;
+            values[idx]
+        };
+        Latency {
+            count: values.len() as u64,
+            p50: pick(0.50),
+            p95: pick(0.95),
+            p99: pick(0.99),
+            max: values[values.len() - 1],
+        }
+    }
+}
+
 /// Objectives a drill is measured against (from the scenario or `measure-rto` flags).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Objectives {
@@ -166,14 +196,19 @@ pub enum Kind {
     },
     RecoveryFirstSuccess {},
     RecoveryStable {
-        /// Seconds from `recovery_started` until the first of the consecutive successes.
-        waited_s: f64,
-        /// Latency percentiles of every probe request made while waiting, in ms.
+        /// Best estimate of when the system came back: midway between the last failing round
+        /// and the first round of the passing streak (the first round, if none failed).
+        recovered_at: Ts,
+        /// Half the gap between the last failing round and the first passing one: how far
+        /// `recovered_at` may be off.
         #[serde(default)]
-        latency_ms: Vec<f64>,
+        uncertainty_s: f64,
+        /// Probe latency over every request made while waiting.
+        latency: Latency,
     },
     RecoveryTimeout {
         failures: Vec<ProbeFailure>,
+        latency: Latency,
     },
     WatchStarted {
         source: String,
@@ -207,6 +242,58 @@ pub enum Kind {
         message: String,
     },
     // --- canary events (owned by src/canary.rs) ---
+    /// The canary writer created its table and starts writing; `run` tags its other events.
+    CanaryStarted {
+        run: String,
+        target: String,
+        table: String,
+        interval_ms: u64,
+    },
+    /// The canary (re)connected; `server` is the address and port that answered.
+    CanaryConnected {
+        run: String,
+        server: String,
+    },
+    /// Acknowledged canary commits, batched (one line about every 250 ms, never one per write).
+    CanaryAcks {
+        run: String,
+        acks: Vec<crate::canary::Ack>,
+    },
+    /// Writes (or reconnects) started failing; `seq` is the first write that was not acknowledged.
+    CanaryFailing {
+        run: String,
+        seq: u64,
+        error: String,
+    },
+    /// Writes are acknowledged again after `failed` attempts over `outage_s` seconds.
+    CanaryResumed {
+        run: String,
+        failed: u64,
+        outage_s: f64,
+    },
+    /// Read-back from the current primary: which acknowledged writes survived. `lost` holds
+    /// inclusive ranges of lost sequence numbers.
+    CanaryVerified {
+        run: String,
+        acknowledged: u64,
+        survived: u64,
+        lost: Vec<[u64; 2]>,
+        /// Rows present whose commit was never acknowledged (in flight when the connection broke).
+        unacknowledged_present: u64,
+        server: String,
+        in_recovery: bool,
+    },
+    CanaryVerifyFailed {
+        run: String,
+        error: String,
+    },
+    CanaryStopped {
+        run: String,
+        reason: String,
+        attempted: u64,
+        acknowledged: u64,
+        table_dropped: bool,
+    },
     // --- end canary events ---
 }
 
@@ -253,7 +340,13 @@ impl Contents {
         let mut open: Vec<OpenFault> = Vec::new();
         for e in &self.events {
             match &e.kind {
-                Kind::FaultPlanned { id, action, target, undo, .. } => open.push(OpenFault {
+                Kind::FaultPlanned {
+                    id,
+                    action,
+                    target,
+                    undo,
+                    ..
+                } => open.push(OpenFault {
                     id: id.clone(),
                     drill: e.drill.clone(),
                     action: action.clone(),
@@ -311,7 +404,11 @@ pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
 /// A fresh drill id: the start time and a random suffix, e.g. `20261126T110630Z-3f9a`.
 pub fn new_drill_id() -> String {
     let now = Utc::now();
-    format!("{}-{:04x}", now.format("%Y%m%dT%H%M%SZ"), rand::random::<u16>())
+    format!(
+        "{}-{:04x}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        rand::random::<u16>()
+    )
 }
 
 impl Journal {
@@ -322,9 +419,31 @@ impl Journal {
         let existing = read(path)?;
         let known = |id: &str| existing.events.iter().any(|e| e.drill == id);
         match env_id.or_else(|| existing.current_drill()) {
-            Some(id) if known(&id) => Ok(Journal { path: path.to_path_buf(), drill: id, by: by.into() }),
-            Some(id) => Journal::start_with_id(path, by, id, name, None, None, Objectives::default(), vec![]),
-            None => Journal::start_with_id(path, by, new_drill_id(), name, None, None, Objectives::default(), vec![]),
+            Some(id) if known(&id) => Ok(Journal {
+                path: path.to_path_buf(),
+                drill: id,
+                by: by.into(),
+            }),
+            Some(id) => Journal::start_with_id(
+                path,
+                by,
+                id,
+                name,
+                None,
+                None,
+                Objectives::default(),
+                vec![],
+            ),
+            None => Journal::start_with_id(
+                path,
+                by,
+                new_drill_id(),
+                name,
+                None,
+                None,
+                Objectives::default(),
+                vec![],
+            ),
         }
     }
 
@@ -340,8 +459,18 @@ impl Journal {
         objectives: Objectives,
         roles: Vec<(String, String)>,
     ) -> io::Result<Journal> {
-        let j = Journal { path: path.to_path_buf(), drill: id, by: by.into() };
-        j.append(Kind::DrillStarted { name: name.into(), scenario, environment, objectives, roles })?;
+        let j = Journal {
+            path: path.to_path_buf(),
+            drill: id,
+            by: by.into(),
+        };
+        j.append(Kind::DrillStarted {
+            name: name.into(),
+            scenario,
+            environment,
+            objectives,
+            roles,
+        })?;
         Ok(j)
     }
 
@@ -353,7 +482,12 @@ impl Journal {
     }
 
     pub fn event(&self, kind: Kind) -> Event {
-        Event { ts: Ts::now(), drill: self.drill.clone(), by: self.by.clone(), kind }
+        Event {
+            ts: Ts::now(),
+            drill: self.drill.clone(),
+            by: self.by.clone(),
+            kind,
+        }
     }
 
     /// Append one event.
@@ -388,7 +522,11 @@ fn append_bytes(path: &Path, lines: &[u8], durable: bool) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
     let locked = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, errno)| io::Error::from(errno))?;
     let file: &File = &locked;
@@ -439,7 +577,10 @@ pub fn parse(bytes: &[u8]) -> Contents {
                 line: n,
                 reason: "torn last line (a writer stopped mid-write); skipped".into(),
             }),
-            Err(e) => out.damaged.push(Damage { line: n, reason: describe_bad_line(line, &e) }),
+            Err(e) => out.damaged.push(Damage {
+                line: n,
+                reason: describe_bad_line(line, &e),
+            }),
         }
     }
     out
@@ -467,15 +608,28 @@ mod tests {
     use super::*;
 
     fn journal(dir: &Path) -> Journal {
-        Journal::start_with_id(&dir.join("j.jsonl"), "test", "d1".into(), "demo", None, None, Objectives::default(), vec![])
-            .expect("start")
+        Journal::start_with_id(
+            &dir.join("j.jsonl"),
+            "test",
+            "d1".into(),
+            "demo",
+            None,
+            None,
+            Objectives::default(),
+            vec![],
+        )
+        .expect("start")
     }
 
     #[test]
     fn events_round_trip_with_microseconds() {
         let dir = tempfile::tempdir().expect("tempdir");
         let j = journal(dir.path());
-        let e = j.append(Kind::Note { message: "hi".into() }).expect("append");
+        let e = j
+            .append(Kind::Note {
+                message: "hi".into(),
+            })
+            .expect("append");
         let c = read(j.path()).expect("read");
         assert_eq!(c.events.len(), 2);
         assert_eq!(c.events[1], e);
@@ -498,7 +652,10 @@ mod tests {
         assert_eq!(c.events.len(), 1);
         assert_eq!(c.damaged.len(), 1);
         assert!(c.damaged[0].reason.contains("torn"));
-        j.append(Kind::Note { message: "after".into() }).expect("append");
+        j.append(Kind::Note {
+            message: "after".into(),
+        })
+        .expect("append");
         let c = read(j.path()).expect("read");
         assert_eq!(c.events.len(), 2, "{:?}", c.damaged);
         assert_eq!(c.damaged.len(), 1);
@@ -513,7 +670,11 @@ mod tests {
 "#,
         );
         assert_eq!(c.events.len(), 1);
-        assert!(c.damaged[0].reason.contains("from_the_future"), "{:?}", c.damaged);
+        assert!(
+            c.damaged[0].reason.contains("from_the_future"),
+            "{:?}",
+            c.damaged
+        );
     }
 
     #[test]
@@ -525,13 +686,21 @@ mod tests {
                 id: id.into(),
                 action: "stop".into(),
                 target: "c".into(),
-                undo: Undo::DockerStart { id: "x".into(), name: "c".into() },
+                undo: Undo::DockerStart {
+                    id: "x".into(),
+                    name: "c".into(),
+                },
                 duration_s: None,
             })
             .expect("plan");
         }
-        j.append(Kind::FaultApplied { id: "a".into() }).expect("applied");
-        j.append(Kind::FaultReverted { id: "b".into(), how: "started".into() }).expect("reverted");
+        j.append(Kind::FaultApplied { id: "a".into() })
+            .expect("applied");
+        j.append(Kind::FaultReverted {
+            id: "b".into(),
+            how: "started".into(),
+        })
+        .expect("reverted");
         let open = read(j.path()).expect("read").open_faults();
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].id, "a");
@@ -548,9 +717,18 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..200 {
                         let samples = (0..20)
-                            .map(|k| Sample { t: Ts::now(), ok: k % 2 == 0, ms: 1.5, err: Some(format!("e{t}-{i}-{k}")) })
+                            .map(|k| Sample {
+                                t: Ts::now(),
+                                ok: k % 2 == 0,
+                                ms: 1.5,
+                                err: Some(format!("e{t}-{i}-{k}")),
+                            })
                             .collect();
-                        j.append(Kind::Samples { source: format!("t{t}"), samples }).expect("append");
+                        j.append(Kind::Samples {
+                            source: format!("t{t}"),
+                            samples,
+                        })
+                        .expect("append");
                     }
                 })
             })
@@ -559,7 +737,11 @@ mod tests {
             t.join().expect("join");
         }
         let c = read(j.path()).expect("read");
-        assert!(c.damaged.is_empty(), "{:?}", &c.damaged[..c.damaged.len().min(3)]);
+        assert!(
+            c.damaged.is_empty(),
+            "{:?}",
+            &c.damaged[..c.damaged.len().min(3)]
+        );
         assert_eq!(c.events.len(), 1 + 8 * 200);
     }
 }

@@ -22,12 +22,19 @@ pub fn info(pid: i32) -> Option<ProcInfo> {
     let rest: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
     let state = rest.first()?.chars().next()?;
     let start_time = rest.get(19)?.parse().ok()?;
-    Some(ProcInfo { comm, start_time, state })
+    Some(ProcInfo {
+        comm,
+        start_time,
+        state,
+    })
 }
 
 pub fn all_pids() -> Vec<i32> {
     std::fs::read_dir("/proc")
-        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -37,7 +44,8 @@ pub fn is_same(pid: i32, start_time: u64) -> bool {
 }
 
 pub fn signal(pid: i32, sig: Signal) -> Result<(), String> {
-    nix::sys::signal::kill(Pid::from_raw(pid), sig).map_err(|e| format!("cannot send {sig} to pid {pid}: {e}"))
+    nix::sys::signal::kill(Pid::from_raw(pid), sig)
+        .map_err(|e| format!("cannot send {sig} to pid {pid}: {e}"))
 }
 
 /// Parse `KILL`, `SIGKILL`, `9`, `term`…
@@ -47,8 +55,13 @@ pub fn parse_signal(s: &str) -> Result<Signal, String> {
         return Signal::try_from(n).map_err(|_| format!("unknown signal number {n}"));
     }
     let up = t.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-    name.parse::<Signal>().map_err(|_| format!("unknown signal '{t}' (e.g. SIGKILL, TERM, 9)"))
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| format!("unknown signal '{t}' (e.g. SIGKILL, TERM, 9)"))
 }
 
 #[cfg(test)]

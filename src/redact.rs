@@ -35,6 +35,19 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+/// Redact every string inside a JSON value.
+pub fn redact_json(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(redact(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(redact_json).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, redact_json(v))).collect())
+        }
+        other => other,
+    }
+}
+
 fn redact_url_passwords(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -43,7 +56,15 @@ fn redact_url_passwords(text: &str) -> String {
         out.push_str(head);
         // The authority ends at the first '/', whitespace, quote or end; the userinfo at its last '@'.
         let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'' || c == '<' || c == '>' || c == '`')
+            .find(|c: char| {
+                c == '/'
+                    || c.is_whitespace()
+                    || c == '"'
+                    || c == '\''
+                    || c == '<'
+                    || c == '>'
+                    || c == '`'
+            })
             .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {
@@ -96,8 +117,14 @@ mod tests {
         );
         assert_eq!(redact("http://host/path?q=1"), "http://host/path?q=1");
         assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
-        assert_eq!(redact("host=db password=hunter2 user=x"), "host=db password=*** user=x");
-        assert_eq!(redact("postgres://u:p%40ss@h/db?password=abc&x=1"), "postgres://u:***@h/db?password=***&x=1");
+        assert_eq!(
+            redact("host=db password=hunter2 user=x"),
+            "host=db password=*** user=x"
+        );
+        assert_eq!(
+            redact("postgres://u:p%40ss@h/db?password=abc&x=1"),
+            "postgres://u:***@h/db?password=***&x=1"
+        );
     }
 
     #[test]

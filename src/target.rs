@@ -12,10 +12,18 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
     /// Container names or ids; each one is a target.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
     pub container: Vec<String>,
     /// `key=value` labels, ANDed.
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "one_or_many")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "one_or_many"
+    )]
     pub label: Vec<String>,
     /// `[PROJECT/]SERVICE` of Docker Compose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,8 +52,15 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 /// What a selector resolved to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
-    Container { id: String, name: String },
-    Process { pid: i32, start_time: u64, name: String },
+    Container {
+        id: String,
+        name: String,
+    },
+    Process {
+        pid: i32,
+        start_time: u64,
+        name: String,
+    },
 }
 
 impl Target {
@@ -83,7 +98,10 @@ impl TargetSpec {
         .filter(|b| **b)
         .count();
         if kinds == 0 {
-            return Err("a target needs container, label, compose_service, pid, pidfile or process_name".into());
+            return Err(
+                "a target needs container, label, compose_service, pid, pidfile or process_name"
+                    .into(),
+            );
         }
         if kinds > 1 {
             return Err("a target takes one kind of selector (container, label/compose_service, pid, pidfile or process_name)".into());
@@ -96,7 +114,9 @@ impl TargetSpec {
         }
         if let Some(s) = &self.compose_service {
             if s.is_empty() || s.ends_with('/') || s.starts_with('/') {
-                return Err(format!("compose_service must be [PROJECT/]SERVICE, got '{s}'"));
+                return Err(format!(
+                    "compose_service must be [PROJECT/]SERVICE, got '{s}'"
+                ));
             }
         }
         if let Some(p) = self.pid {
@@ -135,10 +155,16 @@ impl TargetSpec {
 
     /// Resolve to concrete targets. More than `max_targets` matches is refused (exit 2) before
     /// anything is touched; no match is exit 3.
-    pub async fn resolve(&self, docker: Option<&bollard::Docker>, max_targets: usize) -> Result<Vec<Target>, Failure> {
-        self.validate().map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
+    pub async fn resolve(
+        &self,
+        docker: Option<&bollard::Docker>,
+        max_targets: usize,
+    ) -> Result<Vec<Target>, Failure> {
+        self.validate()
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
         let targets = if self.is_docker() {
-            let docker = docker.ok_or_else(|| Failure::env(anyhow::anyhow!("container targets need Docker")))?;
+            let docker = docker
+                .ok_or_else(|| Failure::env(anyhow::anyhow!("container targets need Docker")))?;
             self.resolve_containers(docker).await?
         } else {
             vec![self.resolve_process()?]
@@ -160,7 +186,10 @@ impl TargetSpec {
         let mut out: Vec<Target> = Vec::new();
         for name in &self.container {
             let f = crate::docker::inspect(docker, name).await?;
-            out.push(Target::Container { id: f.id, name: f.name });
+            out.push(Target::Container {
+                id: f.id,
+                name: f.name,
+            });
         }
         let mut labels = self.label.clone();
         if let Some(svc) = &self.compose_service {
@@ -175,13 +204,20 @@ impl TargetSpec {
         if !labels.is_empty() {
             let mut filters = HashMap::new();
             filters.insert("label".to_string(), labels.clone());
-            let opts = bollard::query_parameters::ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+            let opts = bollard::query_parameters::ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            };
             let list = docker
                 .list_containers(Some(opts))
                 .await
                 .map_err(|e| Failure::env(anyhow::anyhow!("cannot list containers: {e}")))?;
             if list.is_empty() {
-                return Err(Failure::env(anyhow::anyhow!("no container matches {}", self.describe())));
+                return Err(Failure::env(anyhow::anyhow!(
+                    "no container matches {}",
+                    self.describe()
+                )));
             }
             for c in list {
                 let id = c.id.unwrap_or_default();
@@ -208,22 +244,35 @@ impl TargetSpec {
         } else {
             return Err(Failure::bad_input(anyhow::anyhow!("no process selector")));
         };
-        let info = crate::process::info(pid)
-            .ok_or_else(|| Failure::env(anyhow::anyhow!("no such process: pid {pid} ({})", self.describe())))?;
-        Ok(Target::Process { pid, start_time: info.start_time, name: info.comm })
+        let info = crate::process::info(pid).ok_or_else(|| {
+            Failure::env(anyhow::anyhow!(
+                "no such process: pid {pid} ({})",
+                self.describe()
+            ))
+        })?;
+        Ok(Target::Process {
+            pid,
+            start_time: info.start_time,
+            name: info.comm,
+        })
     }
 }
 
 /// The first line of a pidfile (PostgreSQL's `postmaster.pid` has the pid there).
 pub fn read_pidfile(file: &std::path::Path) -> Result<i32, Failure> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Failure::env(anyhow::anyhow!("cannot read pidfile {}: {e}", file.display())))?;
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Failure::env(anyhow::anyhow!(
+            "cannot read pidfile {}: {e}",
+            file.display()
+        ))
+    })?;
     let first = text.lines().next().unwrap_or("").trim();
-    first
-        .parse::<i32>()
-        .ok()
-        .filter(|p| *p > 1)
-        .ok_or_else(|| Failure::env(anyhow::anyhow!("pidfile {} does not start with a pid (first line {first:?})", file.display())))
+    first.parse::<i32>().ok().filter(|p| *p > 1).ok_or_else(|| {
+        Failure::env(anyhow::anyhow!(
+            "pidfile {} does not start with a pid (first line {first:?})",
+            file.display()
+        ))
+    })
 }
 
 fn find_process(name: &str) -> Result<i32, Failure> {
@@ -240,7 +289,10 @@ fn find_process(name: &str) -> Result<i32, Failure> {
         many => Err(Failure::bad_input(anyhow::anyhow!(
             "{} processes are named {name} (pids {}); name one with --pid or --pidfile",
             many.len(),
-            many.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }

@@ -59,7 +59,11 @@ pub fn fmt_duration(secs: f64) -> String {
     } else if s < 3600.0 {
         format!("{}m {:02}s", (s / 60.0).floor(), (s % 60.0).floor())
     } else {
-        format!("{}h {:02}m", (s / 3600.0).floor(), ((s % 3600.0) / 60.0).floor())
+        format!(
+            "{}h {:02}m",
+            (s / 3600.0).floor(),
+            ((s % 3600.0) / 60.0).floor()
+        )
     };
     if neg {
         format!("-{body}")
@@ -141,7 +145,9 @@ impl<'de> Deserialize<'de> for Ratio {
         }
         match Raw::deserialize(d)? {
             Raw::Num(n) if (0.0..=1.0).contains(&n) => Ok(Ratio(n)),
-            Raw::Num(n) => Err(serde::de::Error::custom(format!("ratio {n} is outside 0..1"))),
+            Raw::Num(n) => Err(serde::de::Error::custom(format!(
+                "ratio {n} is outside 0..1"
+            ))),
             Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -155,7 +161,9 @@ impl FromStr for Size {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();
-        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let n: f64 = num
             .parse()
@@ -170,7 +178,11 @@ impl FromStr for Size {
             "gib" => 1 << 30,
             "t" | "tb" => 1000u64.pow(4),
             "tib" => 1 << 40,
-            other => return Err(format!("unknown size unit '{other}' in '{t}'; use B, KB, KiB, MB, MiB, GB, GiB")),
+            other => {
+                return Err(format!(
+                    "unknown size unit '{other}' in '{t}'; use B, KB, KiB, MB, MiB, GB, GiB"
+                ))
+            }
         };
         Ok(Size((n * mult as f64).round() as u64))
     }

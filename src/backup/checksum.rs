@@ -154,7 +154,11 @@ pub fn parse_hex_flag(flag: &str, algo: Algo, value: &str) -> Result<Expected, S
             algo.hex_len()
         ));
     }
-    Ok(Expected { algo, hex, source: flag.to_string() })
+    Ok(Expected {
+        algo,
+        hex,
+        source: flag.to_string(),
+    })
 }
 
 fn is_hex(s: &str) -> bool {
@@ -204,25 +208,50 @@ pub fn parse_line(line: &str, line_no: usize) -> Result<Option<Entry>, String> {
             if hex.len() != algo.hex_len() || !is_hex(&hex) {
                 return Err(format!("line {line_no}: '{hex}' is not a {algo} digest"));
             }
-            let name = if escaped { unescape_gnu(name) } else { name.to_string() };
-            return Ok(Some(Entry { algo, hex, name, line: line_no }));
+            let name = if escaped {
+                unescape_gnu(name)
+            } else {
+                name.to_string()
+            };
+            return Ok(Some(Entry {
+                algo,
+                hex,
+                name,
+                line: line_no,
+            }));
         }
     }
     // GNU: hex, one space, then ' ' (text) or '*' (binary), then the name.
     let Some(space) = body.find(' ') else {
-        return Err(format!("line {line_no}: expected 'HEX  NAME' or 'ALGO (NAME) = HEX'"));
+        return Err(format!(
+            "line {line_no}: expected 'HEX  NAME' or 'ALGO (NAME) = HEX'"
+        ));
     };
     let hex = body[..space].to_ascii_lowercase();
     let Some(algo) = Algo::from_hex_len(hex.len()).filter(|_| is_hex(&hex)) else {
-        return Err(format!("line {line_no}: '{hex}' is not an md5/sha1/sha2 digest"));
+        return Err(format!(
+            "line {line_no}: '{hex}' is not an md5/sha1/sha2 digest"
+        ));
     };
     let rest = &body[space + 1..];
-    let name = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*')).unwrap_or(rest);
+    let name = rest
+        .strip_prefix(' ')
+        .or_else(|| rest.strip_prefix('*'))
+        .unwrap_or(rest);
     if name.is_empty() {
         return Err(format!("line {line_no}: no file name after the digest"));
     }
-    let name = if escaped { unescape_gnu(name) } else { name.to_string() };
-    Ok(Some(Entry { algo, hex, name, line: line_no }))
+    let name = if escaped {
+        unescape_gnu(name)
+    } else {
+        name.to_string()
+    };
+    Ok(Some(Entry {
+        algo,
+        hex,
+        name,
+        line: line_no,
+    }))
 }
 
 /// Parse a whole checksum list.
@@ -243,9 +272,15 @@ pub fn read_checksum_file(path: &Path) -> Result<ChecksumFile, String> {
     let entries =
         parse_list(&text).map_err(|e| format!("--checksum-file {}: {e}", path.display()))?;
     if entries.is_empty() {
-        return Err(format!("--checksum-file {}: no checksum lines in it", path.display()));
+        return Err(format!(
+            "--checksum-file {}: no checksum lines in it",
+            path.display()
+        ));
     }
-    Ok(ChecksumFile { path: path.to_path_buf(), entries })
+    Ok(ChecksumFile {
+        path: path.to_path_buf(),
+        entries,
+    })
 }
 
 /// Does a name from a checksum list refer to `file`? Either the same base name, or the same file
@@ -278,7 +313,14 @@ pub fn lookup(list: &ChecksumFile, file: &Path) -> Vec<Expected> {
 
 /// Extensions of sidecar files, in the order they are looked for.
 pub const SIDECAR_EXTS: &[&str] = &[
-    "sha256", "sha256sum", "sha512", "sha512sum", "sha1", "sha1sum", "md5", "md5sum",
+    "sha256",
+    "sha256sum",
+    "sha512",
+    "sha512sum",
+    "sha1",
+    "sha1sum",
+    "md5",
+    "md5sum",
 ];
 
 fn algo_of_ext(ext: &str) -> Algo {
@@ -310,9 +352,15 @@ pub fn sidecars(file: &Path) -> Vec<Result<Expected, (String, String)>> {
                 continue;
             }
         };
-        out.push(parse_sidecar(&text, algo_of_ext(ext), file).map_err(|e| (source.clone(), e)).map(
-            |(algo, hex)| Expected { algo, hex, source: source.clone() },
-        ));
+        out.push(
+            parse_sidecar(&text, algo_of_ext(ext), file)
+                .map_err(|e| (source.clone(), e))
+                .map(|(algo, hex)| Expected {
+                    algo,
+                    hex,
+                    source: source.clone(),
+                }),
+        );
     }
     out
 }
@@ -330,11 +378,16 @@ fn parse_sidecar(text: &str, ext_algo: Algo, file: &Path) -> Result<(Algo, Strin
         return Ok((algo, first.to_ascii_lowercase()));
     }
     let entries = parse_list(text)?;
-    let base = file.file_name().map(|b| b.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = file
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let matching: Vec<&Entry> = entries
         .iter()
         .filter(|e| {
-            e.name == base || Path::new(&e.name).file_name().map(|n| n.to_string_lossy()) == Some(base.as_str().into())
+            e.name == base
+                || Path::new(&e.name).file_name().map(|n| n.to_string_lossy())
+                    == Some(base.as_str().into())
         })
         .collect();
     match (matching.first(), entries.as_slice()) {
@@ -353,15 +406,25 @@ mod tests {
 
     #[test]
     fn gnu_and_bsd_lines() {
-        let e = parse_line(&format!("{H}  backup.sql.gz"), 1).expect("ok").expect("entry");
+        let e = parse_line(&format!("{H}  backup.sql.gz"), 1)
+            .expect("ok")
+            .expect("entry");
         assert_eq!((e.algo, e.name.as_str()), (Algo::Sha256, "backup.sql.gz"));
-        let e = parse_line(&format!("{H} *b.bin"), 2).expect("ok").expect("entry");
+        let e = parse_line(&format!("{H} *b.bin"), 2)
+            .expect("ok")
+            .expect("entry");
         assert_eq!(e.name, "b.bin");
-        let e = parse_line(&format!("\\{H}  a\\nb\\\\c"), 3).expect("ok").expect("entry");
+        let e = parse_line(&format!("\\{H}  a\\nb\\\\c"), 3)
+            .expect("ok")
+            .expect("entry");
         assert_eq!(e.name, "a\nb\\c");
-        let e = parse_line(&format!("SHA256 (my file.gz) = {H}"), 4).expect("ok").expect("entry");
+        let e = parse_line(&format!("SHA256 (my file.gz) = {H}"), 4)
+            .expect("ok")
+            .expect("entry");
         assert_eq!((e.algo, e.name.as_str()), (Algo::Sha256, "my file.gz"));
-        let e = parse_line("MD5 (x) = d41d8cd98f00b204e9800998ecf8427e", 5).expect("ok").expect("e");
+        let e = parse_line("MD5 (x) = d41d8cd98f00b204e9800998ecf8427e", 5)
+            .expect("ok")
+            .expect("e");
         assert_eq!(e.algo, Algo::Md5);
         assert!(parse_line("# comment", 6).expect("ok").is_none());
         assert!(parse_line("zzz  name", 7).is_err());

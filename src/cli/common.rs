@@ -3,14 +3,20 @@
 use crate::exit::{Code, Failure};
 use clap::Args;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Flags every binary takes.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
     /// The drill journal (JSON Lines) shared by all drillkit binaries.
-    #[arg(long, global = true, env = "DRILL_JOURNAL", value_name = "PATH", help_heading = "Common")]
+    #[arg(
+        long,
+        global = true,
+        env = "DRILL_JOURNAL",
+        value_name = "PATH",
+        help_heading = "Common"
+    )]
     pub journal: Option<PathBuf>,
 
     /// Machine-readable JSON on stdout (human lines still go to stderr).
@@ -38,7 +44,10 @@ where
     init_logging(verbose);
     // One crypto provider for the whole binary (ring); an error only means one is installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{bin}: cannot start the async runtime: {e}");
@@ -66,32 +75,27 @@ fn init_logging(verbose: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("DRILL_LOG").unwrap_or_else(|_| {
-        EnvFilter::new(format!("warn,drillkit={default}"))
-    });
+    let filter = EnvFilter::try_from_env("DRILL_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,drillkit={default}")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .try_init();
 }
 
-/// Print a JSON value on stdout; a closed pipe (`| head`) is not an error.
+/// Print a JSON value on stdout, redacted; a closed pipe (`| head`) is not an error.
 pub fn print_json(value: &serde_json::Value) {
     use std::io::Write;
+    let value = crate::redact::redact_json(value.clone());
     let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer_pretty(&mut out, value).and_then(|_| {
-        out.write_all(b"\n").map_err(serde_json::Error::io)
-    });
+    let _ = serde_json::to_writer_pretty(&mut out, &value)
+        .and_then(|_| out.write_all(b"\n").map_err(serde_json::Error::io));
 }
 
 /// A human line on stderr, with secrets redacted.
 pub fn say(line: &str) {
     eprintln!("{}", crate::redact::redact(line));
-}
-
-/// Verbose flag count, read before clap so logging is up while parsing errors print.
-pub fn display_path(p: &Path) -> String {
-    p.display().to_string()
 }

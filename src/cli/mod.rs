@@ -3,4 +3,10 @@
 
 pub mod canary;
 pub mod common;
+pub mod drill;
+pub mod inject_fault;
+pub mod measure_rto;
+pub mod probes;
+pub mod report;
 pub mod verify_backup;
+pub mod wait_recovery;

@@ -1,1 +1,549 @@
-//! `verify-backup` flags (owned by the verify-backup work).
+//! `verify-backup` flags and the thin run function: parse, resolve the flags once into
+//! [`crate::backup::Options`], verify each file (one read per file), restore when asked, then
+//! print a line per check, journal every check and map the outcome to the exit code.
+
+use crate::backup::restore::{self, DumpKind, ExpectRows, RestoreOptions};
+use crate::backup::{self, checksum, Baseline, Check, FileReport, FormatHint, Options};
+use crate::cli::common::{print_json, say, Common};
+use crate::exit::{Classify, Code, Failure};
+use crate::journal::{Journal, Kind};
+use crate::units::{Dur, Ratio, Size};
+use clap::{Parser, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const EXAMPLES: &str = "\
+Examples:
+  verify-backup /backups/latest.sql.gz --max-age 24h --min-size 1MiB
+  verify-backup /backups --latest --max-age 26h          # the newest backup in the folder
+  verify-backup db.sql.gz --checksum-file SHA256SUMS     # GNU or BSD checksum lists
+  verify-backup db.sql.gz --sha256 9f86d08...            # sidecars (db.sql.gz.sha256) are found by themselves
+  verify-backup /backups/base --max-age 24h              # a pg_basebackup folder with backup_manifest
+  verify-backup dump.rdb                                  # Redis RDB: magic and CRC-64
+  verify-backup db.sql.gz --restore-to postgres://postgres@localhost:5432/ \\
+      --expect-rows public.orders>=1000 --check-sql \"SELECT count(*) > 0 FROM public.users\"
+  verify-backup db.sql.gz --json > summary.json; verify-backup db.sql.gz --baseline summary.json
+
+Exit codes: 0 every check passed · 1 a check failed (backup invalid, too old, missing, restore failed)
+· 2 bad input (a flag) · 3 a file could not be read or the restore server could not be reached
+· 4 interrupted (the scratch database is still dropped).";
+
+/// Force the format check instead of telling it from the content.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    Auto,
+    Plain,
+    Custom,
+    Rdb,
+}
+
+/// Verify backup files in one read each (age, size, checksum, compression, format) and prove
+/// a PostgreSQL dump restores into a scratch database.
+#[derive(Parser, Debug)]
+#[command(name = "verify-backup", version, after_help = EXAMPLES)]
+pub struct Args {
+    /// Backup files, base-backup folders (with backup_manifest), or with --latest folders.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// Verify the newest backup in each PATH folder (fails when there is none).
+    #[arg(long, env = "DRILL_BACKUP_LATEST", help_heading = "What to check")]
+    pub latest: bool,
+
+    /// Check the content as this format instead of telling it from the bytes.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        env = "DRILL_BACKUP_FORMAT",
+        help_heading = "What to check"
+    )]
+    pub format: FormatArg,
+
+    /// Fail when the backup was modified longer ago than this (24h with --latest).
+    #[arg(
+        long,
+        value_name = "DUR",
+        env = "DRILL_BACKUP_MAX_AGE",
+        help_heading = "Checks"
+    )]
+    pub max_age: Option<Dur>,
+
+    /// Fail when the backup is smaller than this (an empty file always fails).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        env = "DRILL_BACKUP_MIN_SIZE",
+        help_heading = "Checks"
+    )]
+    pub min_size: Option<Size>,
+
+    /// An earlier run's summary (--json or --summary output) to compare size and rows with.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "DRILL_BACKUP_BASELINE",
+        help_heading = "Checks"
+    )]
+    pub baseline: Option<PathBuf>,
+
+    /// With --baseline: fail when size or a table's rows dropped by more than this.
+    #[arg(
+        long,
+        value_name = "PCT",
+        default_value = "50%",
+        env = "DRILL_BACKUP_MAX_SHRINK",
+        help_heading = "Checks"
+    )]
+    pub max_shrink: Ratio,
+
+    /// Expected SHA-256 of the (single) file.
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "DRILL_BACKUP_SHA256",
+        help_heading = "Checksums"
+    )]
+    pub sha256: Option<String>,
+
+    /// Expected SHA-512 of the (single) file.
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "DRILL_BACKUP_SHA512",
+        help_heading = "Checksums"
+    )]
+    pub sha512: Option<String>,
+
+    /// Expected MD5 of the (single) file.
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "DRILL_BACKUP_MD5",
+        help_heading = "Checksums"
+    )]
+    pub md5: Option<String>,
+
+    /// A checksum list (GNU `sha256sum` or BSD `SHA256 (name) = hex` form); repeatable.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "DRILL_BACKUP_CHECKSUM_FILE",
+        value_delimiter = ',',
+        help_heading = "Checksums"
+    )]
+    pub checksum_file: Vec<PathBuf>,
+
+    /// Do not look for sidecars (FILE.sha256, FILE.sha256sum, FILE.md5, ...).
+    #[arg(long, env = "DRILL_BACKUP_NO_SIDECARS", help_heading = "Checksums")]
+    pub no_sidecars: bool,
+
+    /// Restore PostgreSQL dumps into a new scratch database on this server, e.g. postgres://postgres@db:5432/
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DRILL_RESTORE_TO",
+        help_heading = "Restore test"
+    )]
+    pub restore_to: Option<String>,
+
+    /// After the restore, TABLE must have this many rows (TABLE>=N, >, =, <=, <); repeatable.
+    #[arg(
+        long,
+        value_name = "TABLE>=N",
+        env = "DRILL_EXPECT_ROWS",
+        value_delimiter = ',',
+        help_heading = "Restore test"
+    )]
+    pub expect_rows: Vec<ExpectRows>,
+
+    /// After the restore, this query must return true; repeatable.
+    #[arg(
+        long,
+        value_name = "SQL",
+        env = "DRILL_CHECK_SQL",
+        help_heading = "Restore test"
+    )]
+    pub check_sql: Vec<String>,
+
+    /// Keep the scratch database instead of dropping it.
+    #[arg(long, env = "DRILL_RESTORE_KEEP", help_heading = "Restore test")]
+    pub keep: bool,
+
+    /// Give up on a restore after this long (the scratch database is still dropped).
+    #[arg(
+        long,
+        value_name = "DUR",
+        env = "DRILL_RESTORE_TIMEOUT",
+        help_heading = "Restore test"
+    )]
+    pub restore_timeout: Option<Dur>,
+
+    /// The pg_restore to use for custom-format dumps (default: newest installed).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "DRILL_PG_RESTORE",
+        help_heading = "Restore test"
+    )]
+    pub pg_restore: Option<PathBuf>,
+
+    /// Warnings fail too (a zstd frame without checksum, an RDB saved without CRC, ...).
+    #[arg(long, env = "DRILL_BACKUP_STRICT", help_heading = "Output")]
+    pub strict: bool,
+
+    /// Also write the JSON summary to this file (a later run's --baseline).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "DRILL_BACKUP_SUMMARY",
+        help_heading = "Output"
+    )]
+    pub summary: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub common: Common,
+}
+
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let verbose = args.common.verbose;
+    crate::cli::common::main("verify-backup", verbose, || async move { run(args).await })
+}
+
+/// Resolve flags into options; every error names its flag (exit 2).
+fn options(args: &Args) -> Result<Options, Failure> {
+    let mut expected = Vec::new();
+    for (flag, algo, value) in [
+        ("--sha256", checksum::Algo::Sha256, &args.sha256),
+        ("--sha512", checksum::Algo::Sha512, &args.sha512),
+        ("--md5", checksum::Algo::Md5, &args.md5),
+    ] {
+        if let Some(v) = value {
+            if args.paths.len() != 1 {
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "{flag} gives the digest of one file, but {} paths were given; use --checksum-file for several",
+                    args.paths.len()
+                )));
+            }
+            expected.push(
+                checksum::parse_hex_flag(flag, algo, v)
+                    .map_err(anyhow::Error::msg)
+                    .or_bad_input()?,
+            );
+        }
+    }
+    let mut lists = Vec::new();
+    for f in &args.checksum_file {
+        lists.push(
+            checksum::read_checksum_file(f)
+                .map_err(anyhow::Error::msg)
+                .or_bad_input()?,
+        );
+    }
+    let baseline = match &args.baseline {
+        Some(b) => Some(
+            Baseline::read(b)
+                .map_err(anyhow::Error::msg)
+                .or_bad_input()?,
+        ),
+        None => None,
+    };
+    let max_age = args.max_age.map(|d| d.0).or(if args.latest {
+        Some(Dur::secs(24 * 3600).0)
+    } else {
+        None
+    });
+    Ok(Options {
+        max_age,
+        min_size: args.min_size.map(|s| s.0).unwrap_or(1),
+        baseline,
+        max_shrink: args.max_shrink.0,
+        expected,
+        checksum_files: lists,
+        sidecars: !args.no_sidecars,
+        format: match args.format {
+            FormatArg::Auto => FormatHint::Auto,
+            FormatArg::Plain => FormatHint::Plain,
+            FormatArg::Custom => FormatHint::Custom,
+            FormatArg::Rdb => FormatHint::Rdb,
+        },
+    })
+}
+
+/// A file to verify, or a `--latest` folder with nothing in it.
+enum Target {
+    File(PathBuf, Option<Check>),
+    Missing(PathBuf, Check),
+}
+
+fn targets(args: &Args) -> Result<Vec<Target>, Failure> {
+    let mut out = Vec::new();
+    for p in &args.paths {
+        if args.latest {
+            if !p.is_dir() {
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "--latest needs folders, but {} is not one",
+                    p.display()
+                )));
+            }
+            match backup::latest_in(p) {
+                Err(e) => out.push(Target::Missing(
+                    p.clone(),
+                    Check::fail("readable", format!("cannot list: {e}")),
+                )),
+                Ok(None) => out.push(Target::Missing(
+                    p.clone(),
+                    Check::fail("latest", "no backup in this folder"),
+                )),
+                Ok(Some((f, _))) => {
+                    let c = Check::pass("latest", format!("newest backup in {}", p.display()));
+                    out.push(Target::File(f, Some(c)));
+                }
+            }
+        } else {
+            if p.is_dir() && !backup::manifest::is_base_backup(p) {
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "{} is a folder without backup_manifest: pass --latest to verify the newest backup in it",
+                    p.display()
+                )));
+            }
+            out.push(Target::File(p.clone(), None));
+        }
+    }
+    Ok(out)
+}
+
+fn tag(c: &Check) -> &'static str {
+    match (c.ok, c.warning) {
+        (false, _) => "FAIL",
+        (true, true) => "warn",
+        (true, false) => "ok",
+    }
+}
+
+fn show(journal: &Journal, file: &str, checks: &mut [Check], strict: bool) -> Result<(), Failure> {
+    for c in checks.iter_mut() {
+        if strict && c.warning && c.ok {
+            c.ok = false;
+            c.detail = format!("{} (a warning; --strict makes it fail)", c.detail);
+        }
+        say(&format!("  {:<4}  {:<16} {}", tag(c), c.check, c.detail));
+        if !c.ok {
+            crate::actions::error_annotation(&crate::redact::redact(&format!(
+                "{file}: {}: {}",
+                c.check, c.detail
+            )));
+        } else if c.warning {
+            crate::actions::warning_annotation(&crate::redact::redact(&format!(
+                "{file}: {}: {}",
+                c.check, c.detail
+            )));
+        }
+        journal
+            .append(Kind::BackupCheck {
+                file: file.to_string(),
+                check: c.check.clone(),
+                ok: c.ok,
+                detail: crate::redact::redact(&c.detail),
+                warning: c.warning,
+            })
+            .map_err(|e| {
+                Failure::env(anyhow::anyhow!(
+                    "cannot write the journal {}: {e}",
+                    journal.path().display()
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<Code, Failure> {
+    let opts = options(&args)?;
+    let targets = targets(&args)?;
+    let restore_opts = args.restore_to.as_ref().map(|url| RestoreOptions {
+        url: url.clone(),
+        expect_rows: args.expect_rows.clone(),
+        check_sql: args.check_sql.clone(),
+        keep: args.keep,
+        pg_restore: args.pg_restore.clone(),
+        timeout: args.restore_timeout.map(|d| d.0),
+    });
+    if let Some(r) = &restore_opts {
+        restore::parse_url(&r.url)?;
+    } else if !args.expect_rows.is_empty() || !args.check_sql.is_empty() {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--expect-rows and --check-sql need --restore-to (they run against the restored copy)"
+        )));
+    }
+    let journal_path = args.common.journal_path();
+    let journal =
+        Journal::attach(&journal_path, "verify-backup", "verify-backup").map_err(|e| {
+            Failure::env(anyhow::anyhow!(
+                "cannot open the journal {}: {e}",
+                journal_path.display()
+            ))
+        })?;
+
+    let mut reports: Vec<FileReport> = Vec::new();
+    let mut interrupted: Option<Failure> = None;
+    for t in targets {
+        let (path, first) = match t {
+            Target::Missing(dir, mut check) => {
+                let mut rep = FileReport {
+                    file: dir.display().to_string(),
+                    path: dir.clone(),
+                    ..Default::default()
+                };
+                rep.unreadable = check.check == "readable";
+                say(&format!("{}", dir.display()));
+                show(
+                    &journal,
+                    &rep.file,
+                    std::slice::from_mut(&mut check),
+                    args.strict,
+                )?;
+                rep.push(check);
+                rep.settle(args.strict);
+                reports.push(rep);
+                continue;
+            }
+            Target::File(p, first) => (p, first),
+        };
+        say(&format!("{}", path.display()));
+        let mut first = first;
+        if let Some(c) = first.as_mut() {
+            show(
+                &journal,
+                &path.display().to_string(),
+                std::slice::from_mut(c),
+                args.strict,
+            )?;
+        }
+        let o = opts.clone();
+        let p = path.clone();
+        let mut rep = tokio::task::spawn_blocking(move || backup::verify(&p, &o))
+            .await
+            .map_err(|e| {
+                Failure::env(anyhow::anyhow!(
+                    "verification of {} stopped: {e}",
+                    path.display()
+                ))
+            })?;
+        show(&journal, &rep.file, &mut rep.checks, args.strict)?;
+        if let Some(c) = first {
+            rep.checks.insert(0, c);
+        }
+        if let Some(ro) = &restore_opts {
+            let kind = match rep.format.as_str() {
+                "pg-plain" => Some(DumpKind::Plain),
+                "pg-custom" => Some(DumpKind::Custom),
+                _ => None,
+            };
+            let intact = rep.checks.iter().all(|c| c.ok);
+            match kind {
+                None => {
+                    let mut c = Check::warn(
+                        "restore",
+                        format!(
+                            "not attempted: a {} backup is not a PostgreSQL dump",
+                            rep.format
+                        ),
+                    );
+                    show(
+                        &journal,
+                        &rep.file,
+                        std::slice::from_mut(&mut c),
+                        args.strict,
+                    )?;
+                    rep.push(c);
+                }
+                Some(_) if !intact => {
+                    let mut c =
+                        Check::fail("restore", "not attempted: the file failed its checks above");
+                    show(
+                        &journal,
+                        &rep.file,
+                        std::slice::from_mut(&mut c),
+                        args.strict,
+                    )?;
+                    rep.push(c);
+                }
+                Some(kind) => match restore::run(&path, kind, ro).await {
+                    Ok((r, mut checks)) => {
+                        show(&journal, &rep.file, &mut checks, args.strict)?;
+                        rep.checks.extend(checks);
+                        rep.restore = Some(r);
+                        if opts.baseline.is_some() {
+                            backup::recheck_shrink(&opts, &mut rep);
+                        }
+                    }
+                    Err(f) if f.code == Code::Interrupted => {
+                        interrupted = Some(f);
+                        rep.settle(args.strict);
+                        reports.push(rep);
+                        break;
+                    }
+                    Err(f) => return Err(f),
+                },
+            }
+        }
+        rep.settle(args.strict);
+        reports.push(rep);
+    }
+
+    let failed = reports.iter().filter(|r| !r.ok).count();
+    let unreadable = reports.iter().any(|r| r.unreadable);
+    let code = if interrupted.is_some() {
+        Code::Interrupted
+    } else if unreadable {
+        Code::Environment
+    } else if failed > 0 {
+        Code::DrillFailed
+    } else {
+        Code::Ok
+    };
+    let checks: usize = reports.iter().map(|r| r.checks.len()).sum();
+    let bad: usize = reports
+        .iter()
+        .map(|r| r.checks.iter().filter(|c| !c.ok).count())
+        .sum();
+    let warns: usize = reports
+        .iter()
+        .map(|r| r.checks.iter().filter(|c| c.ok && c.warning).count())
+        .sum();
+    say(&format!(
+        "verify-backup: {} backup(s), {checks} checks: {bad} failed, {warns} warning(s){}",
+        reports.len(),
+        if args.strict && warns > 0 {
+            " (--strict: warnings fail)"
+        } else {
+            ""
+        }
+    ));
+    let doc = serde_json::json!({
+        "ok": code == Code::Ok,
+        "exit_code": code as i32,
+        "drill": journal.drill_id(),
+        "checked_at": crate::journal::Ts::now(),
+        "files": reports,
+    });
+    let doc: serde_json::Value =
+        serde_json::from_str(&crate::redact::redact(&doc.to_string())).unwrap_or(doc);
+    if let Some(s) = &args.summary {
+        write_summary(s, &doc)?;
+    }
+    if args.common.json {
+        print_json(&doc);
+    }
+    if let Some(f) = interrupted {
+        return Err(f);
+    }
+    Ok(code)
+}
+
+fn write_summary(path: &Path, doc: &serde_json::Value) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(doc).map_err(|e| Failure::env(anyhow::anyhow!(e)))?;
+    std::fs::write(path, text + "\n")
+        .map_err(|e| Failure::env(anyhow::anyhow!("--summary {}: {e}", path.display())))
+}

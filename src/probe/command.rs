@@ -13,7 +13,9 @@ impl CommandProbe {
         if command.trim().is_empty() {
             return Err("command probe is empty".into());
         }
-        Ok(CommandProbe { command: command.to_string() })
+        Ok(CommandProbe {
+            command: command.to_string(),
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -33,11 +35,25 @@ impl CommandProbe {
             Ok(Ok(out)) => {
                 let err = String::from_utf8_lossy(&out.stderr);
                 let last = err.lines().last().unwrap_or("").trim();
-                let code = out.status.code().map(|c| c.to_string()).unwrap_or_else(|| "signal".into());
-                Outcome::fail(if last.is_empty() { format!("exit {code}") } else { format!("exit {code}: {last}") }, start.elapsed())
+                let code = out
+                    .status
+                    .code()
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "signal".into());
+                Outcome::fail(
+                    if last.is_empty() {
+                        format!("exit {code}")
+                    } else {
+                        format!("exit {code}: {last}")
+                    },
+                    start.elapsed(),
+                )
             }
             Ok(Err(e)) => Outcome::fail(format!("cannot run sh: {e}"), start.elapsed()),
-            Err(_) => Outcome::fail(format!("still running after {}", crate::units::Dur(timeout)), start.elapsed()),
+            Err(_) => Outcome::fail(
+                format!("still running after {}", crate::units::Dur(timeout)),
+                start.elapsed(),
+            ),
         }
     }
 }

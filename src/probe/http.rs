@@ -13,10 +13,17 @@ pub struct HttpProbe {
 }
 
 impl HttpProbe {
-    pub fn new(url: &str, status: Option<u16>, body_contains: Option<String>) -> Result<HttpProbe, String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid HTTP URL '{url}': {e}"))?;
+    pub fn new(
+        url: &str,
+        status: Option<u16>,
+        body_contains: Option<String>,
+    ) -> Result<HttpProbe, String> {
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| format!("invalid HTTP URL '{url}': {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("HTTP probe URL must start with http:// or https://, got '{url}'"));
+            return Err(format!(
+                "HTTP probe URL must start with http:// or https://, got '{url}'"
+            ));
         }
         if let Some(s) = status {
             if !(100..=599).contains(&s) {
@@ -30,7 +37,12 @@ impl HttpProbe {
             .redirect(reqwest::redirect::Policy::limited(5))
             .build()
             .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-        Ok(HttpProbe { url: parsed, status, body_contains, client })
+        Ok(HttpProbe {
+            url: parsed,
+            status,
+            body_contains,
+            client,
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -46,7 +58,13 @@ impl HttpProbe {
 
     pub async fn check(&self, timeout: Duration) -> Outcome {
         let start = Instant::now();
-        let resp = match self.client.get(self.url.clone()).timeout(timeout).send().await {
+        let resp = match self
+            .client
+            .get(self.url.clone())
+            .timeout(timeout)
+            .send()
+            .await
+        {
             Ok(r) => r,
             Err(e) => return Outcome::fail(describe_error(&e, timeout), start.elapsed()),
         };
@@ -62,8 +80,18 @@ impl HttpProbe {
         if let Some(needle) = &self.body_contains {
             match resp.text().await {
                 Ok(body) if body.contains(needle.as_str()) => {}
-                Ok(_) => return Outcome::fail(format!("HTTP {detail}, body lacks {needle:?}"), start.elapsed()),
-                Err(e) => return Outcome::fail(format!("HTTP {detail}, body unreadable: {e}"), start.elapsed()),
+                Ok(_) => {
+                    return Outcome::fail(
+                        format!("HTTP {detail}, body lacks {needle:?}"),
+                        start.elapsed(),
+                    )
+                }
+                Err(e) => {
+                    return Outcome::fail(
+                        format!("HTTP {detail}, body unreadable: {e}"),
+                        start.elapsed(),
+                    )
+                }
             }
         }
         Outcome::pass(format!("HTTP {detail}"), start.elapsed())

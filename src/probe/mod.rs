@@ -25,10 +25,18 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn pass(detail: impl Into<String>, latency: Duration) -> Outcome {
-        Outcome { ok: true, detail: detail.into(), latency }
+        Outcome {
+            ok: true,
+            detail: detail.into(),
+            latency,
+        }
     }
     pub fn fail(detail: impl Into<String>, latency: Duration) -> Outcome {
-        Outcome { ok: false, detail: detail.into(), latency }
+        Outcome {
+            ok: false,
+            detail: detail.into(),
+            latency,
+        }
     }
 }
 
@@ -70,7 +78,10 @@ impl Probe {
         // A last guard: a probe kind that overruns its own timeout still fails in time.
         match tokio::time::timeout(timeout + Duration::from_millis(250), run).await {
             Ok(o) => o,
-            Err(_) => Outcome::fail(format!("no answer within {}", Dur(timeout)), started.elapsed()),
+            Err(_) => Outcome::fail(
+                format!("no answer within {}", Dur(timeout)),
+                started.elapsed(),
+            ),
         }
     }
 }
@@ -80,6 +91,12 @@ impl Probe {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
+    /// Per-request timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Dur>,
+    /// Sampling interval (watch probes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Dur>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,9 +153,18 @@ impl ProbeSpec {
         let kind = match kinds.as_slice() {
             [k] => *k,
             [] => return Err(format!("a probe needs one of {KINDS}")),
-            many => return Err(format!("a probe has exactly one kind, got {}", many.join(" and "))),
+            many => {
+                return Err(format!(
+                    "a probe has exactly one kind, got {}",
+                    many.join(" and ")
+                ))
+            }
         };
-        let misplaced = |field: &str, owner: &str| Err(format!("'{field}' belongs to a {owner} probe, not a {kind} probe"));
+        let misplaced = |field: &str, owner: &str| {
+            Err(format!(
+                "'{field}' belongs to a {owner} probe, not a {kind} probe"
+            ))
+        };
         if kind != "http" && self.status.is_some() {
             return misplaced("status", "http");
         }
@@ -167,10 +193,17 @@ impl ProbeSpec {
             return Err("'expect' needs a 'query'".into());
         }
         match kind {
-            "http" => http::HttpProbe::new(self.http.as_deref().unwrap_or_default(), self.status, None).map(|_| ()),
+            "http" => {
+                http::HttpProbe::new(self.http.as_deref().unwrap_or_default(), self.status, None)
+                    .map(|_| ())
+            }
             "tcp" => tcp::TcpProbe::new(self.tcp.as_deref().unwrap_or_default()).map(|_| ()),
-            "redis" => redis::RedisProbe::new(self.redis.as_deref().unwrap_or_default(), None).map(|_| ()),
-            "command" => command::CommandProbe::new(self.command.as_deref().unwrap_or_default()).map(|_| ()),
+            "redis" => {
+                redis::RedisProbe::new(self.redis.as_deref().unwrap_or_default(), None).map(|_| ())
+            }
+            "command" => {
+                command::CommandProbe::new(self.command.as_deref().unwrap_or_default()).map(|_| ())
+            }
             "postgres" => self.postgres_probe().map(|_| ()),
             "docker" if self.docker.as_deref().is_some_and(|d| d.trim().is_empty()) => {
                 Err("docker probe needs a container name".into())
@@ -191,17 +224,22 @@ impl ProbeSpec {
 
     /// Build the probe. Docker probes share one client, connected on first need.
     pub async fn build(&self, docker: &mut Option<bollard::Docker>) -> Result<Probe, Failure> {
-        self.validate().map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
+        self.validate()
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
         let bad = |e: String| Failure::bad_input(anyhow::anyhow!(e));
         Ok(if let Some(u) = &self.http {
-            Probe::Http(http::HttpProbe::new(u, self.status, self.body_contains.clone()).map_err(bad)?)
+            Probe::Http(
+                http::HttpProbe::new(u, self.status, self.body_contains.clone()).map_err(bad)?,
+            )
         } else if let Some(a) = &self.tcp {
             Probe::Tcp(tcp::TcpProbe::new(a).map_err(bad)?)
         } else if let Some(c) = &self.docker {
             if docker.is_none() {
                 *docker = Some(crate::docker::connect().await?);
             }
-            let client = docker.clone().ok_or_else(|| Failure::env(anyhow::anyhow!("no Docker client")))?;
+            let client = docker
+                .clone()
+                .ok_or_else(|| Failure::env(anyhow::anyhow!("no Docker client")))?;
             Probe::Docker(docker::DockerProbe::new(c, self.healthy, client))
         } else if let Some(u) = &self.redis {
             Probe::Redis(redis::RedisProbe::new(u, self.min_keys).map_err(bad)?)

@@ -68,7 +68,9 @@ pub struct PgTarget {
 
 impl std::fmt::Debug for PgTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgTarget").field("target", &self.shown).finish()
+        f.debug_struct("PgTarget")
+            .field("target", &self.shown)
+            .finish()
     }
 }
 
@@ -81,8 +83,12 @@ impl PgTarget {
             return Err("empty PostgreSQL connection string".into());
         }
         let (rest, ssl) = split_libpq_only(conn)?;
-        let mut config: tokio_postgres::Config =
-            rest.parse().map_err(|e| format!("invalid PostgreSQL connection string: {}", error_message(&e)))?;
+        let mut config: tokio_postgres::Config = rest.parse().map_err(|e| {
+            format!(
+                "invalid PostgreSQL connection string: {}",
+                error_message(&e)
+            )
+        })?;
         apply_env_defaults(&mut config);
         if config.get_password().is_none() {
             if let Some(pw) = std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()) {
@@ -98,12 +104,19 @@ impl PgTarget {
                 _ => SslMode::Prefer,
             },
         };
-        let rootcert = ssl
-            .rootcert
-            .or_else(|| std::env::var("PGSSLROOTCERT").ok().filter(|v| !v.is_empty()).map(PathBuf::from));
+        let rootcert = ssl.rootcert.or_else(|| {
+            std::env::var("PGSSLROOTCERT")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
         let (pg_mode, tls) = tls_for(mode, rootcert.as_deref())?;
         config.ssl_mode(pg_mode);
-        Ok(PgTarget { config, tls, shown: redact(conn) })
+        Ok(PgTarget {
+            config,
+            tls,
+            shown: redact(conn),
+        })
     }
 
     /// The connection string with its password hidden.
@@ -113,7 +126,8 @@ impl PgTarget {
 
     /// Is `target_session_attrs=read-write` set (the connection follows the writable host)?
     pub fn follows_primary(&self) -> bool {
-        self.config.get_target_session_attrs() == tokio_postgres::config::TargetSessionAttrs::ReadWrite
+        self.config.get_target_session_attrs()
+            == tokio_postgres::config::TargetSessionAttrs::ReadWrite
     }
 
     /// Connect within `timeout` (per host, and for the whole attempt across all hosts). The
@@ -131,7 +145,10 @@ impl PgTarget {
                 Ok(client)
             }
             Ok(Err(e)) => Err(error_message(&e)),
-            Err(_) => Err(format!("timed out connecting after {}", crate::units::fmt_duration(timeout.as_secs_f64()))),
+            Err(_) => Err(format!(
+                "timed out connecting after {}",
+                crate::units::fmt_duration(timeout.as_secs_f64())
+            )),
         }
     }
 }
@@ -186,13 +203,22 @@ impl PostgresProbe {
         max_replication_lag: Option<Duration>,
     ) -> Result<PostgresProbe, String> {
         if expect.is_some() && query.is_none() {
-            return Err("--expect needs --query (the value is compared with the query's first column)".into());
+            return Err(
+                "--expect needs --query (the value is compared with the query's first column)"
+                    .into(),
+            );
         }
         if query.as_deref().is_some_and(|q| q.trim().is_empty()) {
             return Err("--query is empty".into());
         }
         let target = PgTarget::parse(url)?;
-        Ok(PostgresProbe { target, query, expect, writable, max_lag: max_replication_lag })
+        Ok(PostgresProbe {
+            target,
+            query,
+            expect,
+            writable,
+            max_lag: max_replication_lag,
+        })
     }
 
     /// e.g. `postgres postgres://app:***@127.0.0.1:5432/app writable`.
@@ -208,7 +234,10 @@ impl PostgresProbe {
             s.push_str(" writable");
         }
         if let Some(l) = self.max_lag {
-            s.push_str(&format!(" max-lag {}", crate::units::fmt_duration(l.as_secs_f64())));
+            s.push_str(&format!(
+                " max-lag {}",
+                crate::units::fmt_duration(l.as_secs_f64())
+            ));
         }
         s
     }
@@ -225,14 +254,21 @@ impl PostgresProbe {
             Err(_) => {
                 let stage = stage.lock().map(|s| *s).unwrap_or("probing");
                 Outcome::fail(
-                    format!("timed out after {} while {stage}", crate::units::fmt_duration(timeout.as_secs_f64())),
+                    format!(
+                        "timed out after {} while {stage}",
+                        crate::units::fmt_duration(timeout.as_secs_f64())
+                    ),
                     latency,
                 )
             }
         }
     }
 
-    async fn check_inner(&self, timeout: Duration, stage: &Mutex<&'static str>) -> Result<String, String> {
+    async fn check_inner(
+        &self,
+        timeout: Duration,
+        stage: &Mutex<&'static str>,
+    ) -> Result<String, String> {
         let set = |s: &'static str| {
             if let Ok(mut g) = stage.lock() {
                 *g = s;
@@ -270,10 +306,16 @@ impl PostgresProbe {
 /// The first column of the first row, as text exactly as psql shows it (`t`/`f` for booleans);
 /// `None` for SQL NULL. A query without rows is an error.
 async fn first_value(client: &tokio_postgres::Client, sql: &str) -> Result<Option<String>, String> {
-    let messages = client.simple_query(sql).await.map_err(|e| error_message(&e))?;
+    let messages = client
+        .simple_query(sql)
+        .await
+        .map_err(|e| error_message(&e))?;
     for m in messages {
         if let tokio_postgres::SimpleQueryMessage::Row(row) = m {
-            return row.try_get(0).map(|v| v.map(str::to_string)).map_err(|e| error_message(&e));
+            return row
+                .try_get(0)
+                .map(|v| v.map(str::to_string))
+                .map_err(|e| error_message(&e));
         }
     }
     Err("query returned no rows".into())
@@ -324,7 +366,10 @@ async fn check_lag(client: &tokio_postgres::Client, max: Duration) -> Result<Str
                       (SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming')::text, \
                       (pg_last_wal_receive_lsn() IS NOT NULL AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn())::text, \
                       extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8::text";
-    let messages = client.simple_query(sql).await.map_err(|e| error_message(&e))?;
+    let messages = client
+        .simple_query(sql)
+        .await
+        .map_err(|e| error_message(&e))?;
     let row = messages
         .into_iter()
         .find_map(|m| match m {
@@ -337,7 +382,9 @@ async fn check_lag(client: &tokio_postgres::Client, max: Duration) -> Result<Str
         return Ok("not a standby (no replication lag)".into());
     }
     if col(1).as_deref() == Some("0") {
-        return Err("standby is not streaming from a primary (no WAL receiver); lag unknown".into());
+        return Err(
+            "standby is not streaming from a primary (no WAL receiver); lag unknown".into(),
+        );
     }
     let lag = if col(2).as_deref() == Some("true") {
         0.0
@@ -377,12 +424,17 @@ fn split_libpq_only(conn: &str) -> Result<(String, LibpqOnly), String> {
         match key {
             "sslmode" => only.mode = Some(value.parse()?),
             "sslrootcert" if value == "system" => {
-                return Err("sslrootcert=system (the OS trust store) is not supported; give a PEM file".into())
+                return Err(
+                    "sslrootcert=system (the OS trust store) is not supported; give a PEM file"
+                        .into(),
+                )
             }
             "sslrootcert" => only.rootcert = Some(PathBuf::from(value)),
             "passfile" => only.passfile = Some(PathBuf::from(value)),
             "sslcert" | "sslkey" | "sslpassword" | "sslcrl" | "sslcrldir" => {
-                return Err(format!("{key} (client certificates, CRLs) is not supported"))
+                return Err(format!(
+                    "{key} (client certificates, CRLs) is not supported"
+                ))
             }
             "sslsni" | "sslcompression" | "gssencmode" | "requiressl" => {}
             _ => return Ok(false),
@@ -404,7 +456,11 @@ fn split_libpq_only(conn: &str) -> Result<(String, LibpqOnly), String> {
                 kept.push(pair);
             }
         }
-        let rest = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+        let rest = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
         Ok((rest, only))
     } else {
         let pairs = parse_key_values(conn)?;
@@ -442,7 +498,9 @@ fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
             chars.next();
         }
         if chars.next() != Some('=') {
-            return Err(format!("invalid PostgreSQL connection string: expected '=' after '{key}'"));
+            return Err(format!(
+                "invalid PostgreSQL connection string: expected '=' after '{key}'"
+            ));
         }
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
@@ -455,10 +513,18 @@ fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
                     Some('\'') => break,
                     Some('\\') => match chars.next() {
                         Some(c) => value.push(c),
-                        None => return Err("invalid PostgreSQL connection string: unterminated quote".into()),
+                        None => {
+                            return Err(
+                                "invalid PostgreSQL connection string: unterminated quote".into()
+                            )
+                        }
                     },
                     Some(c) => value.push(c),
-                    None => return Err("invalid PostgreSQL connection string: unterminated quote".into()),
+                    None => {
+                        return Err(
+                            "invalid PostgreSQL connection string: unterminated quote".into()
+                        )
+                    }
                 }
             }
         } else {
@@ -486,7 +552,7 @@ fn apply_env_defaults(config: &mut tokio_postgres::Config) {
     if config.get_user().is_none() {
         let user = env("PGUSER")
             .or_else(|| env("USER"))
-            .or_else(|| nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name))
+            .or_else(|| env("LOGNAME"))
             .unwrap_or_else(|| "postgres".into());
         config.user(user);
     }
@@ -523,7 +589,11 @@ fn apply_env_defaults(config: &mut tokio_postgres::Config) {
 fn pgpass_password(config: &tokio_postgres::Config, passfile: Option<&Path>) -> Option<String> {
     let path = passfile
         .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("PGPASSFILE").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("PGPASSFILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
     let meta = std::fs::metadata(&path).ok()?;
     {
@@ -546,7 +616,11 @@ fn pgpass_password(config: &tokio_postgres::Config, passfile: Option<&Path>) -> 
             // libpq matches a Unix-socket connection against "localhost".
             Host::Unix(_) => "localhost".into(),
         };
-        let port = ports.get(i).or_else(|| ports.first()).copied().unwrap_or(5432);
+        let port = ports
+            .get(i)
+            .or_else(|| ports.first())
+            .copied()
+            .unwrap_or(5432);
         if let Some(pw) = pgpass_lookup(&content, &host, port, db, user) {
             return Some(pw);
         }
@@ -568,7 +642,11 @@ pub fn pgpass_lookup(content: &str, host: &str, port: u16, db: &str, user: &str)
             continue;
         }
         let want = [host, port.as_str(), db, user];
-        if fields[..4].iter().zip(want).all(|(f, w)| f == "*" || f == w) {
+        if fields[..4]
+            .iter()
+            .zip(want)
+            .all(|(f, w)| f == "*" || f == w)
+        {
             return Some(fields[4].clone());
         }
     }
@@ -607,17 +685,25 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// The tokio-postgres TLS mode and a rustls connector with the verification `mode` asks for.
-fn tls_for(mode: SslMode, rootcert: Option<&Path>) -> Result<(PgSslMode, MakeRustlsConnect), String> {
+fn tls_for(
+    mode: SslMode,
+    rootcert: Option<&Path>,
+) -> Result<(PgSslMode, MakeRustlsConnect), String> {
     let pg_mode = match mode {
         SslMode::Disable => PgSslMode::Disable,
         SslMode::Allow | SslMode::Prefer => PgSslMode::Prefer,
         SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
     };
-    let default_root = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql/root.crt"));
+    let default_root =
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql/root.crt"));
     let root_path: Option<PathBuf> = rootcert.map(Path::to_path_buf).or(default_root);
     // libpq: `require` with a root certificate present behaves as `verify-ca`.
     let effective = match mode {
-        SslMode::Require if rootcert.is_some() || root_path.as_deref().is_some_and(Path::exists) => SslMode::VerifyCa,
+        SslMode::Require
+            if rootcert.is_some() || root_path.as_deref().is_some_and(Path::exists) =>
+        {
+            SslMode::VerifyCa
+        }
         m => m,
     };
     let builder = rustls::ClientConfig::builder_with_provider(provider())
@@ -649,14 +735,23 @@ fn tls_for(mode: SslMode, rootcert: Option<&Path>) -> Result<(PgSslMode, MakeRus
 
 fn load_roots(path: &Path) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read root certificate {} (sslrootcert): {e}", path.display()))?;
+    let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+        format!(
+            "cannot read root certificate {} (sslrootcert): {e}",
+            path.display()
+        )
+    })?;
     for cert in certs {
         let cert = cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
-        roots.add(cert).map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
     }
     if roots.is_empty() {
-        return Err(format!("no certificate in {} (sslrootcert)", path.display()));
+        return Err(format!(
+            "no certificate in {} (sslrootcert)",
+            path.display()
+        ));
     }
     Ok(roots)
 }
@@ -683,7 +778,12 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -691,7 +791,12 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -711,7 +816,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -749,9 +857,18 @@ mod tests {
                     db1:5432:app:app:first\n\
                     *:5433:*:app:pa\\:ss:word\n\
                     127.0.0.1:*:*:*:fallback\\\\x\n";
-        assert_eq!(pgpass_lookup(file, "db1", 5432, "app", "app").as_deref(), Some("first"));
-        assert_eq!(pgpass_lookup(file, "db2", 5433, "x", "app").as_deref(), Some("pa:ss:word"));
-        assert_eq!(pgpass_lookup(file, "127.0.0.1", 9, "d", "u").as_deref(), Some("fallback\\x"));
+        assert_eq!(
+            pgpass_lookup(file, "db1", 5432, "app", "app").as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            pgpass_lookup(file, "db2", 5433, "x", "app").as_deref(),
+            Some("pa:ss:word")
+        );
+        assert_eq!(
+            pgpass_lookup(file, "127.0.0.1", 9, "d", "u").as_deref(),
+            Some("fallback\\x")
+        );
         assert_eq!(pgpass_lookup(file, "db1", 5432, "other", "app"), None);
     }
 
@@ -760,10 +877,14 @@ mod tests {
         let (rest, only) =
             split_libpq_only("postgres://u:p@h:1,h2:2/db?sslmode=verify-full&target_session_attrs=read-write&sslrootcert=%2Ftmp%2Fca.pem")
                 .expect("split");
-        assert_eq!(rest, "postgres://u:p@h:1,h2:2/db?target_session_attrs=read-write");
+        assert_eq!(
+            rest,
+            "postgres://u:p@h:1,h2:2/db?target_session_attrs=read-write"
+        );
         assert_eq!(only.mode, Some(SslMode::VerifyFull));
         assert_eq!(only.rootcert.as_deref(), Some(Path::new("/tmp/ca.pem")));
-        let (rest, only) = split_libpq_only("host=h port = 5 password='a b\\'c' sslmode=require").expect("kv");
+        let (rest, only) =
+            split_libpq_only("host=h port = 5 password='a b\\'c' sslmode=require").expect("kv");
         assert_eq!(rest, "host='h' port='5' password='a b\\'c'");
         assert_eq!(only.mode, Some(SslMode::Require));
         assert!(split_libpq_only("postgres://h/db?sslmode=bogus").is_err());
@@ -783,10 +904,22 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
-        assert!(PostgresProbe::new("postgres://h/db", None, Some("f".into()), false, None).is_err());
+        assert!(
+            PostgresProbe::new("postgres://h/db", None, Some("f".into()), false, None).is_err()
+        );
         assert!(PostgresProbe::new("", None, None, false, None).is_err());
         assert!(PostgresProbe::new("postgres://h:notaport/db", None, None, false, None).is_err());
-        let p = PostgresProbe::new("postgres://app:secret@127.0.0.1:5432/app", None, None, true, None).expect("probe");
-        assert_eq!(p.describe(), "postgres postgres://app:***@127.0.0.1:5432/app writable");
+        let p = PostgresProbe::new(
+            "postgres://app:secret@127.0.0.1:5432/app",
+            None,
+            None,
+            true,
+            None,
+        )
+        .expect("probe");
+        assert_eq!(
+            p.describe(),
+            "postgres postgres://app:***@127.0.0.1:5432/app writable"
+        );
     }
 }

@@ -17,15 +17,23 @@ pub struct RedisProbe {
 
 impl RedisProbe {
     pub fn new(url: &str, min_keys: Option<u64>) -> Result<RedisProbe, String> {
-        let u = url::Url::parse(url).map_err(|e| format!("invalid Redis URL '{}': {e}", crate::redact::redact(url)))?;
+        let u = url::Url::parse(url)
+            .map_err(|e| format!("invalid Redis URL '{}': {e}", crate::redact::redact(url)))?;
         if u.scheme() != "redis" {
-            return Err(format!("Redis URL must start with redis://, got '{}'", crate::redact::redact(url)));
+            return Err(format!(
+                "Redis URL must start with redis://, got '{}'",
+                crate::redact::redact(url)
+            ));
         }
-        let host = u.host_str().ok_or_else(|| "Redis URL has no host".to_string())?;
+        let host = u
+            .host_str()
+            .ok_or_else(|| "Redis URL has no host".to_string())?;
         let port = u.port().unwrap_or(6379);
         let db = match u.path().trim_start_matches('/') {
             "" => 0,
-            n => n.parse().map_err(|_| format!("Redis database must be a number, got '{n}'"))?,
+            n => n
+                .parse()
+                .map_err(|_| format!("Redis database must be a number, got '{n}'"))?,
         };
         let decode = |s: &str| percent_decode(s);
         let password = u.password().map(decode);
@@ -52,7 +60,10 @@ impl RedisProbe {
         match tokio::time::timeout(timeout, self.talk()).await {
             Ok(Ok(detail)) => Outcome::pass(detail, start.elapsed()),
             Ok(Err(e)) => Outcome::fail(e, start.elapsed()),
-            Err(_) => Outcome::fail(format!("no answer within {}", crate::units::Dur(timeout)), start.elapsed()),
+            Err(_) => Outcome::fail(
+                format!("no answer within {}", crate::units::Dur(timeout)),
+                start.elapsed(),
+            ),
         }
     }
 
@@ -77,7 +88,9 @@ impl RedisProbe {
             Reply::Simple(s) if s == "PONG" => {}
             other => return Err(format!("PING answered {other}")),
         }
-        let Some(min) = self.min_keys else { return Ok("PONG".into()) };
+        let Some(min) = self.min_keys else {
+            return Ok("PONG".into());
+        };
         match command(&mut conn, &["DBSIZE"]).await? {
             Reply::Int(n) if n >= min as i64 => Ok(format!("PONG, {n} keys")),
             Reply::Int(n) => Err(format!("cache cold: {n} keys < {min}")),
@@ -113,16 +126,25 @@ fn expect_ok(r: Reply, what: &str) -> Result<(), String> {
     }
 }
 
-async fn command(conn: &mut BufReader<tokio::net::TcpStream>, args: &[&str]) -> Result<Reply, String> {
+async fn command(
+    conn: &mut BufReader<tokio::net::TcpStream>,
+    args: &[&str],
+) -> Result<Reply, String> {
     let mut req = format!("*{}\r\n", args.len()).into_bytes();
     for a in args {
         req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
         req.extend_from_slice(a.as_bytes());
         req.extend_from_slice(b"\r\n");
     }
-    conn.get_mut().write_all(&req).await.map_err(|e| format!("write failed: {e}"))?;
+    conn.get_mut()
+        .write_all(&req)
+        .await
+        .map_err(|e| format!("write failed: {e}"))?;
     let mut line = String::new();
-    let n = conn.read_line(&mut line).await.map_err(|e| format!("read failed: {e}"))?;
+    let n = conn
+        .read_line(&mut line)
+        .await
+        .map_err(|e| format!("read failed: {e}"))?;
     if n == 0 {
         return Err("connection closed by server".into());
     }
@@ -131,7 +153,10 @@ async fn command(conn: &mut BufReader<tokio::net::TcpStream>, args: &[&str]) -> 
     Ok(match tag {
         "+" => Reply::Simple(rest.to_string()),
         "-" => Reply::Error(rest.to_string()),
-        ":" => Reply::Int(rest.parse().map_err(|_| format!("bad integer reply {rest:?}"))?),
+        ":" => Reply::Int(
+            rest.parse()
+                .map_err(|_| format!("bad integer reply {rest:?}"))?,
+        ),
         _ => Reply::Other(line.to_string()),
     })
 }
@@ -143,7 +168,11 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;

@@ -14,9 +14,13 @@ impl TcpProbe {
             .rsplit_once(':')
             .ok_or_else(|| format!("TCP probe needs HOST:PORT, got '{addr}'"))?;
         if host.is_empty() || port.parse::<u16>().is_err() {
-            return Err(format!("TCP probe needs HOST:PORT with a port 1-65535, got '{addr}'"));
+            return Err(format!(
+                "TCP probe needs HOST:PORT with a port 1-65535, got '{addr}'"
+            ));
         }
-        Ok(TcpProbe { addr: addr.to_string() })
+        Ok(TcpProbe {
+            addr: addr.to_string(),
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -28,7 +32,10 @@ impl TcpProbe {
         match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&self.addr)).await {
             Ok(Ok(_)) => Outcome::pass("connected", start.elapsed()),
             Ok(Err(e)) => Outcome::fail(format!("connect failed: {e}"), start.elapsed()),
-            Err(_) => Outcome::fail(format!("no answer within {}", crate::units::Dur(timeout)), start.elapsed()),
+            Err(_) => Outcome::fail(
+                format!("no answer within {}", crate::units::Dur(timeout)),
+                start.elapsed(),
+            ),
         }
     }
 }

@@ -46,7 +46,10 @@ impl Bin {
         }
         cmd.env("DRILL_LOG", "info");
         cmd.stdin(Stdio::null());
-        Bin { cmd, line: name.to_string() }
+        Bin {
+            cmd,
+            line: name.to_string(),
+        }
     }
 
     pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Bin {
@@ -84,11 +87,16 @@ impl Bin {
     /// Spawn without waiting (for signal tests); stdout/stderr are piped.
     pub fn spawn(mut self) -> std::process::Child {
         self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        self.cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", self.line))
+        self.cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.line))
     }
 
     pub fn run(mut self) -> Run {
-        let out: Output = self.cmd.output().unwrap_or_else(|e| panic!("run {}: {e}", self.line));
+        let out: Output = self
+            .cmd
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", self.line));
         Run::from_output(out, self.line)
     }
 
@@ -112,7 +120,10 @@ impl Bin {
 impl Run {
     pub fn from_output(out: Output, line: String) -> Run {
         use std::os::unix::process::ExitStatusExt;
-        let code = out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+        let code = out
+            .status
+            .code()
+            .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
         Run {
             code,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -122,12 +133,18 @@ impl Run {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("`{}` stdout is not JSON ({e}):\n{}", self.line, self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("`{}` stdout is not JSON ({e}):\n{}", self.line, self.stdout)
+        })
     }
 
     pub fn stderr_has(&self, needle: &str) -> &Run {
-        assert!(self.stderr.contains(needle), "`{}` stderr lacks {needle:?}:\n{}", self.line, self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "`{}` stderr lacks {needle:?}:\n{}",
+            self.line,
+            self.stderr
+        );
         self
     }
 }

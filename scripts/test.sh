@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The test command (README): installs and starts what the tests need when it is missing, then
+# runs the whole suite. Safe to run again: it only installs or starts what is not there.
+#
+#   Docker engine (docker.io) — started with dockerd when `docker info` fails
+#   PostgreSQL 15 (postgresql), Redis (redis-server), busybox-static (test images), iptables, iproute2
+#
+# Needs root (apt-get, dockerd). CARGO_TARGET_DIR may point outside the clone to reuse builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+need_pkgs=()
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need_pkgs+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need_pkgs+=(busybox-static)
+command -v zstd >/dev/null 2>&1 || need_pkgs+=(zstd)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  mkdir -p /var/log
+  nohup dockerd >/var/log/drillkit-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not come up; see /var/log/drillkit-dockerd.log" >&2; tail -20 /var/log/drillkit-dockerd.log >&2; exit 1; }
+fi
+
+# Test images are built locally FROM scratch (no registry is reachable).
+if ! docker image inspect drillkit-test-busybox:latest >/dev/null 2>&1; then
+  log "building the test image drillkit-test-busybox"
+  ctx=$(mktemp -d)
+  trap 'rm -rf "$ctx"' EXIT
+  cp /bin/busybox "$ctx/busybox"
+  cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+CMD ["/bin/sh"]
+DOCKERFILE
+  docker build -q -t drillkit-test-busybox:latest "$ctx" >/dev/null
+fi
+
+log "cargo test --release"
+# Tests that start servers and containers share two cores: run them two at a time.
+cargo test --release --all-targets -- --test-threads "${DRILL_TEST_THREADS:-2}" "$@"

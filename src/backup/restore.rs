@@ -1,0 +1,755 @@
+//! The restore test: a backup is only proven by restoring it. A scratch database with a
+//! generated name (never an existing one: `CREATE DATABASE` refuses duplicates and we retry
+//! with a new name) receives the dump — a plain dump through tokio-postgres (statements, and
+//! `COPY FROM STDIN` streamed in pieces; no `psql` needed), a custom dump through `pg_restore`.
+//! Then row counts per table, `--expect-rows` and `--check-sql`. The scratch database is
+//! dropped on every way out (success, failure, timeout, SIGINT/SIGTERM) unless `--keep`.
+
+use super::sql::{DumpReader, Item};
+use super::Check;
+use crate::exit::{Code, Failure};
+use futures_util::SinkExt;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, Config, NoTls};
+
+/// `--expect-rows TABLE>=N` (also `>`, `=`, `<=`, `<`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpectRows {
+    pub table: String,
+    pub op: String,
+    pub n: u64,
+}
+
+impl FromStr for ExpectRows {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        for op in [">=", "<=", "==", ">", "<", "="] {
+            if let Some(at) = s.find(op) {
+                let table = s[..at].trim();
+                let n = s[at + op.len()..].trim();
+                if table.is_empty() {
+                    break;
+                }
+                let n: u64 = n.parse().map_err(|_| {
+                    format!("--expect-rows '{s}': '{n}' is not a row count (expected e.g. public.orders>=1000)")
+                })?;
+                let op = if op == "==" { "=" } else { op };
+                return Ok(ExpectRows {
+                    table: table.to_string(),
+                    op: op.to_string(),
+                    n,
+                });
+            }
+        }
+        Err(format!(
+            "--expect-rows '{s}': expected TABLE>=N, e.g. public.orders>=1000"
+        ))
+    }
+}
+
+impl ExpectRows {
+    fn holds(&self, rows: u64) -> bool {
+        match self.op.as_str() {
+            ">=" => rows >= self.n,
+            "<=" => rows <= self.n,
+            ">" => rows > self.n,
+            "<" => rows < self.n,
+            _ => rows == self.n,
+        }
+    }
+}
+
+/// What to restore into and what to check afterwards.
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    pub url: String,
+    pub expect_rows: Vec<ExpectRows>,
+    pub check_sql: Vec<String>,
+    pub keep: bool,
+    pub pg_restore: Option<PathBuf>,
+    pub timeout: Option<Duration>,
+}
+
+/// The evidence of a restore.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct RestoreReport {
+    pub database: String,
+    pub method: String,
+    pub seconds: f64,
+    pub statements: u64,
+    pub copy_rows: u64,
+    pub tables: BTreeMap<String, u64>,
+    pub kept: bool,
+    pub dropped: bool,
+    pub warnings: Vec<String>,
+}
+
+/// The dump kind to restore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DumpKind {
+    Plain,
+    Custom,
+}
+
+fn pg_err(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn quote_qualified(name: &str) -> String {
+    name.split('.')
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+async fn connect(cfg: &Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, conn) = cfg.connect(NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// Open the file and undo gzip/zstd, as one stream.
+fn open_decoded(path: &Path) -> std::io::Result<Box<dyn BufRead + Send>> {
+    let mut f = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let head = f.fill_buf()?.to_vec();
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::bufread::MultiGzDecoder::new(f),
+        ))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            zstd::stream::read::Decoder::with_buffer(f)?,
+        ))
+    } else {
+        Box::new(f)
+    })
+}
+
+/// Statements whose failure only means the target lacks the dump's roles (as `pg_restore
+/// --no-owner --no-acl` would skip them).
+fn tolerated(stmt: &str) -> bool {
+    let u = stmt.trim_start().to_ascii_uppercase();
+    (u.starts_with("ALTER ") && u.contains(" OWNER TO "))
+        || u.starts_with("GRANT ")
+        || u.starts_with("REVOKE ")
+        || u.starts_with("COMMENT ON EXTENSION")
+        || u.starts_with("ALTER DEFAULT PRIVILEGES")
+}
+
+fn switches_database(stmt: &str) -> bool {
+    let u = stmt.trim_start().to_ascii_uppercase();
+    [
+        "CREATE DATABASE",
+        "DROP DATABASE",
+        "ALTER DATABASE",
+        "CREATE ROLE",
+        "ALTER ROLE",
+        "DROP ROLE",
+    ]
+    .iter()
+    .any(|p| u.starts_with(p))
+}
+
+fn short(s: &str) -> String {
+    let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() > 120 {
+        format!("{}…", one.chars().take(120).collect::<String>())
+    } else {
+        one
+    }
+}
+
+/// Restore a plain dump through the protocol. `Err` is a restore failure (a finding).
+async fn restore_plain(
+    client: &Client,
+    path: &Path,
+    rep: &mut RestoreReport,
+) -> Result<(), String> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Item, String>>(16);
+    let p = path.to_path_buf();
+    let producer = tokio::task::spawn_blocking(move || {
+        let r = match open_decoded(&p) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(format!("cannot read the dump: {e}")));
+                return;
+            }
+        };
+        let mut d = DumpReader::new(r);
+        loop {
+            match d.next_item() {
+                Ok(Some(item)) => {
+                    if tx.blocking_send(Ok(item)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(format!("reading the dump: {e}")));
+                    return;
+                }
+            }
+        }
+    });
+    let mut copy: Option<(
+        std::pin::Pin<Box<tokio_postgres::CopyInSink<std::io::Cursor<Vec<u8>>>>>,
+        String,
+        u64,
+    )> = None;
+    let result = async {
+        while let Some(item) = rx.recv().await {
+            match item? {
+                Item::Meta(m, line) => {
+                    if m.starts_with("\\restrict") || m.starts_with("\\unrestrict") {
+                        continue;
+                    }
+                    if m.starts_with("\\connect") || m.starts_with("\\c ") {
+                        return Err(format!(
+                            "line {line}: the dump switches databases ({}): it was made with --create or pg_dumpall; not restored, so nothing outside the scratch database is touched",
+                            short(&m)
+                        ));
+                    }
+                    rep.warnings.push(format!("line {line}: psql meta-command ignored: {}", short(&m)));
+                }
+                Item::Statement(s, line) => {
+                    if switches_database(&s) {
+                        return Err(format!(
+                            "line {line}: cluster-level statement refused in a restore test: {}",
+                            short(&s)
+                        ));
+                    }
+                    rep.statements += 1;
+                    if let Err(e) = client.batch_execute(&s).await {
+                        if tolerated(&s) {
+                            rep.warnings.push(format!("line {line}: {} (ignored: {})", pg_err(&e), short(&s)));
+                        } else {
+                            return Err(format!("line {line}: {} in: {}", pg_err(&e), short(&s)));
+                        }
+                    }
+                }
+                Item::CopyStart(s, line) => {
+                    let sink = client
+                        .copy_in::<_, std::io::Cursor<Vec<u8>>>(s.as_str())
+                        .await
+                        .map_err(|e| format!("line {line}: {} in: {}", pg_err(&e), short(&s)))?;
+                    copy = Some((Box::pin(sink), s, line));
+                }
+                Item::CopyData(data) => {
+                    if let Some((sink, s, line)) = copy.as_mut() {
+                        sink.send(std::io::Cursor::new(data))
+                            .await
+                            .map_err(|e| format!("COPY from line {line}: {} in: {}", pg_err(&e), short(s)))?;
+                    }
+                }
+                Item::CopyEnd(_) => {
+                    if let Some((mut sink, s, line)) = copy.take() {
+                        let n = sink
+                            .as_mut()
+                            .finish()
+                            .await
+                            .map_err(|e| format!("COPY from line {line}: {} in: {}", pg_err(&e), short(&s)))?;
+                        rep.copy_rows += n;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(rx);
+    let _ = producer.await;
+    result
+}
+
+fn conninfo_value(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn find_pg_restore(given: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = given {
+        return Some(p.to_path_buf());
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_string_lossy().parse().ok()?;
+            let p = e.path().join("bin/pg_restore");
+            p.is_file().then_some((v, p))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, p)) = versions.pop() {
+        return Some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("pg_restore"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Restore a custom dump with `pg_restore` (compressed archives through its stdin).
+async fn restore_custom(
+    cfg: &Config,
+    path: &Path,
+    opts: &RestoreOptions,
+    rep: &mut RestoreReport,
+) -> Result<(), Failure> {
+    let Some(bin) = find_pg_restore(opts.pg_restore.as_deref()) else {
+        return Err(Failure::env(anyhow::anyhow!(
+            "pg_restore is needed to restore a custom-format dump and was not found: install the PostgreSQL client (apt-get install postgresql-client) or pass --pg-restore PATH"
+        )));
+    };
+    let mut info = Vec::new();
+    for h in cfg.get_hosts() {
+        match h {
+            tokio_postgres::config::Host::Tcp(s) => {
+                info.push(format!("host={}", conninfo_value(s)))
+            }
+            tokio_postgres::config::Host::Unix(p) => {
+                info.push(format!("host={}", conninfo_value(&p.to_string_lossy())))
+            }
+        }
+        break;
+    }
+    if let Some(p) = cfg.get_ports().first() {
+        info.push(format!("port={p}"));
+    }
+    if let Some(u) = cfg.get_user() {
+        info.push(format!("user={}", conninfo_value(u)));
+    }
+    if let Some(d) = cfg.get_dbname() {
+        info.push(format!("dbname={}", conninfo_value(d)));
+    }
+    let mut cmd = tokio::process::Command::new(&bin);
+    cmd.args([
+        "--no-owner",
+        "--no-acl",
+        "--exit-on-error",
+        "--single-transaction",
+    ])
+    .arg(format!("--dbname={}", info.join(" ")))
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .kill_on_drop(true);
+    if let Some(pw) = cfg.get_password() {
+        cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).into_owned());
+    }
+    let compressed = {
+        let mut head = [0u8; 4];
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        n >= 2 && (head[..2] == [0x1f, 0x8b] || head == [0x28, 0xb5, 0x2f, 0xfd])
+    };
+    if compressed {
+        cmd.stdin(std::process::Stdio::piped());
+    } else {
+        cmd.arg(path).stdin(std::process::Stdio::null());
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::env(anyhow::anyhow!("cannot run {}: {e}", bin.display())))?;
+    if compressed {
+        if let Some(mut stdin) = child.stdin.take() {
+            let p = path.to_path_buf();
+            let handle = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                use tokio::io::AsyncWriteExt;
+                let Ok(mut r) = open_decoded(&p) else { return };
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    match r.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if handle.block_on(stdin.write_all(&buf[..n])).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| Failure::env(anyhow::anyhow!("waiting for pg_restore: {e}")))?;
+    rep.method = format!(
+        "{} --no-owner --no-acl --exit-on-error --single-transaction",
+        bin.display()
+    );
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        rep.warnings
+            .push(format!("pg_restore said: {}", tail.join(" | ")));
+        return Err(Failure::drill_failed(anyhow::anyhow!(
+            "pg_restore exited {}: {}",
+            out.status.code().unwrap_or(-1),
+            short(&tail.join(" | "))
+        )));
+    }
+    Ok(())
+}
+
+async fn count_rows(client: &Client) -> Result<BTreeMap<String, u64>, String> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') \
+             AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2 LIMIT 5000",
+            &[],
+        )
+        .await
+        .map_err(|e| pg_err(&e))?;
+    let mut out = BTreeMap::new();
+    for r in rows {
+        let (ns, rel): (String, String) = (r.get(0), r.get(1));
+        let q = format!(
+            "SELECT count(*) FROM {}.{}",
+            quote_ident(&ns),
+            quote_ident(&rel)
+        );
+        let n: i64 = client
+            .query_one(&q, &[])
+            .await
+            .map_err(|e| pg_err(&e))?
+            .get(0);
+        out.insert(format!("{ns}.{rel}"), n.max(0) as u64);
+    }
+    Ok(out)
+}
+
+async fn after_restore(
+    client: &Client,
+    opts: &RestoreOptions,
+    rep: &mut RestoreReport,
+    checks: &mut Vec<Check>,
+) {
+    match count_rows(client).await {
+        Ok(t) => {
+            let total: u64 = t.values().sum();
+            let list: Vec<String> = t.iter().take(12).map(|(k, v)| format!("{k}={v}")).collect();
+            checks.push(Check::pass(
+                "rows",
+                format!(
+                    "{} tables, {total} rows: {}{}",
+                    t.len(),
+                    list.join(", "),
+                    if t.len() > 12 { ", …" } else { "" }
+                ),
+            ));
+            rep.tables = t;
+        }
+        Err(e) => checks.push(Check::fail("rows", format!("cannot count rows: {e}"))),
+    }
+    for x in &opts.expect_rows {
+        let name = format!("rows:{}", x.table);
+        let found = rep.tables.get(&x.table).copied().or_else(|| {
+            let mut m = rep
+                .tables
+                .iter()
+                .filter(|(k, _)| k.rsplit('.').next() == Some(x.table.as_str()));
+            match (m.next(), m.next()) {
+                (Some((_, &n)), None) => Some(n),
+                _ => None,
+            }
+        });
+        match found {
+            None => {
+                // Maybe a view or a quoted name: ask the database itself.
+                let q = format!("SELECT count(*) FROM {}", quote_qualified(&x.table));
+                match client.query_one(&q, &[]).await {
+                    Ok(r) => {
+                        let n = r.get::<_, i64>(0).max(0) as u64;
+                        let verdict = if x.holds(n) { Check::pass } else { Check::fail };
+                        checks.push(verdict(
+                            &name,
+                            format!("{n} rows, expected {}{}", x.op, x.n),
+                        ));
+                    }
+                    Err(e) => checks.push(Check::fail(
+                        &name,
+                        format!("table not found in the restored database ({})", pg_err(&e)),
+                    )),
+                }
+            }
+            Some(n) if x.holds(n) => checks.push(Check::pass(
+                &name,
+                format!("{n} rows, expected {}{}", x.op, x.n),
+            )),
+            Some(n) => checks.push(Check::fail(
+                &name,
+                format!("{n} rows, expected {}{}", x.op, x.n),
+            )),
+        }
+    }
+    for (i, sql) in opts.check_sql.iter().enumerate() {
+        let name = format!("check-sql:{}", i + 1);
+        match client.simple_query(sql).await {
+            Err(e) => checks.push(Check::fail(
+                &name,
+                format!("{}: {}", short(sql), pg_err(&e)),
+            )),
+            Ok(msgs) => {
+                let first = msgs.iter().find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some(r.get(0).map(str::to_string))
+                    }
+                    _ => None,
+                });
+                match first {
+                    Some(Some(v)) if v == "t" || v.eq_ignore_ascii_case("true") => {
+                        checks.push(Check::pass(&name, format!("{} returned true", short(sql))))
+                    }
+                    Some(v) => checks.push(Check::fail(
+                        &name,
+                        format!(
+                            "{} returned {} (must return true)",
+                            short(sql),
+                            v.unwrap_or_else(|| "NULL".into())
+                        ),
+                    )),
+                    None => checks.push(Check::fail(
+                        &name,
+                        format!("{} returned no row (must return true)", short(sql)),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// Wait for SIGINT or SIGTERM.
+async fn signalled() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The server's admin connection settings from `--restore-to` (database `postgres` by default).
+pub fn parse_url(url: &str) -> Result<Config, Failure> {
+    let mut cfg: Config = url.parse().map_err(|e| {
+        Failure::bad_input(anyhow::anyhow!(
+            "--restore-to '{}' is not a PostgreSQL URL ({e}); expected e.g. postgres://postgres@localhost:5432/",
+            crate::redact::redact(url)
+        ))
+    })?;
+    if cfg.get_dbname().is_none_or(str::is_empty) {
+        cfg.dbname("postgres");
+    }
+    if cfg.get_user().is_none() {
+        let user = std::env::var("PGUSER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "postgres".into());
+        cfg.user(&user);
+    }
+    Ok(cfg)
+}
+
+/// Restore `path` into a fresh scratch database and run the checks; the database is dropped on
+/// every way out unless `keep`. `Err` only when the tool could not do its job (server
+/// unreachable: exit 3; interrupted: exit 4); a restore that fails is a failed check.
+pub async fn run(
+    path: &Path,
+    kind: DumpKind,
+    opts: &RestoreOptions,
+) -> Result<(RestoreReport, Vec<Check>), Failure> {
+    let admin_cfg = parse_url(&opts.url)?;
+    let shown = crate::redact::redact(&opts.url);
+    let admin = connect(&admin_cfg).await.map_err(|e| {
+        Failure::env(anyhow::anyhow!(
+            "cannot reach the restore server {shown}: {}",
+            pg_err(&e)
+        ))
+    })?;
+    let mut rep = RestoreReport {
+        kept: opts.keep,
+        ..Default::default()
+    };
+    // A generated name; CREATE DATABASE refuses an existing one, so we never reuse one.
+    let mut created = None;
+    for _ in 0..5 {
+        let name = format!(
+            "drillkit_verify_{}_{:08x}",
+            chrono::Utc::now().format("%Y%m%d%H%M%S"),
+            rand::random::<u32>()
+        );
+        match admin
+            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
+            .await
+        {
+            Ok(()) => {
+                created = Some(name);
+                break;
+            }
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {
+                continue
+            }
+            Err(e) => {
+                return Err(Failure::env(anyhow::anyhow!(
+                    "cannot create a scratch database on {shown}: {}",
+                    pg_err(&e)
+                )))
+            }
+        }
+    }
+    let Some(db) = created else {
+        return Err(Failure::env(anyhow::anyhow!(
+            "could not find a free scratch database name on {shown}"
+        )));
+    };
+    rep.database = db.clone();
+    let mut scratch_cfg = admin_cfg.clone();
+    scratch_cfg.dbname(&db);
+    let started = Instant::now();
+    let mut checks = Vec::new();
+
+    let work = async {
+        let mut rep = RestoreReport {
+            database: db.clone(),
+            kept: opts.keep,
+            ..Default::default()
+        };
+        let mut checks = Vec::new();
+        let client = connect(&scratch_cfg).await.map_err(|e| {
+            Failure::env(anyhow::anyhow!(
+                "cannot connect to the scratch database: {}",
+                pg_err(&e)
+            ))
+        })?;
+        let restored = match kind {
+            DumpKind::Plain => {
+                rep.method = "statements and COPY FROM STDIN through the protocol".into();
+                restore_plain(&client, path, &mut rep)
+                    .await
+                    .map_err(|e| Failure::drill_failed(anyhow::anyhow!(e)))
+            }
+            DumpKind::Custom => restore_custom(&scratch_cfg, path, opts, &mut rep).await,
+        };
+        rep.seconds = started.elapsed().as_secs_f64();
+        match restored {
+            Ok(()) => {
+                checks.push(Check::pass(
+                    "restore",
+                    format!(
+                        "restored into scratch database {db} in {} ({}{} statements, {} COPY rows){}",
+                        crate::units::fmt_duration(rep.seconds),
+                        if kind == DumpKind::Custom { "pg_restore; " } else { "" },
+                        rep.statements,
+                        rep.copy_rows,
+                        if rep.warnings.is_empty() { String::new() } else { format!(", {} warning(s)", rep.warnings.len()) }
+                    ),
+                ));
+                // A fresh session: the dump's SETs (search_path = '') stay behind.
+                drop(client);
+                match connect(&scratch_cfg).await {
+                    Ok(fresh) => after_restore(&fresh, opts, &mut rep, &mut checks).await,
+                    Err(e) => checks.push(Check::fail(
+                        "rows",
+                        format!("cannot reconnect: {}", pg_err(&e)),
+                    )),
+                }
+            }
+            Err(f) if f.code == Code::DrillFailed => {
+                checks.push(Check::fail(
+                    "restore",
+                    format!(
+                        "failed after {}: {:#}",
+                        crate::units::fmt_duration(rep.seconds),
+                        f.error
+                    ),
+                ));
+            }
+            Err(f) => return Err(f),
+        }
+        Ok::<_, Failure>((rep, checks))
+    };
+    let timeout = async {
+        match opts.timeout {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let outcome = tokio::select! {
+        r = work => r,
+        _ = timeout => Ok((RestoreReport::default(), vec![Check::fail("restore", format!(
+            "did not finish within --restore-timeout {}", crate::units::fmt_duration(opts.timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0))
+        ))])),
+        _ = signalled() => Err(Failure::interrupted(anyhow::anyhow!("interrupted during the restore"))),
+    };
+    let outcome = outcome.map(|(r, c)| {
+        if !r.database.is_empty() {
+            rep = r;
+        }
+        checks = c;
+    });
+    // Every way out passes here.
+    if opts.keep {
+        rep.kept = true;
+        checks.push(Check::warn(
+            "cleanup",
+            format!("scratch database {db} kept (--keep); drop it yourself"),
+        ));
+    } else {
+        let drop_sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&db));
+        let dropped = match admin.batch_execute(&drop_sql).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::SYNTAX_ERROR) => admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&db)))
+                .await
+                .map_err(|e| pg_err(&e)),
+            Err(e) => Err(pg_err(&e)),
+        };
+        match dropped {
+            Ok(()) => {
+                rep.dropped = true;
+                checks.push(Check::pass(
+                    "cleanup",
+                    format!("scratch database {db} dropped"),
+                ));
+            }
+            Err(e) => checks.push(Check::fail(
+                "cleanup",
+                format!("could not drop scratch database {db}: {e}"),
+            )),
+        }
+    }
+    outcome?;
+    Ok((rep, checks))
+}

@@ -1,0 +1,307 @@
+//! Splitting a plain-format dump into what a restore sends: SQL statements (quotes, dollar
+//! quotes and comments understood, so a `;` inside a function body does not end anything),
+//! `COPY … FROM stdin;` with its data lines, and psql meta-commands (`\restrict`, `\connect`).
+//! This is what lets `verify-backup --restore-to` restore a plain dump without `psql`.
+
+use std::io::{self, BufRead};
+
+/// Data lines are sent to the server in pieces of about this size.
+const COPY_PIECE: usize = 256 * 1024;
+
+/// One thing to send to the server.
+#[derive(Debug, PartialEq)]
+pub enum Item {
+    /// A statement (with its terminating `;`), and the line it starts on.
+    Statement(String, u64),
+    /// `COPY … FROM stdin;`: data follows.
+    CopyStart(String, u64),
+    CopyData(Vec<u8>),
+    /// The `\.` line; the number of data lines sent.
+    CopyEnd(u64),
+    /// A psql meta-command line (`\restrict KEY`, `\connect db`).
+    Meta(String, u64),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Lex {
+    Normal,
+    Single { backslash: bool },
+    Double,
+    Dollar(Vec<u8>),
+    Block(u32),
+}
+
+/// Reads a plain dump item by item, in bounded memory (one statement or one data piece).
+pub struct DumpReader<R> {
+    r: R,
+    line_no: u64,
+    stmt: Vec<u8>,
+    stmt_line: u64,
+    lex: Lex,
+    in_copy: bool,
+    copy_rows: u64,
+    copy_end_pending: bool,
+    line: Vec<u8>,
+    /// Unprocessed rest of a line after a statement ended mid-line.
+    rest: Vec<u8>,
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// A dollar-quote tag (`$$`, `$body$`) starting at `s[i] == b'$'`.
+fn dollar_tag(s: &[u8], i: usize) -> Option<Vec<u8>> {
+    if i > 0 && is_ident(s[i - 1]) {
+        return None;
+    }
+    let mut j = i + 1;
+    while j < s.len() && (s[j].is_ascii_alphanumeric() || s[j] == b'_' || s[j] >= 0x80) {
+        j += 1;
+    }
+    if j < s.len() && s[j] == b'$' && !s.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
+        Some(s[i..=j].to_vec())
+    } else {
+        None
+    }
+}
+
+impl<R: BufRead> DumpReader<R> {
+    pub fn new(r: R) -> Self {
+        DumpReader {
+            r,
+            line_no: 0,
+            stmt: Vec::new(),
+            stmt_line: 0,
+            lex: Lex::Normal,
+            in_copy: false,
+            copy_rows: 0,
+            copy_end_pending: false,
+            line: Vec::new(),
+            rest: Vec::new(),
+        }
+    }
+
+    /// Scan `s` in the current lexer state; the index just past a top-level `;`, if any.
+    fn scan(&mut self, s: &[u8]) -> Option<usize> {
+        let mut i = 0;
+        while i < s.len() {
+            let b = s[i];
+            match &mut self.lex {
+                Lex::Normal => match b {
+                    b'-' if s.get(i + 1) == Some(&b'-') => return None,
+                    b'/' if s.get(i + 1) == Some(&b'*') => {
+                        self.lex = Lex::Block(1);
+                        i += 1;
+                    }
+                    b'\'' => {
+                        let e = i > 0
+                            && (s[i - 1] == b'E' || s[i - 1] == b'e')
+                            && (i < 2 || !is_ident(s[i - 2]));
+                        self.lex = Lex::Single { backslash: e };
+                    }
+                    b'"' => self.lex = Lex::Double,
+                    b'$' => {
+                        if let Some(tag) = dollar_tag(s, i) {
+                            i += tag.len() - 1;
+                            self.lex = Lex::Dollar(tag);
+                        }
+                    }
+                    b';' => return Some(i + 1),
+                    _ => {}
+                },
+                Lex::Single { backslash } => match b {
+                    b'\\' if *backslash => i += 1,
+                    b'\'' if s.get(i + 1) == Some(&b'\'') => i += 1,
+                    b'\'' => self.lex = Lex::Normal,
+                    _ => {}
+                },
+                Lex::Double => {
+                    if b == b'"' {
+                        if s.get(i + 1) == Some(&b'"') {
+                            i += 1;
+                        } else {
+                            self.lex = Lex::Normal;
+                        }
+                    }
+                }
+                Lex::Dollar(tag) => {
+                    if b == b'$' && s[i..].starts_with(tag) {
+                        i += tag.len() - 1;
+                        self.lex = Lex::Normal;
+                    }
+                }
+                Lex::Block(depth) => {
+                    if b == b'*' && s.get(i + 1) == Some(&b'/') {
+                        *depth -= 1;
+                        i += 1;
+                        if *depth == 0 {
+                            self.lex = Lex::Normal;
+                        }
+                    } else if b == b'/' && s.get(i + 1) == Some(&b'*') {
+                        *depth += 1;
+                        i += 1;
+                    }
+                }
+            }
+            i += 1;
+        }
+        None
+    }
+
+    fn read_line(&mut self) -> io::Result<bool> {
+        self.line.clear();
+        if !self.rest.is_empty() {
+            std::mem::swap(&mut self.line, &mut self.rest);
+            return Ok(true);
+        }
+        let n = self.r.read_until(b'\n', &mut self.line)?;
+        if n > 0 {
+            self.line_no += 1;
+        }
+        Ok(n > 0)
+    }
+
+    /// The next item, or `None` at the end of the dump.
+    pub fn next_item(&mut self) -> io::Result<Option<Item>> {
+        if self.in_copy && self.copy_end_pending {
+            self.copy_end_pending = false;
+            self.in_copy = false;
+            return Ok(Some(Item::CopyEnd(self.copy_rows)));
+        }
+        if self.in_copy {
+            return self.copy_piece().map(Some);
+        }
+        loop {
+            if !self.read_line()? {
+                if self.stmt.iter().any(|b| !b.is_ascii_whitespace()) {
+                    let s = String::from_utf8_lossy(&std::mem::take(&mut self.stmt)).into_owned();
+                    return Ok(Some(Item::Statement(s, self.stmt_line)));
+                }
+                return Ok(None);
+            }
+            let line = std::mem::take(&mut self.line);
+            let starts_stmt =
+                self.lex == Lex::Normal && self.stmt.iter().all(|b| b.is_ascii_whitespace());
+            if starts_stmt {
+                let t = line.trim_ascii_start();
+                if t.starts_with(b"\\") {
+                    self.stmt.clear();
+                    let s = String::from_utf8_lossy(t.trim_ascii_end()).into_owned();
+                    return Ok(Some(Item::Meta(s, self.line_no)));
+                }
+                if t.starts_with(b"--") || t.is_empty() {
+                    continue;
+                }
+                self.stmt.clear();
+                self.stmt_line = self.line_no;
+            }
+            match self.scan(&line) {
+                None => self.stmt.extend_from_slice(&line),
+                Some(end) => {
+                    self.stmt.extend_from_slice(&line[..end]);
+                    let rest = &line[end..];
+                    if rest.iter().any(|b| !b.is_ascii_whitespace()) {
+                        self.rest = rest.to_vec();
+                    }
+                    let text = String::from_utf8(std::mem::take(&mut self.stmt)).map_err(|_| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "line {}: statement is not UTF-8 (only UTF-8 dumps are restored)",
+                                self.stmt_line
+                            ),
+                        )
+                    })?;
+                    let trimmed = text.trim();
+                    if is_copy_from_stdin(trimmed) {
+                        self.in_copy = true;
+                        self.copy_rows = 0;
+                        return Ok(Some(Item::CopyStart(trimmed.to_string(), self.stmt_line)));
+                    }
+                    return Ok(Some(Item::Statement(trimmed.to_string(), self.stmt_line)));
+                }
+            }
+        }
+    }
+
+    fn copy_piece(&mut self) -> io::Result<Item> {
+        let mut piece = Vec::with_capacity(COPY_PIECE + 4096);
+        loop {
+            let before = piece.len();
+            let n = self.r.read_until(b'\n', &mut piece)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the dump ends inside a COPY block after {} rows",
+                        self.copy_rows
+                    ),
+                ));
+            }
+            self.line_no += 1;
+            let line = &piece[before..];
+            let body = line.strip_suffix(b"\n").unwrap_or(line);
+            let body = body.strip_suffix(b"\r").unwrap_or(body);
+            if body == b"\\." {
+                piece.truncate(before);
+                if piece.is_empty() {
+                    self.in_copy = false;
+                    return Ok(Item::CopyEnd(self.copy_rows));
+                }
+                // Send the data first; the `\.` line is read again next time.
+                self.copy_end_pending = true;
+                return Ok(Item::CopyData(piece));
+            }
+            self.copy_rows += 1;
+            if piece.len() >= COPY_PIECE {
+                return Ok(Item::CopyData(piece));
+            }
+        }
+    }
+}
+
+fn is_copy_from_stdin(stmt: &str) -> bool {
+    let upper = stmt
+        .get(..5)
+        .map(|s| s.eq_ignore_ascii_case("COPY "))
+        .unwrap_or(false);
+    upper && stmt.len() >= 12 && stmt[stmt.len() - 12..].eq_ignore_ascii_case(" FROM stdin;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(text: &str) -> Vec<Item> {
+        let mut r = DumpReader::new(text.as_bytes());
+        let mut out = Vec::new();
+        while let Some(i) = r.next_item().expect("item") {
+            out.push(i);
+        }
+        out
+    }
+
+    #[test]
+    fn statements_copy_and_meta() {
+        let dump = "--\n-- c\n\\restrict k\nSET a = 1;\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n\
+COPY public.t (a) FROM stdin;\n1\n2\n\\.\nSELECT 'a;''b', \"x;\" /* ; */; SELECT 2;\n";
+        let got = items(dump);
+        assert_eq!(got[0], Item::Meta("\\restrict k".into(), 3));
+        assert_eq!(got[1], Item::Statement("SET a = 1;".into(), 4));
+        assert!(matches!(&got[2], Item::Statement(s, 5) if s.ends_with("LANGUAGE sql;")));
+        assert!(matches!(&got[3], Item::CopyStart(s, 6) if s.starts_with("COPY public.t")));
+        assert_eq!(got[4], Item::CopyData(b"1\n2\n".to_vec()));
+        assert_eq!(got[5], Item::CopyEnd(2));
+        assert!(matches!(&got[6], Item::Statement(s, _) if s.ends_with("/* ; */;")));
+        assert_eq!(got[7], Item::Statement("SELECT 2;".into(), 10));
+        assert_eq!(got.len(), 8);
+    }
+
+    #[test]
+    fn unterminated_copy_is_an_error() {
+        let mut r = DumpReader::new("COPY t (a) FROM stdin;\n1\n".as_bytes());
+        assert!(matches!(r.next_item(), Ok(Some(Item::CopyStart(..)))));
+        assert!(r.next_item().is_err());
+    }
+}

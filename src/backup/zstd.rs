@@ -1,0 +1,217 @@
+//! zstd checked frame by frame: every frame decodes, its content checksum (XXH64) matches when
+//! the frame carries one, and the file ends on a frame boundary. Frames written without a
+//! checksum (`zstd --no-check`) are a warning: corruption in them may go unnoticed. Like
+//! [`super::gzip`], the decoded bytes go out through `BufRead` to the format checks.
+
+use std::io::{self, BufRead, Read};
+use zstd::stream::raw::{DParameter, Decoder, Operation};
+
+const OUT: usize = 256 * 1024;
+
+/// The outcome of the zstd check.
+#[derive(Clone, Debug, Default)]
+pub struct ZstdReport {
+    pub frames: u32,
+    pub frames_without_checksum: u32,
+    pub skippable: u32,
+    pub compressed: u64,
+    pub uncompressed: u64,
+    pub error: Option<String>,
+}
+
+pub struct ZstdReader<R> {
+    inner: R,
+    dec: Option<Decoder<'static>>,
+    out: Vec<u8>,
+    pos: usize,
+    len: usize,
+    /// Header bytes of the frame being started (magic + frame header descriptor).
+    head: Vec<u8>,
+    at_frame_start: bool,
+    done: bool,
+    report: ZstdReport,
+    offset: u64,
+}
+
+impl<R: BufRead> ZstdReader<R> {
+    pub fn new(inner: R) -> Self {
+        let mut report = ZstdReport::default();
+        let dec = match Decoder::new() {
+            Ok(mut d) => {
+                // Accept the long windows `zstd --long=31` writes.
+                let _ = d.set_parameter(DParameter::WindowLogMax(31));
+                Some(d)
+            }
+            Err(e) => {
+                report.error = Some(format!("cannot start a zstd decoder: {e}"));
+                None
+            }
+        };
+        let done = dec.is_none();
+        ZstdReader {
+            inner,
+            dec,
+            out: vec![0; OUT],
+            pos: 0,
+            len: 0,
+            head: Vec::with_capacity(5),
+            at_frame_start: true,
+            done,
+            report,
+            offset: 0,
+        }
+    }
+
+    fn fail(&mut self, msg: String) {
+        if self.report.error.is_none() {
+            self.report.error = Some(msg);
+        }
+        self.done = true;
+    }
+
+    /// Note the frame header's checksum flag as its first bytes go by.
+    fn observe_header(&mut self, input: &[u8]) {
+        let need = 5 - self.head.len();
+        self.head.extend_from_slice(&input[..need.min(input.len())]);
+        if self.head.len() < 5 {
+            return;
+        }
+        self.at_frame_start = false;
+        let magic = u32::from_le_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]);
+        if magic == 0xFD2F_B528 {
+            self.report.frames += 1;
+            if self.head[4] & 0x04 == 0 {
+                self.report.frames_without_checksum += 1;
+            }
+        } else if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
+            self.report.skippable += 1;
+        }
+    }
+
+    fn step(&mut self) -> io::Result<()> {
+        if self.inner.fill_buf()?.is_empty() {
+            let at = self.offset;
+            if self.report.frames + self.report.skippable == 0 {
+                self.fail("empty: no zstd frame".into());
+            } else if !self.at_frame_start || !self.head.is_empty() {
+                self.fail(format!(
+                    "truncated: the stream ends at offset {at} inside frame {}",
+                    self.report.frames + self.report.skippable
+                ));
+            } else {
+                self.done = true;
+            }
+            return Ok(());
+        }
+        let input = self.inner.fill_buf()?;
+        let head_needed = self.at_frame_start;
+        let snapshot: [u8; 5] = {
+            let mut s = [0u8; 5];
+            let n = input.len().min(5);
+            s[..n].copy_from_slice(&input[..n]);
+            s
+        };
+        let avail = input.len();
+        let Some(dec) = self.dec.as_mut() else {
+            self.done = true;
+            return Ok(());
+        };
+        let status = dec.run_on_buffers(input, &mut self.out);
+        if head_needed {
+            self.observe_header(&snapshot[..avail.min(5)]);
+        }
+        match status {
+            Err(e) => {
+                let at = self.offset;
+                let frame = self.report.frames.max(1);
+                self.fail(format!("frame {frame}: {e} (near offset {at})"));
+            }
+            Ok(st) => {
+                self.inner.consume(st.bytes_read);
+                self.offset += st.bytes_read as u64;
+                self.pos = 0;
+                self.len = st.bytes_written;
+                self.report.uncompressed += st.bytes_written as u64;
+                if st.remaining == 0 {
+                    // A frame ended (and all its output is out): the next byte starts another.
+                    self.at_frame_start = true;
+                    self.head.clear();
+                } else if st.bytes_read == 0 && st.bytes_written == 0 {
+                    let at = self.offset;
+                    self.fail(format!("stalled at offset {at}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> io::Result<(ZstdReport, R)> {
+        while !self.fill_buf()?.is_empty() {
+            let n = self.len - self.pos;
+            self.consume(n);
+        }
+        self.report.compressed = self.offset;
+        Ok((self.report, self.inner))
+    }
+}
+
+impl<R: BufRead> Read for ZstdReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for ZstdReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos >= self.len {
+            if self.done {
+                return Ok(&[]);
+            }
+            self.step()?;
+        }
+        Ok(&self.out[self.pos..self.len])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(bytes: &[u8]) -> (Vec<u8>, ZstdReport) {
+        let mut r = ZstdReader::new(bytes);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).expect("read");
+        let (rep, _) = r.finish().expect("finish");
+        (out, rep)
+    }
+
+    #[test]
+    fn frames_and_checksums() {
+        let data = b"zstd test data ".repeat(5000);
+        let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).expect("enc");
+        enc.include_checksum(true).expect("checksum");
+        std::io::Write::write_all(&mut enc, &data).expect("write");
+        let mut z = enc.finish().expect("finish");
+        let (out, rep) = check(&z);
+        assert_eq!(out, data);
+        assert_eq!((rep.frames, rep.frames_without_checksum), (1, 0));
+        assert!(rep.error.is_none(), "{:?}", rep.error);
+        let plain = zstd::encode_all(&data[..], 3).expect("enc");
+        let (_, rep) = check(&plain);
+        assert_eq!(rep.frames_without_checksum, 1);
+        let (_, rep) = check(&z[..z.len() - 5]);
+        assert!(rep.error.expect("err").contains("truncated"));
+        let n = z.len();
+        z[n - 2] ^= 0x10;
+        let (_, rep) = check(&z);
+        assert!(rep.error.is_some());
+    }
+}

@@ -1,0 +1,140 @@
+//! `drill`: run, validate or plan a whole scenario file.
+
+use super::common::{self, say, Common};
+use crate::exit::{Code, Failure};
+use crate::units::Dur;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "Examples:
+  drill run scenarios/demo.yaml                 # a complete drill, no Docker needed
+  drill validate scenarios/*.yaml               # file:line:column for every mistake
+  drill plan scenarios/api-service-failure.yaml # the steps, touching nothing";
+
+#[derive(Parser, Debug)]
+#[command(name = "drill", version, about = "Run a disaster-recovery drill from a scenario file.", after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the scenario: preflight, faults, recovery, restore, measure, report into --out.
+    Run {
+        scenario: PathBuf,
+        /// Where report.md, junit.xml and summary.json go (the journal too, unless --journal).
+        #[arg(long, default_value = ".drill", env = "DRILL_OUT")]
+        out: PathBuf,
+        /// Allow `environment: production`.
+        #[arg(long, env = "DRILL_ALLOW_PRODUCTION")]
+        allow_production: bool,
+    },
+    /// Check scenario files; exit 2 with file:line:column on the first mistake in each.
+    Validate {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
+    /// Print the steps a run would take; touch nothing.
+    Plan { scenario: PathBuf },
+    /// The built-in demo service (used by scenarios/demo.yaml).
+    #[command(hide = true)]
+    DemoService {
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        pidfile: PathBuf,
+        #[arg(long, default_value = "1s")]
+        restart_delay: Dur,
+        #[arg(long)]
+        worker: bool,
+    },
+}
+
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let v = cli.common.verbose;
+    common::main("drill", v, || run(cli))
+}
+
+async fn run(cli: Cli) -> Result<Code, Failure> {
+    match cli.command {
+        Command::Run {
+            scenario,
+            out,
+            allow_production,
+        } => {
+            let s = crate::scenario::load(&scenario)?;
+            let journal = cli
+                .common
+                .journal
+                .clone()
+                .unwrap_or_else(|| out.join("journal.jsonl"));
+            crate::drill::run(
+                s,
+                &scenario,
+                crate::drill::RunOptions {
+                    out_dir: out,
+                    journal,
+                    allow_production,
+                },
+            )
+            .await
+        }
+        Command::Validate { scenarios } => {
+            let mut bad = 0;
+            for f in &scenarios {
+                match crate::scenario::load(f) {
+                    Ok(s) => say(&format!(
+                        "{}: ok ({}: {} fault(s), {} recovery probe(s))",
+                        f.display(),
+                        s.name,
+                        s.faults.len(),
+                        s.recovery.as_ref().map(|r| r.probes.len()).unwrap_or(0)
+                    )),
+                    Err(e) => {
+                        bad += 1;
+                        say(&format!("{:#}", e.error));
+                    }
+                }
+            }
+            if bad > 0 {
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "{bad} of {} scenario file(s) are invalid",
+                    scenarios.len()
+                )));
+            }
+            Ok(Code::Ok)
+        }
+        Command::Plan { scenario } => {
+            let s = crate::scenario::load(&scenario)?;
+            let lines = crate::drill::plan_lines(&s);
+            if cli.common.json {
+                common::print_json(&serde_json::json!({"scenario": s.name, "steps": lines}));
+            } else {
+                println!("plan for {} ({}):", s.name, scenario.display());
+                for (i, l) in lines.iter().enumerate() {
+                    println!("{:>3}. {}", i + 1, crate::redact::redact(l));
+                }
+            }
+            Ok(Code::Ok)
+        }
+        Command::DemoService {
+            listen,
+            pidfile,
+            restart_delay,
+            worker,
+        } => {
+            let r = if worker {
+                crate::demo::worker(&listen, &pidfile).await
+            } else {
+                let exe = std::env::current_exe()?;
+                crate::demo::supervise(&exe, &listen, &pidfile, restart_delay.0).await
+            };
+            r.map_err(|e| Failure::env(anyhow::anyhow!("demo service on {listen}: {e}")))?;
+            Ok(Code::Ok)
+        }
+    }
+}

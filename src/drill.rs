@@ -1,0 +1,570 @@
+//! The drill runner: a whole scenario through the same library calls the single binaries use —
+//! preflight, samplers, faults, recovery, restore, verify, measure, report. Every exit path
+//! (success, failure, timeout, SIGINT, SIGTERM, panic) reverts what the journal shows as open.
+
+use crate::exit::{Code, Failure};
+use crate::fault::{self, Injector, Options};
+use crate::journal::{self, Journal, Kind};
+use crate::scenario::{RecoverySpec, Scenario, Step};
+use crate::target::Target;
+use crate::units::fmt_duration;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub out_dir: PathBuf,
+    pub journal: PathBuf,
+    pub allow_production: bool,
+}
+
+/// Where a drill's evidence goes.
+pub struct Outputs {
+    pub journal: PathBuf,
+    pub report: PathBuf,
+    pub junit: PathBuf,
+    pub summary: PathBuf,
+}
+
+impl Outputs {
+    pub fn new(opts: &RunOptions) -> Outputs {
+        Outputs {
+            journal: opts.journal.clone(),
+            report: opts.out_dir.join("report.md"),
+            junit: opts.out_dir.join("junit.xml"),
+            summary: opts.out_dir.join("summary.json"),
+        }
+    }
+}
+
+/// Refuse production unless allowed (scenario `environment:` or `DRILL_ENVIRONMENT`).
+pub fn guard_production(s: &Scenario, allow: bool) -> Result<(), Failure> {
+    let env_var = std::env::var("DRILL_ENVIRONMENT").unwrap_or_default();
+    let prod = s.is_production() || env_var.eq_ignore_ascii_case("production");
+    if prod && !allow {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "scenario '{}' targets production; refusing without --allow-production (nothing was touched)",
+            s.name
+        )));
+    }
+    Ok(())
+}
+
+/// The steps `drill plan` prints, in order. Resolves nothing and touches nothing.
+pub fn plan_lines(s: &Scenario) -> Vec<String> {
+    let mut out = Vec::new();
+    for svc in &s.services {
+        out.push(format!("start service {}", svc.name));
+    }
+    for p in &s.preflight {
+        out.push(format!("preflight: {}", describe_spec(p)));
+    }
+    for w in &s.watch {
+        out.push(format!("watch in the background: {}", describe_spec(w)));
+    }
+    if let Some(c) = &s.canary {
+        out.push(format!(
+            "canary writes to {}",
+            crate::redact::redact(&c.postgres)
+        ));
+    }
+    for f in &s.faults {
+        let t = s.target_of(f).map(|t| t.describe()).unwrap_or_default();
+        let hold = f
+            .duration
+            .map(|d| format!(", revert after {d}"))
+            .unwrap_or_default();
+        out.push(format!("inject {} on {t}{hold}", f.action.as_str()));
+    }
+    if let Some(r) = &s.recovery {
+        for a in &r.actions {
+            out.push(format!("recovery action: {}", a.label()));
+        }
+        out.push(format!(
+            "wait up to {} for {} probe(s) to pass {} times in a row",
+            r.timeout,
+            r.probes.len(),
+            r.consecutive
+        ));
+    }
+    for st in &s.restore {
+        out.push(format!("restore: {}", st.label()));
+    }
+    out.push("revert anything still open".into());
+    if let Some(v) = &s.verify {
+        out.push(format!(
+            "verify: wait up to {} for {} probe(s)",
+            v.timeout,
+            v.probes.len()
+        ));
+    }
+    out.push("measure and write report.md, junit.xml, summary.json".into());
+    out
+}
+
+fn describe_spec(p: &crate::probe::ProbeSpec) -> String {
+    crate::redact::redact(&serde_json::to_string(p).unwrap_or_default())
+}
+
+/// Run a scenario; returns the exit code (0 passed, 1 drill failed, 4 interrupted).
+pub async fn run(s: Scenario, file: &Path, opts: RunOptions) -> Result<Code, Failure> {
+    guard_production(&s, opts.allow_production)?;
+    let cancel = crate::signal::shutdown_token();
+    let outputs = Outputs::new(&opts);
+    std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
+        Failure::env(anyhow::anyhow!(
+            "cannot create {}: {e}",
+            opts.out_dir.display()
+        ))
+    })?;
+
+    // Services first (they are the system under test for demo drills); they stop on drop.
+    let mut services = Services::default();
+    let started = services.start(&s, &cancel).await;
+    if let Err(e) = started {
+        services.stop().await;
+        return Err(e);
+    }
+
+    let journal = Journal::start_with_id(
+        &opts.journal,
+        "drill",
+        journal::new_drill_id(),
+        &s.name,
+        Some(file.display().to_string()),
+        s.environment.clone(),
+        s.objectives.to_journal(),
+        s.roles
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )?;
+    crate::cli::common::say(&format!(
+        "drill {} ({}) started; journal {}",
+        s.name,
+        journal.drill_id(),
+        opts.journal.display()
+    ));
+
+    // The body runs in its own task so that a panic is caught here and cleanup still runs.
+    let body = {
+        let (s, j, c) = (s.clone(), journal.clone(), cancel.clone());
+        tokio::spawn(async move { body(&s, &j, &c).await })
+    };
+    let result = body.await;
+    let (code, outcome) = match result {
+        Ok(Ok(BodyEnd::Finished)) => (None, "finished"),
+        Ok(Ok(BodyEnd::Interrupted)) => (Some(Code::Interrupted), "interrupted"),
+        Ok(Err(e)) => {
+            crate::cli::common::say(&format!("drill: {:#}", e.error));
+            journal.append(Kind::Note {
+                message: crate::redact::redact(&format!("drill stopped: {:#}", e.error)),
+            })?;
+            (Some(e.code), "error")
+        }
+        Err(join) => {
+            let msg = if join.is_panic() {
+                "the drill panicked"
+            } else {
+                "the drill task was cancelled"
+            };
+            crate::cli::common::say(&format!("drill: {msg}; reverting every open fault"));
+            journal.append(Kind::Note {
+                message: msg.into(),
+            })?;
+            (Some(Code::Interrupted), "interrupted")
+        }
+    };
+
+    // The safety net: whatever happened, nothing this drill injected stays injected.
+    let (_, errors) = fault::revert_open(&journal, Some(journal.drill_id()), None).await?;
+    for e in &errors {
+        crate::cli::common::say(&format!("REVERT FAILED: {e}"));
+    }
+    services.stop().await;
+    journal.append(Kind::DrillFinished {
+        outcome: outcome.into(),
+    })?;
+
+    let m = write_reports(&journal, &outputs)?;
+    print_summary(&m, &outputs);
+    let code = match code {
+        Some(c) => c,
+        None if !errors.is_empty() => Code::Environment,
+        None if m.passed => Code::Ok,
+        None => Code::DrillFailed,
+    };
+    Ok(code)
+}
+
+enum BodyEnd {
+    Finished,
+    Interrupted,
+}
+
+async fn body(
+    s: &Scenario,
+    journal: &Journal,
+    cancel: &CancellationToken,
+) -> Result<BodyEnd, Failure> {
+    // 1. Baseline: the system must be healthy before we break it.
+    if !s.preflight.is_empty() {
+        let _g = crate::actions::Group::start("preflight");
+        let probes = crate::probe::build_all(&s.preflight).await?;
+        for p in &probes {
+            let o = p.check(Duration::from_secs(5)).await;
+            journal.append(Kind::ProbeChanged {
+                probe: p.describe(),
+                ok: o.ok,
+                detail: format!("preflight: {}", o.detail),
+                ms: o.latency.as_secs_f64() * 1000.0,
+            })?;
+            if !o.ok {
+                return Err(Failure::env(anyhow::anyhow!(
+                    "preflight failed, nothing was touched: {}: {}",
+                    p.describe(),
+                    o.detail
+                )));
+            }
+            crate::cli::common::say(&format!("preflight ✓ {}: {}", p.describe(), o.detail));
+        }
+    }
+
+    // 2. Resolve every target before touching anything (a refused selector touches nothing).
+    let needs_docker = s
+        .faults
+        .iter()
+        .any(|f| s.target_of(f).is_some_and(|t| t.is_docker()));
+    let docker = if needs_docker {
+        Some(crate::docker::connect().await?)
+    } else {
+        None
+    };
+    let mut planned: Vec<(Vec<fault::Step>, Options)> = Vec::new();
+    for f in &s.faults {
+        let spec = s
+            .target_of(f)
+            .ok_or_else(|| Failure::bad_input(anyhow::anyhow!("fault has no target")))?;
+        let max = f.max_targets.unwrap_or(s.safety.max_targets);
+        let targets: Vec<Target> = spec.resolve(docker.as_ref(), max).await?;
+        let signal = match &f.signal {
+            Some(sig) => Some(
+                crate::process::parse_signal(sig)
+                    .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?,
+            ),
+            None => None,
+        };
+        let opts = Options {
+            action: f.action,
+            signal,
+            stop_timeout: f.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10)),
+            duration: f.duration.map(|d| d.0),
+        };
+        planned.push((fault::plan(&targets, &opts)?, opts));
+    }
+
+    // 3. Background samplers.
+    let samplers = CancellationToken::new();
+    let mut background = tokio::task::JoinSet::new();
+    for w in &s.watch {
+        let probe = w.build(&mut None).await?;
+        let interval = w.interval.map(|d| d.0).unwrap_or(Duration::from_millis(50));
+        let timeout = w.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(1));
+        let (j, c) = (journal.clone(), samplers.clone());
+        background.spawn(async move {
+            crate::watch::watch(probe, interval, timeout, &j, &c)
+                .await
+                .map(|_| ())
+        });
+    }
+    if let Some(c) = &s.canary {
+        let (j, tok, spec) = (journal.clone(), samplers.clone(), c.clone());
+        background.spawn(async move {
+            let mut cfg = crate::canary::CanaryConfig::new(spec.postgres.clone());
+            if let Some(i) = spec.interval {
+                cfg.interval = i.0;
+            }
+            if let Some(t) = &spec.table {
+                cfg.table = t.clone();
+            }
+            crate::canary::run_canary(&cfg, &j, tok)
+                .await
+                .map(|_| ())
+                .map_err(|e| std::io::Error::other(format!("{:#}", e.error)))
+        });
+    }
+    if !s.watch.is_empty() || s.canary.is_some() {
+        // Let the samplers take a baseline before the fault.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let end = drive(s, journal, cancel, docker.as_ref(), planned).await;
+
+    samplers.cancel();
+    while let Some(r) = background.join_next().await {
+        if let Ok(Err(e)) = r {
+            tracing::warn!("background sampler: {e}");
+        }
+    }
+    end
+}
+
+/// Faults, recovery, restore and verify: the part that is interrupted by a signal.
+async fn drive(
+    s: &Scenario,
+    journal: &Journal,
+    cancel: &CancellationToken,
+    docker: Option<&bollard::Docker>,
+    planned: Vec<(Vec<fault::Step>, Options)>,
+) -> Result<BodyEnd, Failure> {
+    let injector = Injector { journal, docker };
+    let mut timed_reverts = tokio::task::JoinSet::new();
+    {
+        let _g = crate::actions::Group::start("inject faults");
+        for (steps, opts) in &planned {
+            for step in steps {
+                if cancel.is_cancelled() {
+                    return Ok(BodyEnd::Interrupted);
+                }
+                let id = injector.apply(step, opts).await?;
+                crate::cli::common::say(&format!("injected {id}: {}", step.describe()));
+                if let Some(d) = opts.duration {
+                    let (j, docker, id) = (journal.clone(), docker.cloned(), id.clone());
+                    timed_reverts.spawn(async move {
+                        tokio::time::sleep(d).await;
+                        let _ = fault::revert_open_with(&j, docker.as_ref(), Some(&id)).await;
+                    });
+                }
+            }
+        }
+    }
+
+    if let Some(r) = &s.recovery {
+        for a in &r.actions {
+            if run_step(a, journal, cancel).await? {
+                return Ok(BodyEnd::Interrupted);
+            }
+        }
+        if wait_for(r, journal, cancel, "recovery").await? {
+            return Ok(BodyEnd::Interrupted);
+        }
+    }
+    // Faults held for a duration are reverted when it expires, even if recovery came sooner.
+    tokio::select! {
+        _ = async { while timed_reverts.join_next().await.is_some() {} } => {}
+        _ = cancel.cancelled() => return Ok(BodyEnd::Interrupted),
+    }
+    for st in &s.restore {
+        if run_step(st, journal, cancel).await? {
+            return Ok(BodyEnd::Interrupted);
+        }
+    }
+    if let Some(v) = &s.verify {
+        fault::revert_open(journal, Some(journal.drill_id()), None).await?;
+        if wait_for(v, journal, cancel, "verify").await? {
+            return Ok(BodyEnd::Interrupted);
+        }
+    }
+    Ok(BodyEnd::Finished)
+}
+
+/// Returns true when interrupted.
+async fn run_step(
+    st: &Step,
+    journal: &Journal,
+    cancel: &CancellationToken,
+) -> Result<bool, Failure> {
+    let _g = crate::actions::Group::start(&st.label());
+    if st.revert.is_some() {
+        journal.append(Kind::PhaseStarted { name: st.label() })?;
+        let (_, errors) = fault::revert_open(journal, Some(journal.drill_id()), None).await?;
+        let ok = errors.is_empty();
+        journal.append(Kind::PhaseFinished {
+            name: st.label(),
+            ok,
+            detail: (!ok).then(|| errors.join("; ")),
+        })?;
+        return Ok(false);
+    }
+    let cmd = st.run.clone().unwrap_or_default();
+    let ended = crate::phase::run(
+        journal,
+        &st.label(),
+        &[cmd],
+        st.timeout.map(|d| d.0),
+        cancel,
+    )
+    .await?;
+    Ok(ended == crate::phase::Ended::Interrupted)
+}
+
+/// Returns true when interrupted.
+async fn wait_for(
+    r: &RecoverySpec,
+    journal: &Journal,
+    cancel: &CancellationToken,
+    what: &str,
+) -> Result<bool, Failure> {
+    let _g = crate::actions::Group::start(what);
+    let probes = crate::probe::build_all(&r.probes).await?;
+    let cfg = crate::wait::Config {
+        timeout: r.timeout.0,
+        interval: r.interval.0,
+        consecutive: r.consecutive,
+        request_timeout: Duration::from_secs(2).min(r.timeout.0),
+    };
+    match crate::wait::wait(&probes, &cfg, journal, cancel).await? {
+        crate::wait::Outcome::Recovered { waited_s, .. } => {
+            crate::cli::common::say(&format!(
+                "{what}: all probes pass; recovered {} after the wait began",
+                fmt_duration(waited_s)
+            ));
+            Ok(false)
+        }
+        crate::wait::Outcome::TimedOut { .. } => {
+            crate::cli::common::say(&format!("{what}: NOT recovered within {}", r.timeout));
+            Ok(false)
+        }
+        crate::wait::Outcome::Interrupted => Ok(true),
+    }
+}
+
+/// Measure the journal's current drill and write report.md, junit.xml and summary.json (local
+/// evidence first, before anything is sent anywhere).
+pub fn write_reports(
+    journal: &Journal,
+    out: &Outputs,
+) -> Result<crate::measure::Measurement, Failure> {
+    let contents = journal::read(journal.path())?;
+    journal::warn_damage(journal.path(), &contents);
+    let events = contents.drill(journal.drill_id());
+    let m = crate::measure::measure(journal.drill_id(), &events, &Default::default());
+    let md = crate::report::markdown::render(&m);
+    write(&out.report, md.as_bytes())?;
+    let xml = crate::report::junit::report(std::slice::from_ref(&m), vec![])
+        .to_string()
+        .map_err(|e| Failure::env(anyhow::anyhow!("cannot write JUnit: {e}")))?;
+    write(&out.junit, xml.as_bytes())?;
+    let json = serde_json::to_vec_pretty(&m).map_err(|e| Failure::env(anyhow::anyhow!("{e}")))?;
+    write(
+        &out.summary,
+        crate::redact::redact(&String::from_utf8_lossy(&json)).as_bytes(),
+    )?;
+    Ok(m)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d)
+            .map_err(|e| Failure::env(anyhow::anyhow!("cannot create {}: {e}", d.display())))?;
+    }
+    std::fs::write(path, bytes)
+        .map_err(|e| Failure::env(anyhow::anyhow!("cannot write {}: {e}", path.display())))
+}
+
+fn print_summary(m: &crate::measure::Measurement, out: &Outputs) {
+    let verdict = if m.passed { "PASSED" } else { "FAILED" };
+    crate::cli::common::say(&format!("drill {} {verdict}", m.name));
+    if let Some(r) = m.rto_seconds {
+        // The runbook's own line, now with a measured number.
+        crate::cli::common::say(&format!("Recovery completed in {:.3} seconds", r));
+    }
+    for o in &m.objectives {
+        crate::cli::common::say(&format!(
+            "  {} {}: {}",
+            if o.passed { "✓" } else { "✗" },
+            o.name,
+            o.achieved
+        ));
+    }
+    for p in &m.problems {
+        crate::cli::common::say(&format!("  problem: {p}"));
+    }
+    crate::cli::common::say(&format!(
+        "evidence: {}, {}, {}, {}",
+        out.report.display(),
+        out.junit.display(),
+        out.summary.display(),
+        out.journal.display()
+    ));
+}
+
+/// Services a scenario asks drillkit to run for the length of the drill.
+#[derive(Default)]
+struct Services {
+    children: Vec<(String, tokio::process::Child)>,
+}
+
+impl Services {
+    async fn start(&mut self, s: &Scenario, cancel: &CancellationToken) -> Result<(), Failure> {
+        for svc in &s.services {
+            let mut cmd = if let Some(d) = &svc.demo {
+                let exe = std::env::current_exe().map_err(|e| {
+                    Failure::env(anyhow::anyhow!("cannot find own executable: {e}"))
+                })?;
+                let mut c = tokio::process::Command::new(exe);
+                c.args([
+                    "demo-service",
+                    "--listen",
+                    &d.listen,
+                    "--restart-delay",
+                    &d.restart_delay.to_string(),
+                    "--pidfile",
+                ])
+                .arg(&d.pidfile);
+                c
+            } else {
+                let mut c = tokio::process::Command::new("sh");
+                c.arg("-c").arg(svc.command.clone().unwrap_or_default());
+                c
+            };
+            let child = cmd
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| {
+                    Failure::env(anyhow::anyhow!("cannot start service {}: {e}", svc.name))
+                })?;
+            self.children.push((svc.name.clone(), child));
+            if let Some(ready) = &svc.ready {
+                let probe = ready.build(&mut None).await?;
+                let deadline = tokio::time::Instant::now() + svc.ready_timeout.0;
+                loop {
+                    let o = probe.check(Duration::from_secs(1)).await;
+                    if o.ok {
+                        break;
+                    }
+                    if tokio::time::Instant::now() >= deadline || cancel.is_cancelled() {
+                        return Err(Failure::env(anyhow::anyhow!(
+                            "service {} not ready within {}: {}",
+                            svc.name,
+                            svc.ready_timeout,
+                            o.detail
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            crate::cli::common::say(&format!("service {} started", svc.name));
+        }
+        Ok(())
+    }
+
+    /// SIGTERM each service (so supervisors stop their workers), then kill what is left.
+    async fn stop(&mut self) {
+        for (name, child) in self.children.iter_mut().rev() {
+            if let Some(pid) = child.id() {
+                let _ = crate::process::signal(pid as i32, nix::sys::signal::Signal::SIGTERM);
+            }
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("service {name} ignored SIGTERM; killing it");
+                let _ = child.kill().await;
+            }
+        }
+        self.children.clear();
+    }
+}

@@ -1,0 +1,707 @@
+//! Measurements from the journal: RTO, time to detect, downtime users saw, availability, error
+//! rate, probe latency, phase times — and the verdict against the objectives. A pure function of
+//! the events, so the same journal always gives the same numbers.
+
+use crate::journal::{Event, Kind, Latency, Objectives, Ts, Undo};
+use crate::units::{fmt_duration, Ratio};
+use serde::Serialize;
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct FaultRow {
+    pub id: String,
+    pub action: String,
+    pub target: String,
+    pub planned_at: Option<Ts>,
+    pub applied_at: Option<Ts>,
+    pub reverted_at: Option<Ts>,
+    pub revert: Option<String>,
+    pub error: Option<String>,
+    pub manual_undo: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PhaseRow {
+    pub name: String,
+    pub started_at: Ts,
+    pub finished_at: Option<Ts>,
+    pub seconds: Option<f64>,
+    pub ok: Option<bool>,
+    pub detail: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct BackupRow {
+    pub file: String,
+    pub check: String,
+    pub ok: bool,
+    pub warning: bool,
+    pub detail: String,
+    pub at: Ts,
+}
+
+/// One objective and whether it was met.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ObjectiveRow {
+    /// e.g. "RTO ≤ 5m 00s"
+    pub name: String,
+    pub target: String,
+    pub achieved: String,
+    pub passed: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Recovery {
+    pub started_at: Ts,
+    pub probes: Vec<String>,
+    pub recovered: Option<bool>,
+    pub recovered_at: Option<Ts>,
+    pub uncertainty_s: f64,
+    pub first_success_at: Option<Ts>,
+    pub finished_at: Option<Ts>,
+    pub failures: Vec<(String, String)>,
+    pub latency: Option<Latency>,
+    pub timeout_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Measurement {
+    pub drill: String,
+    pub name: String,
+    pub scenario: Option<String>,
+    pub environment: Option<String>,
+    pub roles: Vec<(String, String)>,
+    pub started_at: Option<Ts>,
+    pub finished_at: Option<Ts>,
+    pub duration_seconds: Option<f64>,
+    pub outcome: Option<String>,
+    pub fault_at: Option<Ts>,
+    pub rto_seconds: Option<f64>,
+    /// Where the RTO's end came from: "wait-recovery" (stable recovery) or "watch" (samples).
+    pub rto_source: Option<String>,
+    pub detect_seconds: Option<f64>,
+    pub downtime_seconds: Option<f64>,
+    pub availability: Option<f64>,
+    pub error_rate: Option<f64>,
+    pub samples: u64,
+    pub failed_samples: u64,
+    pub latency: Option<Latency>,
+    pub recovery: Option<Recovery>,
+    pub faults: Vec<FaultRow>,
+    pub phases: Vec<PhaseRow>,
+    pub backups: Vec<BackupRow>,
+    pub rpo: Option<crate::canary::RpoMeasure>,
+    pub objectives: Vec<ObjectiveRow>,
+    pub passed: bool,
+    /// Why the drill failed, one line each (for reports and action items).
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Measure one drill. `overrides` replace the drill's own objectives where set.
+pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measurement {
+    let mut m = Measurement {
+        drill: drill.to_string(),
+        name: drill.to_string(),
+        scenario: None,
+        environment: None,
+        roles: vec![],
+        started_at: events.first().map(|e| e.ts),
+        finished_at: None,
+        duration_seconds: None,
+        outcome: None,
+        fault_at: None,
+        rto_seconds: None,
+        rto_source: None,
+        detect_seconds: None,
+        downtime_seconds: None,
+        availability: None,
+        error_rate: None,
+        samples: 0,
+        failed_samples: 0,
+        latency: None,
+        recovery: None,
+        faults: vec![],
+        phases: vec![],
+        backups: vec![],
+        rpo: None,
+        objectives: vec![],
+        passed: true,
+        problems: vec![],
+        notes: vec![],
+    };
+    let mut objectives = Objectives::default();
+    let mut samples: Vec<(usize, crate::journal::Sample)> = Vec::new();
+    let mut sources: Vec<String> = Vec::new();
+    for e in events {
+        match &e.kind {
+            Kind::DrillStarted {
+                name,
+                scenario,
+                environment,
+                objectives: o,
+                roles,
+            } => {
+                m.name = name.clone();
+                m.scenario = scenario.clone();
+                m.environment = environment.clone();
+                m.roles = roles.clone();
+                objectives = o.clone();
+            }
+            Kind::DrillFinished { outcome } => {
+                m.finished_at = Some(e.ts);
+                m.outcome = Some(outcome.clone());
+            }
+            Kind::FaultPlanned {
+                id,
+                action,
+                target,
+                undo,
+                ..
+            } => m.faults.push(FaultRow {
+                id: id.clone(),
+                action: action.clone(),
+                target: target.clone(),
+                planned_at: Some(e.ts),
+                manual_undo: matches!(undo, Undo::Manual { .. }),
+                ..Default::default()
+            }),
+            Kind::FaultApplied { id } => {
+                if let Some(f) = m.faults.iter_mut().find(|f| &f.id == id) {
+                    f.applied_at = Some(e.ts);
+                }
+                if m.fault_at.is_none() {
+                    m.fault_at = Some(e.ts);
+                }
+            }
+            Kind::FaultFailed { id, error } => {
+                if let Some(f) = m.faults.iter_mut().find(|f| &f.id == id) {
+                    f.error = Some(error.clone());
+                }
+            }
+            Kind::FaultReverted { id, how } => {
+                if let Some(f) = m.faults.iter_mut().find(|f| &f.id == id) {
+                    f.reverted_at = Some(e.ts);
+                    f.revert = Some(how.clone());
+                }
+            }
+            Kind::RevertFailed { id, error } => {
+                if let Some(f) = m.faults.iter_mut().find(|f| &f.id == id) {
+                    f.error = Some(format!("revert failed: {error}"));
+                }
+            }
+            Kind::RecoveryStarted {
+                probes, timeout_s, ..
+            } => {
+                m.recovery = Some(Recovery {
+                    started_at: e.ts,
+                    probes: probes.clone(),
+                    recovered: None,
+                    recovered_at: None,
+                    uncertainty_s: 0.0,
+                    first_success_at: None,
+                    finished_at: None,
+                    failures: vec![],
+                    latency: None,
+                    timeout_s: *timeout_s,
+                })
+            }
+            Kind::RecoveryFirstSuccess {} => {
+                if let Some(r) = m.recovery.as_mut() {
+                    r.first_success_at = Some(e.ts);
+                }
+            }
+            Kind::RecoveryStable {
+                recovered_at,
+                uncertainty_s,
+                latency,
+            } => {
+                if let Some(r) = m.recovery.as_mut() {
+                    r.recovered = Some(true);
+                    r.recovered_at = Some(*recovered_at);
+                    r.uncertainty_s = *uncertainty_s;
+                    r.finished_at = Some(e.ts);
+                    r.latency = Some(*latency);
+                }
+            }
+            Kind::RecoveryTimeout { failures, latency } => {
+                if let Some(r) = m.recovery.as_mut() {
+                    r.recovered = Some(false);
+                    r.finished_at = Some(e.ts);
+                    r.failures = failures
+                        .iter()
+                        .map(|f| (f.probe.clone(), f.error.clone()))
+                        .collect();
+                    r.latency = Some(*latency);
+                }
+            }
+            Kind::Samples {
+                source,
+                samples: batch,
+            } => {
+                let idx = match sources.iter().position(|s| s == source) {
+                    Some(i) => i,
+                    None => {
+                        sources.push(source.clone());
+                        sources.len() - 1
+                    }
+                };
+                samples.extend(batch.iter().cloned().map(|s| (idx, s)));
+            }
+            Kind::PhaseStarted { name } => m.phases.push(PhaseRow {
+                name: name.clone(),
+                started_at: e.ts,
+                finished_at: None,
+                seconds: None,
+                ok: None,
+                detail: None,
+            }),
+            Kind::PhaseFinished { name, ok, detail } => {
+                if let Some(p) = m
+                    .phases
+                    .iter_mut()
+                    .rev()
+                    .find(|p| &p.name == name && p.finished_at.is_none())
+                {
+                    p.finished_at = Some(e.ts);
+                    p.seconds = Some(e.ts.since(p.started_at));
+                    p.ok = Some(*ok);
+                    p.detail = detail.clone();
+                }
+            }
+            Kind::BackupCheck {
+                file,
+                check,
+                ok,
+                detail,
+                warning,
+            } => m.backups.push(BackupRow {
+                file: file.clone(),
+                check: check.clone(),
+                ok: *ok,
+                warning: *warning,
+                detail: detail.clone(),
+                at: e.ts,
+            }),
+            Kind::Note { message } => m.notes.push(message.clone()),
+            _ => {}
+        }
+    }
+    m.finished_at = m.finished_at.or_else(|| events.last().map(|e| e.ts));
+    if let (Some(s), Some(f)) = (m.started_at, m.finished_at) {
+        m.duration_seconds = Some(f.since(s));
+    }
+    for (o, v) in [
+        (&mut objectives.rto_s, overrides.rto_s),
+        (&mut objectives.rpo_s, overrides.rpo_s),
+        (&mut objectives.max_error_rate, overrides.max_error_rate),
+    ] {
+        if v.is_some() {
+            *o = v;
+        }
+    }
+
+    // Samples: downtime as users saw it, error rate, latency, detection.
+    samples.sort_by_key(|(_, s)| s.t);
+    m.samples = samples.len() as u64;
+    m.failed_samples = samples.iter().filter(|(_, s)| !s.ok).count() as u64;
+    let mut down: Vec<(Ts, Ts)> = Vec::new();
+    for i in 0..sources.len() {
+        let mine: Vec<&crate::journal::Sample> = samples
+            .iter()
+            .filter(|(s, _)| *s == i)
+            .map(|(_, s)| s)
+            .collect();
+        down.extend(down_intervals(&mine));
+    }
+    let down = union(down);
+    if !samples.is_empty() {
+        let total: f64 = down.iter().map(|(a, b)| b.since(*a)).sum();
+        m.downtime_seconds = Some(total);
+        m.error_rate = Some(m.failed_samples as f64 / m.samples as f64);
+        let (first, last) = (samples[0].1.t, samples[samples.len() - 1].1.t);
+        let window = last.since(first);
+        m.availability = Some(if window > 0.0 {
+            (1.0 - total / window).clamp(0.0, 1.0)
+        } else {
+            1.0
+        });
+        let mut lat: Vec<f64> = samples.iter().map(|(_, s)| s.ms).collect();
+        m.latency = Some(Latency::of(&mut lat));
+    } else if let Some(l) = m.recovery.as_ref().and_then(|r| r.latency) {
+        m.latency = Some(l);
+    }
+
+    // RTO: the first fault applied → stable recovery (or, without a wait, the end of the last
+    // outage the samplers saw after the fault).
+    if let Some(fault_at) = m.fault_at {
+        if let Some(r) = m.recovery.as_ref().filter(|r| r.recovered_at.is_some()) {
+            let rec = r.recovered_at.unwrap_or(fault_at);
+            // The samplers usually poll faster than the wait: when one of their outages ends
+            // inside the wait's window of uncertainty, that edge is the sharper estimate.
+            let slack = r.uncertainty_s + 0.1;
+            let sharper = down
+                .iter()
+                .map(|(_, end)| *end)
+                .filter(|end| *end > fault_at && end.since(rec).abs() <= slack)
+                .last();
+            match sharper {
+                Some(end) => {
+                    m.rto_seconds = Some(end.since(fault_at).max(0.0));
+                    m.rto_source = Some("wait-recovery, edge from watch samples".into());
+                }
+                None => {
+                    m.rto_seconds = Some(rec.since(fault_at).max(0.0));
+                    m.rto_source = Some("wait-recovery".into());
+                }
+            }
+        } else if m.recovery.as_ref().and_then(|r| r.recovered) != Some(false) {
+            if let Some((_, end)) = down.iter().filter(|(_, b)| *b > fault_at).last() {
+                if samples.last().is_some_and(|(_, s)| s.ok) {
+                    m.rto_seconds = Some(end.since(fault_at).max(0.0));
+                    m.rto_source = Some("watch".into());
+                }
+            }
+        }
+        let first_fail = samples
+            .iter()
+            .find(|(_, s)| !s.ok && s.t >= fault_at)
+            .map(|(_, s)| s.t);
+        let first_probe_fail = events
+            .iter()
+            .find(|e| e.ts >= fault_at && matches!(&e.kind, Kind::ProbeChanged { ok: false, .. }))
+            .map(|e| e.ts);
+        m.detect_seconds = [first_fail, first_probe_fail]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.since(fault_at));
+    }
+
+    m.rpo = crate::canary::rpo(events, m.fault_at);
+
+    judge(&mut m, &objectives);
+    m
+}
+
+/// Intervals during which one sampler saw failures; each edge is placed midway between the
+/// last sample of one state and the first of the other (the best estimate at that resolution).
+pub fn down_intervals(samples: &[&crate::journal::Sample]) -> Vec<(Ts, Ts)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < samples.len() {
+        if samples[i].ok {
+            i += 1;
+            continue;
+        }
+        let first_bad = i;
+        while i < samples.len() && !samples[i].ok {
+            i += 1;
+        }
+        let last_bad = i - 1;
+        let start = match first_bad.checked_sub(1) {
+            Some(p) => mid(samples[p].t, samples[first_bad].t),
+            None => samples[first_bad].t,
+        };
+        let end = match samples.get(i) {
+            Some(next) => mid(samples[last_bad].t, next.t),
+            None => samples[last_bad].t,
+        };
+        out.push((start, end));
+    }
+    out
+}
+
+fn mid(a: Ts, b: Ts) -> Ts {
+    a.plus_secs(b.since(a) / 2.0)
+}
+
+fn union(mut v: Vec<(Ts, Ts)>) -> Vec<(Ts, Ts)> {
+    v.sort();
+    let mut out: Vec<(Ts, Ts)> = Vec::new();
+    for (a, b) in v {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+fn judge(m: &mut Measurement, o: &Objectives) {
+    let mut problems = Vec::new();
+    if let Some(target) = o.rto_s {
+        let name = format!("RTO ≤ {}", fmt_duration(target));
+        let (achieved, passed) =
+            match (m.rto_seconds, m.recovery.as_ref().and_then(|r| r.recovered)) {
+                (Some(rto), _) => (fmt_duration(rto), rto <= target),
+                (None, Some(false)) => ("not recovered".to_string(), false),
+                (None, _) if m.fault_at.is_none() => ("no fault applied".to_string(), false),
+                (None, _) => ("not measured".to_string(), false),
+            };
+        if !passed {
+            problems.push(format!("{name} missed: {achieved}"));
+        }
+        m.objectives.push(ObjectiveRow {
+            name,
+            target: fmt_duration(target),
+            achieved,
+            passed,
+        });
+    }
+    if let Some(target) = o.rpo_s {
+        let name = format!("RPO ≤ {}", fmt_duration(target));
+        let (achieved, passed) = match &m.rpo {
+            Some(r) if r.verified => (
+                format!(
+                    "{} ({} of {} acknowledged writes lost)",
+                    fmt_duration(r.rpo_seconds),
+                    r.lost_writes,
+                    r.acknowledged
+                ),
+                r.rpo_seconds <= target && (target > 0.0 || r.lost_writes == 0),
+            ),
+            Some(_) => ("canary could not verify its writes".to_string(), false),
+            None => ("not measured (no canary ran)".to_string(), false),
+        };
+        if !passed {
+            problems.push(format!("{name} missed: {achieved}"));
+        }
+        m.objectives.push(ObjectiveRow {
+            name,
+            target: fmt_duration(target),
+            achieved,
+            passed,
+        });
+    }
+    if let Some(target) = o.max_error_rate {
+        let name = format!("error rate ≤ {}", Ratio(target));
+        let (achieved, passed) = match m.error_rate {
+            Some(r) => (
+                format!(
+                    "{} ({} of {} requests)",
+                    Ratio(r),
+                    m.failed_samples,
+                    m.samples
+                ),
+                r <= target,
+            ),
+            None => ("not measured (no watch samples)".to_string(), false),
+        };
+        if !passed {
+            problems.push(format!("{name} missed: {achieved}"));
+        }
+        m.objectives.push(ObjectiveRow {
+            name,
+            target: Ratio(target).to_string(),
+            achieved,
+            passed,
+        });
+    }
+    if let Some(r) = &m.recovery {
+        if r.recovered == Some(false) {
+            let why: Vec<String> = r
+                .failures
+                .iter()
+                .map(|(p, e)| format!("{p}: {e}"))
+                .collect();
+            problems.push(format!(
+                "not recovered within {} ({})",
+                fmt_duration(r.timeout_s),
+                why.join("; ")
+            ));
+        } else if r.recovered.is_none() {
+            problems.push("recovery wait did not finish".into());
+        }
+    }
+    for f in &m.faults {
+        if let Some(e) = &f.error {
+            problems.push(format!("fault {} {} {}: {e}", f.id, f.action, f.target));
+        }
+    }
+    for p in &m.phases {
+        match p.ok {
+            Some(false) => problems.push(format!(
+                "phase {} failed{}",
+                p.name,
+                p.detail
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            )),
+            None => problems.push(format!("phase {} did not finish", p.name)),
+            Some(true) => {}
+        }
+    }
+    for b in m.backups.iter().filter(|b| !b.ok && !b.warning) {
+        problems.push(format!(
+            "backup {} failed {}: {}",
+            b.file, b.check, b.detail
+        ));
+    }
+    if let Some(outcome) = &m.outcome {
+        if outcome == "interrupted" {
+            problems.push("drill interrupted".into());
+        }
+    }
+    m.passed = problems.is_empty();
+    m.problems = problems;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Event, Sample};
+
+    fn t0() -> Ts {
+        Ts(chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("time"))
+    }
+    fn at(s: f64) -> Ts {
+        t0().plus_secs(s)
+    }
+    fn ev(s: f64, kind: Kind) -> Event {
+        Event {
+            ts: at(s),
+            drill: "d".into(),
+            by: "test".into(),
+            kind,
+        }
+    }
+    fn sample(s: f64, ok: bool) -> Sample {
+        Sample {
+            t: at(s),
+            ok,
+            ms: 2.0,
+            err: (!ok).then(|| "refused".into()),
+        }
+    }
+
+    fn drill(rto_s: f64, samples: Vec<Sample>, recovered_at: Option<f64>) -> Vec<Event> {
+        let mut v = vec![
+            ev(
+                0.0,
+                Kind::DrillStarted {
+                    name: "api".into(),
+                    scenario: None,
+                    environment: None,
+                    objectives: Objectives {
+                        rto_s: Some(rto_s),
+                        rpo_s: None,
+                        max_error_rate: Some(0.5),
+                    },
+                    roles: vec![],
+                },
+            ),
+            ev(
+                1.0,
+                Kind::FaultPlanned {
+                    id: "f1".into(),
+                    action: "crash".into(),
+                    target: "c".into(),
+                    undo: Undo::Nothing { reason: "x".into() },
+                    duration_s: None,
+                },
+            ),
+            ev(1.0, Kind::FaultApplied { id: "f1".into() }),
+            ev(
+                1.0,
+                Kind::RecoveryStarted {
+                    probes: vec!["http".into()],
+                    consecutive: 3,
+                    timeout_s: 60.0,
+                },
+            ),
+            ev(
+                9.0,
+                Kind::Samples {
+                    source: "http".into(),
+                    samples,
+                },
+            ),
+        ];
+        if let Some(r) = recovered_at {
+            v.push(ev(
+                r + 0.5,
+                Kind::RecoveryStable {
+                    recovered_at: at(r),
+                    uncertainty_s: 0.0,
+                    latency: Latency::default(),
+                },
+            ));
+        } else {
+            v.push(ev(
+                61.0,
+                Kind::RecoveryTimeout {
+                    failures: vec![crate::journal::ProbeFailure {
+                        probe: "http".into(),
+                        error: "refused".into(),
+                    }],
+                    latency: Latency::default(),
+                },
+            ));
+        }
+        v
+    }
+
+    #[test]
+    fn rto_downtime_and_error_rate_come_from_the_journal() {
+        // Up every 0.1s until 1.05, down from 1.1 to 4.0, up again from 4.1 to 8.0.
+        let samples: Vec<Sample> = (0..=80)
+            .map(|i| i as f64 / 10.0)
+            .map(|t| sample(t, !(1.1..=4.05).contains(&t)))
+            .collect();
+        let events = drill(5.0, samples, Some(4.05));
+        let refs: Vec<&Event> = events.iter().collect();
+        let m = measure("d", &refs, &Objectives::default());
+        assert!(
+            (m.rto_seconds.expect("rto") - 3.05).abs() < 1e-6,
+            "{:?}",
+            m.rto_seconds
+        );
+        assert_eq!(
+            m.rto_source.as_deref(),
+            Some("wait-recovery, edge from watch samples")
+        );
+        // Edges at midpoints 1.05 and 4.05 → 3.0 s down.
+        assert!(
+            (m.downtime_seconds.expect("downtime") - 3.0).abs() < 1e-6,
+            "{:?}",
+            m.downtime_seconds
+        );
+        assert_eq!(m.failed_samples, 30);
+        assert!((m.detect_seconds.expect("detect") - 0.1).abs() < 1e-6);
+        assert!(m.passed, "{:?}", m.problems);
+        assert_eq!(m.objectives[0].name, "RTO ≤ 5.00s");
+    }
+
+    #[test]
+    fn a_missed_rto_and_a_timeout_fail_the_drill() {
+        let samples = vec![sample(0.5, true), sample(2.0, false)];
+        let events = drill(5.0, samples.clone(), Some(8.0));
+        let refs: Vec<&Event> = events.iter().collect();
+        let m = measure("d", &refs, &Objectives::default());
+        assert!(!m.passed);
+        assert_eq!(m.objectives[0].achieved, "7.00s");
+        let events = drill(5.0, samples, None);
+        let refs: Vec<&Event> = events.iter().collect();
+        let m = measure("d", &refs, &Objectives::default());
+        assert!(!m.passed);
+        assert_eq!(m.objectives[0].achieved, "not recovered");
+        assert!(
+            m.problems
+                .iter()
+                .any(|p| p.contains("not recovered within 1m 00s")),
+            "{:?}",
+            m.problems
+        );
+    }
+
+    #[test]
+    fn overlapping_outages_of_two_samplers_count_once() {
+        let a = [sample(0.0, true), sample(1.0, false), sample(3.0, true)];
+        let b = [sample(0.0, true), sample(2.0, false), sample(4.0, true)];
+        let mut all = down_intervals(&a.iter().collect::<Vec<_>>());
+        all.extend(down_intervals(&b.iter().collect::<Vec<_>>()));
+        let u = union(all);
+        assert_eq!(u, vec![(at(0.5), at(3.0))]);
+    }
+}

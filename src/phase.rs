@@ -1,0 +1,99 @@
+//! Timed phases: any step of a drill (a failover command, a restore script, a deploy) timed
+//! into the journal, so the report shows how long each took.
+
+use crate::journal::{Journal, Kind};
+use crate::units::fmt_duration;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How a command phase ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ended {
+    Ok,
+    Failed(String),
+    Interrupted,
+}
+
+/// Run `sh -c CMD` (or an argv) as a phase. Output goes to our stderr; the phase fails on a
+/// non-zero exit or after `timeout`, and the child is killed if we are interrupted.
+pub async fn run(
+    journal: &Journal,
+    name: &str,
+    argv: &[String],
+    timeout: Option<Duration>,
+    cancel: &CancellationToken,
+) -> std::io::Result<Ended> {
+    journal.append(Kind::PhaseStarted {
+        name: name.to_string(),
+    })?;
+    let started = std::time::Instant::now();
+    let mut cmd = match argv {
+        [one] => {
+            let mut c = tokio::process::Command::new("sh");
+            c.arg("-c").arg(one);
+            c
+        }
+        [prog, args @ ..] => {
+            let mut c = tokio::process::Command::new(prog);
+            c.args(args);
+            c
+        }
+        [] => {
+            let ended = Ended::Failed("empty command".into());
+            finish(journal, name, &ended)?;
+            return Ok(ended);
+        }
+    };
+    // Child output goes to our stderr so stdout stays machine-readable.
+    let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(stderr)
+        .kill_on_drop(true);
+    let ended = match cmd.spawn() {
+        Err(e) => Ended::Failed(format!("cannot start {}: {e}", argv[0])),
+        Ok(mut child) => {
+            let limit = timeout.unwrap_or(Duration::from_secs(24 * 3600));
+            tokio::select! {
+                status = child.wait() => match status {
+                    Ok(s) if s.success() => Ended::Ok,
+                    Ok(s) => Ended::Failed(match s.code() { Some(c) => format!("exit {c}"), None => "killed by a signal".into() }),
+                    Err(e) => Ended::Failed(format!("wait failed: {e}")),
+                },
+                _ = tokio::time::sleep(limit) => {
+                    let _ = child.kill().await;
+                    Ended::Failed(format!("timed out after {}", fmt_duration(limit.as_secs_f64())))
+                }
+                _ = cancel.cancelled() => {
+                    let _ = child.kill().await;
+                    Ended::Interrupted
+                }
+            }
+        }
+    };
+    finish(journal, name, &ended)?;
+    let took = fmt_duration(started.elapsed().as_secs_f64());
+    match &ended {
+        Ended::Ok => crate::cli::common::say(&format!("phase {name}: done in {took}")),
+        Ended::Failed(e) => {
+            crate::cli::common::say(&format!("phase {name}: FAILED after {took}: {e}"))
+        }
+        Ended::Interrupted => {
+            crate::cli::common::say(&format!("phase {name}: interrupted after {took}"))
+        }
+    }
+    Ok(ended)
+}
+
+fn finish(journal: &Journal, name: &str, ended: &Ended) -> std::io::Result<()> {
+    let (ok, detail) = match ended {
+        Ended::Ok => (true, None),
+        Ended::Failed(e) => (false, Some(e.clone())),
+        Ended::Interrupted => (false, Some("interrupted".to_string())),
+    };
+    journal.append(Kind::PhaseFinished {
+        name: name.to_string(),
+        ok,
+        detail,
+    })?;
+    Ok(())
+}

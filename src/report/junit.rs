@@ -1,0 +1,154 @@
+//! JUnit XML: one `<testsuite>` per drill, one `<testcase>` per step (each fault, the recovery
+//! wait, each phase, each backup check) and per objective, failures giving target vs achieved.
+
+use crate::measure::Measurement;
+use crate::redact::redact;
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+use std::time::Duration;
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+fn case(name: String, classname: &str, failure: Option<String>, time: Option<f64>) -> TestCase {
+    let status = match failure {
+        None => TestCaseStatus::success(),
+        Some(msg) => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(redact(&msg));
+            s.set_type("drill");
+            s
+        }
+    };
+    let mut c = TestCase::new(redact(&name), status);
+    c.set_classname(classname);
+    if let Some(t) = time {
+        c.set_time(secs(t));
+    }
+    c
+}
+
+pub fn suite(m: &Measurement) -> TestSuite {
+    let class = format!("drill.{}", m.name);
+    let mut s = TestSuite::new(redact(&m.name));
+    if let Some(t) = m.started_at {
+        s.set_timestamp(t.0.fixed_offset());
+    }
+    if let Some(d) = m.duration_seconds {
+        s.set_time(secs(d));
+    }
+    let mut props = vec![Property::new("drill.id", m.drill.as_str())];
+    for (k, v) in [
+        ("drill.scenario", m.scenario.clone()),
+        ("drill.environment", m.environment.clone()),
+        ("drill.outcome", m.outcome.clone()),
+        ("rto_seconds", m.rto_seconds.map(|v| format!("{v:.3}"))),
+        (
+            "downtime_seconds",
+            m.downtime_seconds.map(|v| format!("{v:.3}")),
+        ),
+        ("error_rate", m.error_rate.map(|v| format!("{v:.6}"))),
+        (
+            "rpo_seconds",
+            m.rpo.as_ref().map(|r| format!("{:.3}", r.rpo_seconds)),
+        ),
+        (
+            "rpo_lost_writes",
+            m.rpo.as_ref().map(|r| r.lost_writes.to_string()),
+        ),
+    ] {
+        if let Some(v) = v {
+            props.push(Property::new(k, redact(&v)));
+        }
+    }
+    s.add_properties(props);
+
+    for f in &m.faults {
+        let held = match (f.applied_at, f.reverted_at) {
+            (Some(a), Some(r)) => Some(r.since(a)),
+            _ => None,
+        };
+        let failure = match (&f.error, f.applied_at, f.reverted_at) {
+            (Some(e), _, _) => Some(e.clone()),
+            (None, None, _) => Some("fault was planned but never applied".into()),
+            (None, Some(_), None) => {
+                Some("fault was not reverted (run `inject-fault revert`)".into())
+            }
+            _ => None,
+        };
+        s.add_test_case(case(
+            format!("fault: {} {}", f.action, f.target),
+            &class,
+            failure,
+            held,
+        ));
+    }
+    for p in &m.phases {
+        let failure = match p.ok {
+            Some(true) => None,
+            Some(false) => Some(p.detail.clone().unwrap_or_else(|| "failed".into())),
+            None => Some("did not finish".into()),
+        };
+        s.add_test_case(case(
+            format!("phase: {}", p.name),
+            &class,
+            failure,
+            p.seconds,
+        ));
+    }
+    if let Some(r) = &m.recovery {
+        let waited = r.finished_at.map(|f| f.since(r.started_at));
+        let failure = match r.recovered {
+            Some(true) => None,
+            Some(false) => Some(format!(
+                "not recovered within {}: {}",
+                crate::units::fmt_duration(r.timeout_s),
+                r.failures
+                    .iter()
+                    .map(|(p, e)| format!("{p}: {e}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+            None => Some("recovery wait did not finish".into()),
+        };
+        s.add_test_case(case(
+            format!("recovery: {}", r.probes.join(", ")),
+            &class,
+            failure,
+            waited,
+        ));
+    }
+    for b in &m.backups {
+        let failure = (!b.ok && !b.warning).then(|| b.detail.clone());
+        let mut c = case(
+            format!("backup {}: {}", b.file, b.check),
+            &class,
+            failure,
+            None,
+        );
+        if b.ok || b.warning {
+            c.set_system_out(redact(&b.detail));
+        }
+        s.add_test_case(c);
+    }
+    for o in &m.objectives {
+        let failure = (!o.passed).then(|| format!("target {}, achieved {}", o.target, o.achieved));
+        let mut c = case(format!("objective: {}", o.name), &class, failure, None);
+        c.set_system_out(redact(&format!(
+            "target {}, achieved {}",
+            o.target, o.achieved
+        )));
+        s.add_test_case(c);
+    }
+    s
+}
+
+/// A JUnit report of several drills (and suites merged from other tools).
+pub fn report(measurements: &[Measurement], extra: Vec<TestSuite>) -> Report {
+    let mut r = Report::new("drillkit");
+    for m in measurements {
+        r.add_test_suite(suite(m));
+    }
+    r.add_test_suites(extra);
+    r
+}

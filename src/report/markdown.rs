@@ -1,0 +1,358 @@
+//! The runbook's Post-Drill Report Template, filled from the journal: Executive Summary, Metrics
+//! (targets vs achieved), a Mermaid timeline with a table beside it, What Went Well, Issues
+//! Encountered, Action Items, Recommendations, Next Steps.
+
+use crate::journal::Ts;
+use crate::measure::Measurement;
+use crate::redact::redact;
+use crate::units::{fmt_duration, Ratio};
+use std::fmt::Write;
+
+/// Hidden marker so a later run can find (and update) its own GitHub comment.
+pub fn marker(m: &Measurement) -> String {
+    format!(
+        "<!-- drillkit:drill={} -->",
+        m.scenario.clone().unwrap_or_else(|| m.name.clone())
+    )
+}
+
+fn opt_secs(v: Option<f64>) -> String {
+    v.map(fmt_duration).unwrap_or_else(|| "–".into())
+}
+
+fn result(passed: bool) -> &'static str {
+    if passed {
+        "✅ met"
+    } else {
+        "❌ missed"
+    }
+}
+
+pub fn render(m: &Measurement) -> String {
+    let mut o = String::new();
+    let date = m
+        .started_at
+        .map(|t| t.0.format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    let overall = if m.passed {
+        "✅ Success"
+    } else if m.recovery.as_ref().and_then(|r| r.recovered) == Some(true) {
+        "⚠️ Partial (recovered, but not every objective was met)"
+    } else {
+        "❌ Failed"
+    };
+    let _ = writeln!(o, "{}", marker(m));
+    let _ = writeln!(o, "# DR Drill Report - {date}: {}\n", m.name);
+    let _ = writeln!(o, "## Executive Summary");
+    let _ = writeln!(
+        o,
+        "- Drill Type: {}",
+        m.scenario.as_deref().unwrap_or(&m.name)
+    );
+    if let Some(env) = &m.environment {
+        let _ = writeln!(o, "- Environment: {env}");
+    }
+    let _ = writeln!(o, "- Drill id: `{}`", m.drill);
+    let _ = writeln!(o, "- Duration: {}", opt_secs(m.duration_seconds));
+    let _ = writeln!(o, "- Overall Result: {overall}");
+    if let Some(outcome) = &m.outcome {
+        let _ = writeln!(o, "- Ended: {outcome}");
+    }
+
+    let _ = writeln!(o, "\n## Metrics\n");
+    let _ = writeln!(o, "| Metric | Target | Achieved | Result |");
+    let _ = writeln!(o, "|---|---|---|---|");
+    for obj in &m.objectives {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} |",
+            obj.name,
+            obj.target,
+            obj.achieved,
+            result(obj.passed)
+        );
+    }
+    let rto_note = m
+        .rto_source
+        .as_deref()
+        .map(|s| format!(" (from {s})"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "| RTO achieved | – | {}{rto_note} | – |",
+        opt_secs(m.rto_seconds)
+    );
+    let _ = writeln!(
+        o,
+        "| Time to detect | – | {} | – |",
+        opt_secs(m.detect_seconds)
+    );
+    if m.samples > 0 {
+        let _ = writeln!(
+            o,
+            "| Downtime seen by users | – | {} | – |",
+            opt_secs(m.downtime_seconds)
+        );
+        if let Some(a) = m.availability {
+            let _ = writeln!(o, "| Availability during drill | – | {} | – |", Ratio(a));
+        }
+        if let Some(r) = m.error_rate {
+            let _ = writeln!(
+                o,
+                "| Error rate | – | {} ({} of {} requests) | – |",
+                Ratio(r),
+                m.failed_samples,
+                m.samples
+            );
+        }
+    }
+    if let Some(r) = &m.rpo {
+        let _ = writeln!(
+            o,
+            "| RPO achieved | – | {} | – |",
+            fmt_duration(r.rpo_seconds)
+        );
+        let lost = match (r.first_lost, r.last_lost) {
+            (Some(a), Some(b)) => format!("{} (seq {a}–{b})", r.lost_writes),
+            _ => r.lost_writes.to_string(),
+        };
+        let _ = writeln!(
+            o,
+            "| Acknowledged writes lost | 0 | {lost} of {} | {} |",
+            r.acknowledged,
+            result(r.lost_writes == 0)
+        );
+        if let Some(w) = r.write_outage_seconds {
+            let _ = writeln!(o, "| Write outage | – | {} | – |", fmt_duration(w));
+        }
+    }
+    if let Some(l) = m.latency.filter(|l| l.count > 0) {
+        let _ = writeln!(
+            o,
+            "| Probe latency p50 / p95 / p99 | – | {:.1} / {:.1} / {:.1} ms | – |",
+            l.p50, l.p95, l.p99
+        );
+    }
+
+    timeline(&mut o, m);
+
+    if !m.phases.is_empty() {
+        let _ = writeln!(o, "\n## Phases\n");
+        let _ = writeln!(o, "| Phase | Duration | Result |");
+        let _ = writeln!(o, "|---|---|---|");
+        for p in &m.phases {
+            let r = match p.ok {
+                Some(true) => "✅".to_string(),
+                Some(false) => format!("❌ {}", p.detail.clone().unwrap_or_default()),
+                None => "⏳ did not finish".into(),
+            };
+            let _ = writeln!(o, "| {} | {} | {} |", p.name, opt_secs(p.seconds), r);
+        }
+        let total: f64 = m.phases.iter().filter_map(|p| p.seconds).sum();
+        let _ = writeln!(o, "| **total** | **{}** | |", fmt_duration(total));
+    }
+
+    if !m.backups.is_empty() {
+        let _ = writeln!(o, "\n## Backup Checks\n");
+        let _ = writeln!(o, "| File | Check | Result | Evidence |");
+        let _ = writeln!(o, "|---|---|---|---|");
+        for b in &m.backups {
+            let r = if b.ok {
+                "✅"
+            } else if b.warning {
+                "⚠️"
+            } else {
+                "❌"
+            };
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {r} | {} |",
+                b.file,
+                b.check,
+                b.detail.replace('|', "\\|")
+            );
+        }
+    }
+
+    let _ = writeln!(o, "\n## What Went Well\n");
+    let mut good = Vec::new();
+    for obj in m.objectives.iter().filter(|x| x.passed) {
+        good.push(format!("{}: achieved {}", obj.name, obj.achieved));
+    }
+    if let Some(r) = m.recovery.as_ref().filter(|r| r.recovered == Some(true)) {
+        good.push(format!("All {} recovery probes passed", r.probes.len()));
+    }
+    let reverted = m
+        .faults
+        .iter()
+        .filter(|f| f.reverted_at.is_some() && f.error.is_none())
+        .count();
+    if reverted > 0 {
+        good.push(format!(
+            "{reverted} of {} faults were reverted cleanly",
+            m.faults.len()
+        ));
+    }
+    list(&mut o, &good, "Nothing recorded.");
+
+    let _ = writeln!(o, "\n## Issues Encountered\n");
+    if m.problems.is_empty() {
+        let _ = writeln!(o, "None.");
+    }
+    let items = super::action_items(m);
+    for (i, (p, a)) in m.problems.iter().zip(&items).enumerate() {
+        let impact = if a.priority == "H" { "High" } else { "Medium" };
+        let _ = writeln!(o, "{}. {p}\n   - Impact: {impact}\n   - Resolution: to be determined by the owner\n   - Action item: {}", i + 1, a.item);
+    }
+
+    let _ = writeln!(o, "\n## Action Items\n");
+    let _ = writeln!(o, "| Item | Owner | Due Date | Priority |");
+    let _ = writeln!(o, "|------|-------|----------|----------|");
+    for a in &items {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} |",
+            a.item, a.owner, a.due, a.priority
+        );
+    }
+    if items.is_empty() {
+        let _ = writeln!(o, "| – | – | – | – |");
+    }
+
+    let _ = writeln!(o, "\n## Recommendations\n");
+    let mut recs = Vec::new();
+    if let (Some(d), Some(r)) = (m.detect_seconds, m.rto_seconds) {
+        if r > 0.0 && d / r > 0.5 {
+            recs.push(format!(
+                "Detection took {} of the {} RTO: tighten health checks and alerting.",
+                fmt_duration(d),
+                fmt_duration(r)
+            ));
+        }
+    }
+    if m.objectives
+        .iter()
+        .any(|x| x.name.starts_with("RTO") && !x.passed)
+    {
+        recs.push("Automate the recovery steps that took longest (see the timeline).".into());
+    }
+    if m.rpo.as_ref().is_some_and(|r| r.lost_writes > 0) {
+        recs.push(
+            "Acknowledged writes were lost: consider synchronous replication for this data.".into(),
+        );
+    }
+    if m.faults.iter().any(|f| f.manual_undo) {
+        recs.push(
+            "Some faults could only be undone by a restore step: keep those steps in the scenario."
+                .into(),
+        );
+    }
+    if m.samples == 0 {
+        recs.push(
+            "Add a `watch` probe to measure the downtime users see, not only recovery.".into(),
+        );
+    }
+    list(&mut o, &recs, "Keep running this drill on its schedule.");
+
+    let _ = writeln!(o, "\n## Next Steps\n");
+    let _ = writeln!(o, "- [ ] Update runbooks");
+    let _ = writeln!(o, "- [ ] Schedule training");
+    let _ = writeln!(
+        o,
+        "- [ ] Implement improvements{}",
+        if items.is_empty() {
+            ""
+        } else {
+            " (see Action Items)"
+        }
+    );
+    redact(&o)
+}
+
+fn list(o: &mut String, items: &[String], empty: &str) {
+    if items.is_empty() {
+        let _ = writeln!(o, "{empty}");
+    }
+    for (i, s) in items.iter().enumerate() {
+        let _ = writeln!(o, "{}. {s}", i + 1);
+    }
+}
+
+/// Mermaid gantt of faults, recovery, phases and outages, with the same rows as a table.
+fn timeline(o: &mut String, m: &Measurement) {
+    let Some(t0) = m.started_at else { return };
+    let mut rows: Vec<(String, &str, Ts, Ts)> = Vec::new();
+    let end = m.finished_at.unwrap_or(t0);
+    for f in &m.faults {
+        if let Some(a) = f.applied_at {
+            rows.push((
+                format!("{} {}", f.action, f.target),
+                "fault",
+                a,
+                f.reverted_at.unwrap_or(end),
+            ));
+        }
+    }
+    if let Some(r) = &m.recovery {
+        rows.push((
+            "wait for recovery".into(),
+            "recovery",
+            r.started_at,
+            r.finished_at.unwrap_or(end),
+        ));
+        if let Some(at) = r.recovered_at {
+            rows.push(("recovered".into(), "milestone", at, at));
+        }
+    }
+    for p in &m.phases {
+        rows.push((
+            p.name.clone(),
+            "phase",
+            p.started_at,
+            p.finished_at.unwrap_or(end),
+        ));
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n## Timeline\n");
+    let _ = writeln!(
+        o,
+        "```mermaid\ngantt\n    title {}\n    dateFormat x\n    axisFormat %M:%S",
+        mermaid_text(&m.name)
+    );
+    let mut section = "";
+    for (i, (name, kind, a, b)) in rows.iter().enumerate() {
+        if *kind != section {
+            let _ = writeln!(o, "    section {kind}");
+            section = kind;
+        }
+        let tag = match *kind {
+            "fault" => "crit, ",
+            "milestone" => "milestone, ",
+            _ => "",
+        };
+        let (ms_a, ms_b) = (
+            a.0.timestamp_millis(),
+            b.0.timestamp_millis().max(a.0.timestamp_millis() + 1),
+        );
+        let _ = writeln!(o, "    {} :{tag}t{i}, {ms_a}, {ms_b}", mermaid_text(name));
+    }
+    let _ = writeln!(o, "```\n");
+    let _ = writeln!(o, "| Step | Start | End | Duration |");
+    let _ = writeln!(o, "|---|---|---|---|");
+    for (name, kind, a, b) in &rows {
+        let _ = writeln!(
+            o,
+            "| {kind}: {name} | +{} | +{} | {} |",
+            fmt_duration(a.since(t0)),
+            fmt_duration(b.since(t0)),
+            fmt_duration(b.since(*a))
+        );
+    }
+}
+
+/// Mermaid gantt task names may not contain `:` or `#`, and `;` ends a statement.
+fn mermaid_text(s: &str) -> String {
+    s.replace([':', '#', ';'], " ")
+}

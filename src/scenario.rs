@@ -1,0 +1,468 @@
+//! Scenario files: a runbook section as data (YAML). Bad files fail before anything is touched,
+//! with `file:line:column` and what was expected.
+
+use crate::exit::Failure;
+use crate::fault::Action;
+use crate::journal::Objectives;
+use crate::probe::ProbeSpec;
+use crate::target::TargetSpec;
+use crate::units::{Dur, Ratio};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Where the drill runs; `production` needs `--allow-production`.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// The runbook section this drill automates, for the report.
+    #[serde(default)]
+    pub runbook: Option<String>,
+    #[serde(default)]
+    pub objectives: ObjectivesSpec,
+    #[serde(default)]
+    pub safety: Safety,
+    /// Role → person, e.g. `incident_commander: "@alice"`; owners of action items.
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
+    /// Named targets that faults refer to.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetSpec>,
+    /// Processes drillkit starts before the drill and stops after it (demo and test services).
+    #[serde(default)]
+    pub services: Vec<Service>,
+    /// Baseline: every probe must pass before anything is touched.
+    #[serde(default)]
+    pub preflight: Vec<ProbeSpec>,
+    /// Background samplers: what users see during the drill.
+    #[serde(default)]
+    pub watch: Vec<ProbeSpec>,
+    #[serde(default)]
+    pub canary: Option<CanarySpec>,
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+    #[serde(default)]
+    pub recovery: Option<RecoverySpec>,
+    /// After recovery: undo faults and bring the old state back.
+    #[serde(default)]
+    pub restore: Vec<Step>,
+    /// After restore: probes that must pass again (e.g. cache warm again).
+    #[serde(default)]
+    pub verify: Option<RecoverySpec>,
+    /// Success criteria from the runbook, shown as a checklist in the report.
+    #[serde(default)]
+    pub criteria: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectivesSpec {
+    #[serde(default)]
+    pub rto: Option<Dur>,
+    #[serde(default)]
+    pub rpo: Option<Dur>,
+    #[serde(default)]
+    pub max_error_rate: Option<Ratio>,
+}
+
+impl ObjectivesSpec {
+    pub fn to_journal(&self) -> Objectives {
+        Objectives {
+            rto_s: self.rto.map(|d| d.as_secs_f64()),
+            rpo_s: self.rpo.map(|d| d.as_secs_f64()),
+            max_error_rate: self.max_error_rate.map(|r| r.0),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Safety {
+    /// A selector matching more targets than this is refused.
+    #[serde(default = "one")]
+    pub max_targets: usize,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety { max_targets: 1 }
+    }
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    /// drillkit's built-in demo HTTP service (a supervisor restarting a worker, like a restart policy).
+    #[serde(default)]
+    pub demo: Option<DemoSpec>,
+    /// Or any command, run with `sh -c`.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Probe that says the service is up; waited for before the drill starts.
+    #[serde(default)]
+    pub ready: Option<ProbeSpec>,
+    #[serde(default = "ten_seconds")]
+    pub ready_timeout: Dur,
+}
+
+fn ten_seconds() -> Dur {
+    Dur::secs(10)
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSpec {
+    pub listen: String,
+    /// Where the worker writes its pid (the fault's target).
+    pub pidfile: PathBuf,
+    #[serde(default = "one_second")]
+    pub restart_delay: Dur,
+}
+
+fn one_second() -> Dur {
+    Dur::secs(1)
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CanarySpec {
+    pub postgres: String,
+    #[serde(default)]
+    pub interval: Option<Dur>,
+    #[serde(default)]
+    pub table: Option<String>,
+}
+
+/// A fault's target: the name of an entry in `targets:` or an inline selector.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum TargetRef {
+    Named(String),
+    Inline(TargetSpec),
+}
+
+impl<'de> Deserialize<'de> for TargetRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TargetRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a target name from `targets:` or a selector like { container: NAME }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TargetRef, E> {
+                Ok(TargetRef::Named(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<TargetRef, A::Error> {
+                let spec =
+                    TargetSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                spec.validate().map_err(serde::de::Error::custom)?;
+                Ok(TargetRef::Inline(spec))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub action: Action,
+    pub target: TargetRef,
+    /// Hold the fault this long, then revert it (default: until `restore`).
+    #[serde(default)]
+    pub duration: Option<Dur>,
+    /// For `kill`: the signal (default SIGKILL).
+    #[serde(default)]
+    pub signal: Option<String>,
+    /// For `stop`/`restart`: grace period before SIGKILL.
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    #[serde(default)]
+    pub max_targets: Option<usize>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySpec {
+    #[serde(default = "five_minutes")]
+    pub timeout: Dur,
+    #[serde(default = "quarter_second")]
+    pub interval: Dur,
+    #[serde(default = "three")]
+    pub consecutive: u32,
+    #[serde(default)]
+    pub probes: Vec<ProbeSpec>,
+    /// Commands run (as timed phases) right after the faults, e.g. a manual failover.
+    #[serde(default)]
+    pub actions: Vec<Step>,
+}
+
+fn five_minutes() -> Dur {
+    Dur::secs(300)
+}
+fn quarter_second() -> Dur {
+    Dur::millis(250)
+}
+fn three() -> u32 {
+    3
+}
+
+/// A restore or recovery step: undo faults, or run a command as a timed phase.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `all`: revert every fault of this drill.
+    #[serde(default)]
+    pub revert: Option<RevertWhat>,
+    /// A shell command (`sh -c`); non-zero exit fails the phase.
+    #[serde(default)]
+    pub run: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum RevertWhat {
+    All,
+}
+
+impl Step {
+    pub fn label(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        match (&self.revert, &self.run) {
+            (Some(_), _) => "revert all faults".into(),
+            (None, Some(cmd)) => format!("run {cmd}"),
+            _ => "step".into(),
+        }
+    }
+}
+
+/// A scenario that failed to load: where and why.
+#[derive(Debug)]
+pub struct ScenarioError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl From<ScenarioError> for Failure {
+    fn from(e: ScenarioError) -> Failure {
+        Failure::bad_input(e)
+    }
+}
+
+pub fn load(path: &Path) -> Result<Scenario, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::bad_input(anyhow::anyhow!(
+            "{}: cannot read scenario: {e}",
+            path.display()
+        ))
+    })?;
+    parse(&path.display().to_string(), &text).map_err(Failure::from)
+}
+
+/// Parse and check a scenario. Every error carries a position.
+pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    let err = |line: usize, column: usize, message: String| ScenarioError {
+        file: file.into(),
+        line,
+        column,
+        message,
+    };
+    let s: Scenario = serde_yaml_ng::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        err(line, column, clean_message(&e.to_string()))
+    })?;
+    // Checks that need the whole file; positions are found by looking for the offending text.
+    let at = |needle: &str, msg: String| {
+        let (l, c) = locate(text, needle);
+        err(l, c, msg)
+    };
+    if s.name.trim().is_empty() {
+        return Err(at("name:", "name must not be empty".into()));
+    }
+    for (name, t) in &s.targets {
+        t.validate()
+            .map_err(|m| at(&format!("{name}:"), format!("target '{name}': {m}")))?;
+    }
+    for f in &s.faults {
+        if let TargetRef::Named(n) = &f.target {
+            if !s.targets.contains_key(n) {
+                let known: Vec<&str> = s.targets.keys().map(|k| k.as_str()).collect();
+                return Err(at(
+                    &format!("target: {n}"),
+                    format!(
+                        "undefined target '{n}'; defined targets: {}",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        if let Some(sig) = &f.signal {
+            if f.action != Action::Kill {
+                return Err(at("signal:", "signal applies to action: kill".into()));
+            }
+            crate::process::parse_signal(sig).map_err(|m| at("signal:", m))?;
+        }
+    }
+    let probe_lists: Vec<(&str, &Vec<ProbeSpec>)> = [
+        ("preflight", Some(&s.preflight)),
+        ("watch", Some(&s.watch)),
+        ("recovery", s.recovery.as_ref().map(|r| &r.probes)),
+        ("verify", s.verify.as_ref().map(|r| &r.probes)),
+    ]
+    .into_iter()
+    .filter_map(|(n, l)| l.map(|l| (n, l)))
+    .collect();
+    for (section, probes) in probe_lists {
+        for p in probes {
+            p.validate()
+                .map_err(|m| at(&probe_needle(p), format!("{section} probe: {m}")))?;
+            if section != "watch" && p.interval.is_some() {
+                return Err(at("interval:", format!("{section} probe: 'interval' belongs to watch probes; set the wait's interval on the section")));
+            }
+        }
+    }
+    for svc in &s.services {
+        match (&svc.demo, &svc.command) {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => {
+                return Err(at(
+                    &format!("name: {}", svc.name),
+                    format!(
+                        "service '{}' needs exactly one of demo or command",
+                        svc.name
+                    ),
+                ))
+            }
+        }
+        if let Some(r) = &svc.ready {
+            r.validate().map_err(|m| {
+                at(
+                    &probe_needle(r),
+                    format!("service '{}' ready probe: {m}", svc.name),
+                )
+            })?;
+        }
+    }
+    for step in s
+        .restore
+        .iter()
+        .chain(s.recovery.iter().flat_map(|r| r.actions.iter()))
+    {
+        match (&step.revert, &step.run) {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => {
+                return Err(at(
+                    &step
+                        .name
+                        .clone()
+                        .map(|n| format!("name: {n}"))
+                        .unwrap_or_else(|| "restore:".into()),
+                    "a step needs exactly one of revert or run".into(),
+                ))
+            }
+        }
+    }
+    if let Some(r) = &s.recovery {
+        if r.consecutive == 0 {
+            return Err(at("consecutive:", "consecutive must be at least 1".into()));
+        }
+        if r.probes.is_empty() {
+            return Err(at("recovery:", "recovery needs at least one probe".into()));
+        }
+    }
+    if s.safety.max_targets == 0 {
+        return Err(at("max_targets:", "max_targets must be at least 1".into()));
+    }
+    Ok(s)
+}
+
+fn probe_needle(p: &ProbeSpec) -> String {
+    for v in [
+        &p.http,
+        &p.tcp,
+        &p.docker,
+        &p.redis,
+        &p.command,
+        &p.postgres,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        return v.clone();
+    }
+    "probes:".into()
+}
+
+/// serde_yaml_ng appends " at line L column C" to some messages; the position is printed first.
+fn clean_message(m: &str) -> String {
+    match m.find(" at line ") {
+        Some(i) => m[..i].to_string(),
+        None => m.to_string(),
+    }
+}
+
+/// 1-based line and column of the first occurrence of `needle` (1:1 when absent).
+fn locate(text: &str, needle: &str) -> (usize, usize) {
+    for (i, line) in text.lines().enumerate() {
+        if let Some(c) = line.find(needle) {
+            return (i + 1, c + 1);
+        }
+    }
+    (1, 1)
+}
+
+impl Scenario {
+    /// The target selector of a fault, named ones looked up.
+    pub fn target_of<'a>(&'a self, f: &'a FaultSpec) -> Option<&'a TargetSpec> {
+        match &f.target {
+            TargetRef::Named(n) => self.targets.get(n),
+            TargetRef::Inline(t) => Some(t),
+        }
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case("production") || e.eq_ignore_ascii_case("prod"))
+    }
+}

@@ -1,0 +1,126 @@
+//! Waiting for recovery: ask every probe each interval until all pass N times in a row, or the
+//! timeout. A line is printed when a probe changes state (not every poll); first and stable
+//! success go to the journal.
+
+use crate::journal::{Journal, Kind, Latency, ProbeFailure, Ts};
+use crate::probe::Probe;
+use crate::units::fmt_duration;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub timeout: Duration,
+    pub interval: Duration,
+    pub consecutive: u32,
+    /// Per-request timeout of each probe.
+    pub request_timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Recovered { recovered_at: Ts, waited_s: f64 },
+    TimedOut { failures: Vec<ProbeFailure> },
+    Interrupted,
+}
+
+pub async fn wait(
+    probes: &[Probe],
+    cfg: &Config,
+    journal: &Journal,
+    cancel: &CancellationToken,
+) -> std::io::Result<Outcome> {
+    let names: Vec<String> = probes.iter().map(|p| p.describe()).collect();
+    journal.append(Kind::RecoveryStarted {
+        probes: names.clone(),
+        consecutive: cfg.consecutive,
+        timeout_s: cfg.timeout.as_secs_f64(),
+    })?;
+    let started = Ts::now();
+    let deadline = tokio::time::Instant::now() + cfg.timeout;
+    let mut ticker = tokio::time::interval(cfg.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Vec<Option<(bool, String)>> = vec![None; probes.len()];
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut streak = 0u32;
+    let mut streak_start: Option<(Ts, f64)> = None;
+    let mut last_failing_round: Option<Ts> = None;
+    let mut first_success_seen = false;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(Outcome::Interrupted),
+            _ = ticker.tick() => {}
+        }
+        let round = Ts::now();
+        let outcomes =
+            futures_util::future::join_all(probes.iter().map(|p| p.check(cfg.request_timeout)))
+                .await;
+        for (i, o) in outcomes.iter().enumerate() {
+            latencies.push(o.latency.as_secs_f64() * 1000.0);
+            let changed = last[i].as_ref().is_none_or(|(ok, _)| *ok != o.ok);
+            if changed {
+                let mark = if o.ok { "✓" } else { "✗" };
+                crate::cli::common::say(&format!(
+                    "[+{}] {mark} {}: {} ({})",
+                    fmt_duration(round.since(started)),
+                    names[i],
+                    o.detail,
+                    fmt_duration(o.latency.as_secs_f64())
+                ));
+                journal.append(Kind::ProbeChanged {
+                    probe: names[i].clone(),
+                    ok: o.ok,
+                    detail: o.detail.clone(),
+                    ms: o.latency.as_secs_f64() * 1000.0,
+                })?;
+            }
+            last[i] = Some((o.ok, o.detail.clone()));
+        }
+        if outcomes.iter().all(|o| o.ok) {
+            if streak == 0 {
+                streak_start = Some(match last_failing_round {
+                    Some(f) => (f.plus_secs(round.since(f) / 2.0), round.since(f) / 2.0),
+                    None => (round, 0.0),
+                });
+                if !first_success_seen {
+                    first_success_seen = true;
+                    journal.append(Kind::RecoveryFirstSuccess {})?;
+                }
+            }
+            streak += 1;
+            if streak >= cfg.consecutive {
+                let (recovered_at, uncertainty_s) = streak_start.unwrap_or((round, 0.0));
+                journal.append(Kind::RecoveryStable {
+                    recovered_at,
+                    uncertainty_s,
+                    latency: Latency::of(&mut latencies),
+                })?;
+                return Ok(Outcome::Recovered {
+                    recovered_at,
+                    waited_s: recovered_at.since(started),
+                });
+            }
+        } else {
+            streak = 0;
+            last_failing_round = Some(round);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let failures: Vec<ProbeFailure> = last
+                .iter()
+                .zip(&names)
+                .filter_map(|(l, n)| match l {
+                    Some((false, d)) => Some(ProbeFailure {
+                        probe: n.clone(),
+                        error: d.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            journal.append(Kind::RecoveryTimeout {
+                failures: failures.clone(),
+                latency: Latency::of(&mut latencies),
+            })?;
+            return Ok(Outcome::TimedOut { failures });
+        }
+    }
+}

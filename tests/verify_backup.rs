@@ -1,0 +1,599 @@
+//! verify-backup against real dumps made by a real PostgreSQL (plain, gzip'd, zstd'd, custom,
+//! a base backup with manifest), a real Redis RDB, and their corruptions; and restore tests
+//! against a real server, including a dump that fails halfway (the scratch database must go).
+
+#[path = "verify_backup/pg.rs"]
+mod pg;
+mod support;
+
+use pg::Pg;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use support::cmd::{Bin, Run};
+
+const ORDERS: u64 = 20_000;
+
+fn sh(cmd: &str) {
+    let st = Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
+    assert!(st.success(), "{cmd}");
+}
+
+fn make_rdb(dir: &Path) {
+    let port = pg::free_port().to_string();
+    let mut redis = Command::new("redis-server")
+        .args([
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--dbfilename", "dump.rdb"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed");
+    let cli = |args: &[&str]| {
+        Command::new("redis-cli")
+            .args(["-p", &port])
+            .args(args)
+            .output()
+            .map(|o| o.status.success() && !o.stdout.starts_with(b"ERR"))
+            .unwrap_or(false)
+    };
+    let mut up = false;
+    for _ in 0..100 {
+        if cli(&["ping"]) {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(up, "redis did not come up");
+    for i in 0..200 {
+        assert!(cli(&["set", &format!("key:{i}"), &format!("value {i}")]));
+    }
+    assert!(cli(&["rpush", "list", "a", "b", "c"]));
+    assert!(cli(&["save"]));
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
+
+/// Dumps made once per test run from a generated dataset, kept under the target dir.
+fn fx() -> &'static Path {
+    static FX: OnceLock<PathBuf> = OnceLock::new();
+    FX.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let dir = root.join(format!("verify_backup_fx_{}", std::process::id()));
+        for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with("verify_backup_fx_")
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        std::fs::create_dir_all(&dir).expect("fixture dir");
+        let pg = Pg::start();
+        pg.psql("postgres", pg::DATASET);
+        let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
+        pg.client("pg_dump", &["-d", "postgres", "-f", &p("plain.sql")]);
+        pg.client(
+            "pg_dump",
+            &["-d", "postgres", "-Fc", "-f", &p("custom.dump")],
+        );
+        pg.client(
+            "pg_basebackup",
+            &["-D", &p("base"), "--wal-method=none", "-c", "fast"],
+        );
+        drop(pg);
+        let d = dir.display();
+        sh(&format!("gzip -c {d}/plain.sql > {d}/plain.sql.gz"));
+        sh(&format!(
+            "cd {d} && sha256sum plain.sql.gz > plain.sql.gz.sha256"
+        ));
+        sh(&format!(
+            "zstd -q --check {d}/plain.sql -o {d}/plain.sql.zst"
+        ));
+        sh(&format!(
+            "zstd -q --no-check {d}/plain.sql -o {d}/nocheck.sql.zst"
+        ));
+        make_rdb(&dir);
+        dir
+    })
+}
+
+struct T {
+    dir: tempfile::TempDir,
+}
+
+impl T {
+    fn new() -> T {
+        T {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn bin(&self) -> Bin {
+        Bin::new("verify-backup").journal(&self.path("journal.jsonl"))
+    }
+    /// Write `bytes` as a new file in this test's folder.
+    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, bytes).expect("write");
+        p
+    }
+    fn journal(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.path("journal.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(fx().join(name)).expect("fixture")
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+/// The named check of the first file in a --json document.
+fn check<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    let checks = doc["files"][0]["checks"].as_array().expect("checks");
+    checks
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| {
+            panic!(
+                "no check {name} in {}",
+                serde_json::to_string_pretty(checks).unwrap_or_default()
+            )
+        })
+}
+
+/// Run on one file, expect exit 1 and `name` failed (with `needle` in its detail).
+fn fails(t: &T, file: &Path, extra: &[&str], name: &str, needle: &str) -> Run {
+    let r = t.bin().arg(file).args(extra).arg("--json").code(1);
+    let doc = r.json();
+    let c = check(&doc, name);
+    assert_eq!(c["ok"], false, "{name} should fail:\n{}", r.stderr);
+    let detail = c["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains(needle),
+        "{name} detail lacks {needle:?}: {detail}"
+    );
+    r
+}
+
+#[test]
+fn intact_backups_pass_every_check() {
+    let t = T::new();
+    let files = [
+        "plain.sql",
+        "plain.sql.gz",
+        "plain.sql.zst",
+        "custom.dump",
+        "base",
+        "dump.rdb",
+    ];
+    let mut b = t
+        .bin()
+        .args(["--max-age", "1h", "--min-size", "1KiB", "--json"]);
+    for f in files {
+        b = b.arg(fx().join(f));
+    }
+    let r = b.succeeds();
+    let doc = r.json();
+    let reports = doc["files"].as_array().expect("files");
+    assert_eq!(reports.len(), files.len());
+    let kinds: Vec<&str> = reports
+        .iter()
+        .map(|f| f["format"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "pg-plain",
+            "pg-plain",
+            "pg-plain",
+            "pg-custom",
+            "pg-basebackup",
+            "redis-rdb"
+        ]
+    );
+    for f in reports {
+        assert_eq!(f["ok"], true, "{f}");
+    }
+    for i in [0, 1, 2, 3] {
+        assert_eq!(
+            reports[i]["tables"]["public.orders"], ORDERS,
+            "{}",
+            reports[i]["file"]
+        );
+        assert_eq!(reports[i]["tables"]["public.customers"], 2000);
+    }
+    // The sidecar was found by itself, and gzip was checked member by member.
+    let gz = &reports[1]["checks"];
+    let names: Vec<&str> = gz
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c["check"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "exists",
+            "age",
+            "size",
+            "readable",
+            "checksum:sha256",
+            "gzip",
+            "format"
+        ]
+    );
+    r.stderr_has("sidecar").stderr_has("trailer present");
+    // One journal event per check per file, ready for `report`.
+    let events: Vec<Value> = t
+        .journal()
+        .into_iter()
+        .filter(|e| e["event"] == "backup_check")
+        .collect();
+    let total: usize = reports
+        .iter()
+        .map(|f| f["checks"].as_array().map_or(0, |c| c.len()))
+        .sum();
+    assert_eq!(events.len(), total);
+}
+
+#[test]
+fn gzip_corruptions_fail_the_gzip_check() {
+    let t = T::new();
+    let gz = read("plain.sql.gz");
+    let truncated = t.file("truncated.sql.gz", &gz[..gz.len() / 2]);
+    fails(&t, &truncated, &[], "gzip", "truncated");
+    let mut flipped = gz.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x10;
+    let flipped = t.file("flipped.sql.gz", &flipped);
+    fails(&t, &flipped, &[], "gzip", "member 1");
+    let mut garbage = gz.clone();
+    garbage.extend_from_slice(b"\0\0garbage after the member");
+    let garbage = t.file("garbage.sql.gz", &garbage);
+    fails(&t, &garbage, &[], "gzip", "trailing garbage");
+    // Two members (e.g. `cat a.gz b.gz`) are one valid stream.
+    let text = read("plain.sql");
+    let cut = text.len() / 2;
+    let mut two = gzip(&text[..cut]);
+    two.extend(gzip(&text[cut..]));
+    let two = t.file("two.sql.gz", &two);
+    let doc = t.bin().arg(&two).arg("--json").succeeds().json();
+    assert!(check(&doc, "gzip")["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("2 member(s)"));
+}
+
+#[test]
+fn dump_content_damage_fails_the_format_check_even_in_a_valid_gzip() {
+    let t = T::new();
+    let text = String::from_utf8(read("plain.sql")).expect("utf8");
+    // Cut mid-COPY, then compressed correctly: gzip passes, the dump does not.
+    let at = text.find("COPY public.orders").expect("copy") + 200_000;
+    let cut = t.file("cut.sql.gz", &gzip(&text.as_bytes()[..at]));
+    let r = fails(&t, &cut, &[], "format", "not terminated");
+    assert_eq!(check(&r.json(), "gzip")["ok"], true);
+    let no_trailer = text.replace("-- PostgreSQL database dump complete", "-- the end");
+    let no_trailer = t.file("notrailer.sql.gz", &gzip(no_trailer.as_bytes()));
+    fails(&t, &no_trailer, &[], "format", "trailer");
+    // Drop the `\.` of the customers block.
+    let start = text.find("COPY public.customers").expect("copy");
+    let end = start + text[start..].find("\n\\.\n").expect("terminator");
+    let unterminated = format!("{}\n{}", &text[..end], &text[end + 4..]);
+    let unterminated = t.file("unterminated.sql", unterminated.as_bytes());
+    fails(&t, &unterminated, &[], "format", "public.customers");
+    let empty = t.file("empty.sql.gz", b"");
+    let r = fails(&t, &empty, &[], "size", "empty");
+    assert_eq!(check(&r.json(), "format")["ok"], false);
+    let custom = read("custom.dump");
+    let custom = t.file("cut.dump", &custom[..custom.len() * 2 / 3]);
+    fails(&t, &custom, &[], "format", "truncated");
+}
+
+#[test]
+fn checksums_from_sidecars_lists_and_flags() {
+    let t = T::new();
+    let gz = read("plain.sql.gz");
+    let f = t.file("db.sql.gz", &gz);
+    let good = String::from_utf8(read("plain.sql.gz.sha256")).expect("sidecar");
+    let hex = good.split_whitespace().next().expect("hex").to_string();
+    // A wrong sidecar.
+    std::fs::write(
+        t.path("db.sql.gz.sha256"),
+        format!("{}  db.sql.gz\n", "0".repeat(64)),
+    )
+    .expect("write");
+    fails(&t, &f, &[], "checksum:sha256", "does not match sidecar");
+    std::fs::remove_file(t.path("db.sql.gz.sha256")).expect("rm");
+    // GNU and BSD lists, md5 and sha256, and the flags.
+    let md5 = Command::new("md5sum")
+        .arg(&f)
+        .output()
+        .expect("md5sum")
+        .stdout;
+    let md5 = String::from_utf8_lossy(&md5)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let gnu = t.file(
+        "SHA256SUMS",
+        format!("{hex} *db.sql.gz\n{}  other.gz\n", "1".repeat(64)).as_bytes(),
+    );
+    let bsd = t.file("MD5SUMS", format!("MD5 (db.sql.gz) = {md5}\n").as_bytes());
+    let r = t
+        .bin()
+        .arg(&f)
+        .arg("--checksum-file")
+        .arg(&gnu)
+        .arg("--checksum-file")
+        .arg(&bsd)
+        .arg("--json")
+        .succeeds();
+    let doc = r.json();
+    assert_eq!(check(&doc, "checksum:sha256")["ok"], true);
+    assert_eq!(check(&doc, "checksum:md5")["ok"], true);
+    t.bin().arg(&f).args(["--sha256", &hex]).succeeds();
+    fails(
+        &t,
+        &f,
+        &["--md5", &"a".repeat(32)],
+        "checksum:md5",
+        "does not match --md5",
+    );
+    let other = t.file("SHA512SUMS", b"");
+    std::fs::write(&other, format!("{}  unrelated\n", "2".repeat(128))).expect("write");
+    fails(
+        &t,
+        &f,
+        &["--checksum-file", &other.to_string_lossy()],
+        "checksum",
+        "has no line",
+    );
+    // A malformed digest on the command line is bad input, named.
+    t.bin()
+        .arg(&f)
+        .args(["--sha256", "xyz"])
+        .code(2)
+        .stderr_has("--sha256");
+}
+
+#[test]
+fn zstd_rdb_and_base_backup_damage() {
+    let t = T::new();
+    let r = t
+        .bin()
+        .arg(fx().join("nocheck.sql.zst"))
+        .arg("--json")
+        .succeeds();
+    let c = check(&r.json(), "zstd").clone();
+    assert_eq!(
+        (c["ok"].as_bool(), c["warning"].as_bool()),
+        (Some(true), Some(true)),
+        "{c}"
+    );
+    assert!(c["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("cannot be detected"));
+    fails(
+        &t,
+        &fx().join("nocheck.sql.zst"),
+        &["--strict"],
+        "zstd",
+        "no content checksum",
+    );
+    let mut z = read("plain.sql.zst");
+    let n = z.len();
+    z[n - 2] ^= 0x40;
+    let z = t.file("bad.sql.zst", &z);
+    fails(&t, &z, &[], "zstd", "frame");
+
+    let mut rdb = read("dump.rdb");
+    let mid = rdb.len() / 2;
+    rdb[mid] ^= 0x01;
+    let rdb = t.file("bad.rdb", &rdb);
+    fails(&t, &rdb, &[], "format", "CRC-64 mismatch");
+
+    let base = t.path("base");
+    sh(&format!(
+        "cp -a {} {}",
+        fx().join("base").display(),
+        base.display()
+    ));
+    t.bin().arg(&base).succeeds();
+    std::fs::remove_file(base.join("PG_VERSION")).expect("rm");
+    fails(&t, &base, &[], "files", "PG_VERSION: missing");
+    std::fs::write(base.join("PG_VERSION"), b"14\n").expect("alter");
+    fails(&t, &base, &[], "files", "PG_VERSION: CRC32C checksum");
+    std::fs::copy(fx().join("base/PG_VERSION"), base.join("PG_VERSION")).expect("restore");
+    std::fs::write(base.join("stray.conf"), b"x").expect("stray");
+    fails(&t, &base, &[], "files", "not in the manifest");
+    std::fs::remove_file(base.join("stray.conf")).expect("rm");
+    let m = std::fs::read_to_string(base.join("backup_manifest")).expect("manifest");
+    std::fs::write(
+        base.join("backup_manifest"),
+        m.replacen("\"Size\": ", "\"Size\":  ", 1),
+    )
+    .expect("alter");
+    fails(&t, &base, &[], "manifest", "checksum mismatch");
+}
+
+#[test]
+fn age_latest_and_missing() {
+    let t = T::new();
+    let dir = t.path("backups");
+    std::fs::create_dir(&dir).expect("dir");
+    let out = t.bin().arg(&dir).arg("--latest").arg("--json").code(1);
+    assert_eq!(check(&out.json(), "latest")["ok"], false);
+    let gz = read("plain.sql.gz");
+    for (name, age) in [
+        ("db-1.sql.gz", "3 days ago"),
+        ("db-2.sql.gz", "2 days ago"),
+        ("db-3.sql.gz", "1 hour ago"),
+    ] {
+        std::fs::write(dir.join(name), &gz).expect("write");
+        sh(&format!("touch -d '{age}' {}", dir.join(name).display()));
+    }
+    std::fs::write(dir.join("db-3.sql.gz.sha256"), b"junk").expect("sidecar");
+    std::fs::remove_file(dir.join("db-3.sql.gz.sha256")).expect("rm");
+    let r = t.bin().arg(&dir).arg("--latest").arg("--json").succeeds();
+    let doc = r.json();
+    assert!(doc["files"][0]["file"]
+        .as_str()
+        .unwrap_or("")
+        .ends_with("db-3.sql.gz"));
+    std::fs::remove_file(dir.join("db-3.sql.gz")).expect("rm");
+    let r = fails(&t, &dir, &["--latest"], "age", "older than --max-age");
+    assert!(r.json()["files"][0]["file"]
+        .as_str()
+        .unwrap_or("")
+        .ends_with("db-2.sql.gz"));
+    fails(&t, &dir.join("nope.sql.gz"), &[], "exists", "no such file");
+    t.bin().arg(&dir).code(2).stderr_has("--latest");
+    t.bin()
+        .arg(dir.join("db-1.sql.gz"))
+        .args(["--max-age", "soon"])
+        .code(2)
+        .stderr_has("--max-age");
+    t.bin()
+        .arg(dir.join("db-1.sql.gz"))
+        .args(["--expect-rows", "t>=1"])
+        .code(2)
+        .stderr_has("--restore-to");
+}
+
+#[test]
+fn baseline_catches_a_shrunken_backup() {
+    let t = T::new();
+    let full = t.file("db.sql", &read("plain.sql"));
+    let summary = t.path("summary.json");
+    t.bin().arg(&full).arg("--summary").arg(&summary).succeeds();
+    // The same dump with most orders gone.
+    let text = String::from_utf8(read("plain.sql")).expect("utf8");
+    let start = text.find("COPY public.orders").expect("copy");
+    let body = start + text[start..].find('\n').expect("nl") + 1;
+    let end = start + text[start..].find("\n\\.\n").expect("end") + 1;
+    let rows: Vec<&str> = text[body..end].lines().take(100).collect();
+    let small = format!("{}{}\n{}", &text[..body], rows.join("\n"), &text[end..]);
+    std::fs::write(&full, small).expect("write");
+    fails(
+        &t,
+        &full,
+        &["--baseline", &summary.to_string_lossy()],
+        "shrink",
+        "public.orders: 100 rows, 20000 before",
+    );
+    t.bin()
+        .arg(&full)
+        .args(["--baseline", "/nonexistent.json"])
+        .code(2)
+        .stderr_has("--baseline");
+}
+
+#[test]
+fn restore_plain_and_custom_dumps_and_always_drop_the_scratch_database() {
+    let pg = Pg::start();
+    let t = T::new();
+    let url = pg.url();
+    let r = t
+        .bin()
+        .arg(fx().join("plain.sql.gz"))
+        .args([
+            "--restore-to",
+            &url,
+            "--expect-rows",
+            "public.orders>=20000",
+            "--expect-rows",
+            "customers=2000",
+        ])
+        .args(["--check-sql", "SELECT order_total(1) > 0", "--json"])
+        .succeeds();
+    let doc = r.json();
+    assert_eq!(
+        doc["files"][0]["restore"]["tables"]["public.orders"],
+        ORDERS
+    );
+    assert_eq!(check(&doc, "rows:public.orders")["ok"], true);
+    assert_eq!(check(&doc, "check-sql:1")["ok"], true);
+    assert_eq!(check(&doc, "cleanup")["ok"], true);
+    assert!(pg.databases_like("drillkit_verify_").is_empty());
+    // The restored data is byte-for-byte the dataset (awkward text survived COPY).
+    let r = t
+        .bin()
+        .arg(fx().join("custom.dump"))
+        .args([
+            "--restore-to",
+            &url,
+            "--expect-rows",
+            "public.orders>=20001",
+            "--keep",
+            "--json",
+        ])
+        .code(1);
+    let doc = r.json();
+    assert_eq!(check(&doc, "restore")["ok"], true);
+    assert_eq!(check(&doc, "rows:public.orders")["ok"], false);
+    let kept = pg.databases_like("drillkit_verify_");
+    assert_eq!(kept.len(), 1, "--keep keeps it");
+    let sum = pg.psql(
+        &kept[0],
+        "SELECT count(*) FROM public.orders WHERE note LIKE E'tab\\t%back\\\\\\\\slash%'",
+    );
+    assert_eq!(sum.trim(), "4000");
+    pg.psql("postgres", &format!("DROP DATABASE \"{}\"", kept[0]));
+    // A dump that fails halfway: the restore fails and the scratch database is still dropped.
+    let text = String::from_utf8(read("plain.sql")).expect("utf8");
+    let at = text.find("COPY public.orders").expect("copy");
+    let bad = format!("{}SELECT 1/0;\n{}", &text[..at], &text[at..]);
+    let bad = t.file("bad.sql", bad.as_bytes());
+    let r = fails(
+        &t,
+        &bad,
+        &["--restore-to", &url],
+        "restore",
+        "division by zero",
+    );
+    assert_eq!(check(&r.json(), "cleanup")["ok"], true);
+    assert!(pg.databases_like("drillkit_verify_").is_empty());
+    let r = t
+        .bin()
+        .arg(fx().join("plain.sql"))
+        .args(["--restore-to", &url, "--check-sql", "SELECT false"])
+        .code(1);
+    r.stderr_has("must return true");
+    assert!(pg.databases_like("drillkit_verify_").is_empty());
+    // A server that cannot be reached is the environment's problem: exit 3, password redacted.
+    let port = pg::free_port();
+    let r = t
+        .bin()
+        .arg(fx().join("plain.sql"))
+        .arg("--restore-to")
+        .arg(format!("postgres://u:s3cret@127.0.0.1:{port}/"))
+        .code(3);
+    assert!(!r.stderr.contains("s3cret"), "{}", r.stderr);
+}
