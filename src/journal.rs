@@ -139,6 +139,9 @@ pub struct Objectives {
     pub rpo_s: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_error_rate: Option<f64>,
+    /// p99 latency users may see during the drill, in seconds (from watch samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_s: Option<f64>,
 }
 
 /// The kinds of event. Unknown kinds (from a newer drillkit) are skipped by readers.

@@ -294,6 +294,7 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
         (&mut objectives.rto_s, overrides.rto_s),
         (&mut objectives.rpo_s, overrides.rpo_s),
         (&mut objectives.max_error_rate, overrides.max_error_rate),
+        (&mut objectives.max_latency_s, overrides.max_latency_s),
     ] {
         if v.is_some() {
             *o = v;
@@ -496,6 +497,17 @@ fn judge(m: &mut Measurement, o: &Objectives) {
             achieved,
             passed,
         });
+    }
+    if let Some(target) = o.max_latency_s {
+        let name = format!("p99 latency ≤ {}", fmt_duration(target));
+        let (achieved, passed) = match m.latency.filter(|l| l.count > 0 && m.samples > 0) {
+            Some(l) => (fmt_duration(l.p99 / 1000.0), l.p99 / 1000.0 <= target),
+            None => ("not measured (no watch samples)".to_string(), false),
+        };
+        if !passed {
+            problems.push(format!("{name} missed: {achieved}"));
+        }
+        m.objectives.push(ObjectiveRow { name, target: fmt_duration(target), achieved, passed });
     }
     if let Some(r) = &m.recovery {
         if r.recovered == Some(false) {

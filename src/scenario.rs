@@ -68,6 +68,9 @@ pub struct ObjectivesSpec {
     pub rpo: Option<Dur>,
     #[serde(default)]
     pub max_error_rate: Option<Ratio>,
+    /// p99 latency of the watch samples, e.g. `1s`.
+    #[serde(default)]
+    pub max_latency: Option<Dur>,
 }
 
 impl ObjectivesSpec {
@@ -76,6 +79,7 @@ impl ObjectivesSpec {
             rto_s: self.rto.map(|d| d.as_secs_f64()),
             rpo_s: self.rpo.map(|d| d.as_secs_f64()),
             max_error_rate: self.max_error_rate.map(|r| r.0),
+            max_latency_s: self.max_latency.map(|d| d.as_secs_f64()),
         }
     }
 }
@@ -300,6 +304,8 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         column,
         message,
     };
+    let expanded = expand_env(text, |k| std::env::var(k).ok()).map_err(|(l, c, m)| err(l, c, m))?;
+    let text = expanded.as_str();
     let s: Scenario = serde_yaml_ng::from_str(text).map_err(|e| {
         let (line, column) = e
             .location()
@@ -433,6 +439,47 @@ fn probe_needle(p: &ProbeSpec) -> String {
     "probes:".into()
 }
 
+/// Replace `${VAR}` and `${VAR:-default}` with values from the environment (workflow inputs
+/// reach scenarios this way). `$$` is a literal `$`. Lines stay where they were, so positions in
+/// later errors still point into the file; an unset variable without a default is an error.
+pub fn expand_env(text: &str, get: impl Fn(&str) -> Option<String>) -> Result<String, (usize, usize, String)> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            if let Some(tail) = after.strip_prefix('$') {
+                out.push('$');
+                rest = tail;
+                continue;
+            }
+            let Some(body) = after.strip_prefix('{') else {
+                out.push('$');
+                rest = after;
+                continue;
+            };
+            let col = line.len() - rest.len() + i + 1;
+            let end = body.find('}').ok_or((n + 1, col, "unterminated ${...}".to_string()))?;
+            let expr = &body[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((k, d)) => (k, Some(d)),
+                None => (expr, None),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err((n + 1, col, format!("invalid variable name in ${{{expr}}}")));
+            }
+            match get(name).filter(|v| !v.is_empty()).or(default.map(str::to_string)) {
+                Some(v) => out.push_str(&v),
+                None => return Err((n + 1, col, format!("environment variable {name} is not set (give it a default: ${{{name}:-value}})"))),
+            }
+            rest = &body[end + 1..];
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
 /// serde_yaml_ng appends " at line L column C" to some messages; the position is printed first.
 fn clean_message(m: &str) -> String {
     match m.find(" at line ") {
@@ -464,5 +511,26 @@ impl Scenario {
         self.environment
             .as_deref()
             .is_some_and(|e| e.eq_ignore_ascii_case("production") || e.eq_ignore_ascii_case("prod"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_values_are_substituted_in_place() {
+        let get = |k: &str| (k == "API").then(|| "my-api".to_string());
+        assert_eq!(expand_env("a: ${API}\nb: ${DB:-db1} $$5\n", get), Ok("a: my-api\nb: db1 $5\n".into()));
+        assert_eq!(expand_env("x: 1\ny: ${NOPE}\n", get).map_err(|e| (e.0, e.1)), Err((2, 4)));
+        assert!(expand_env("y: ${bad-name}", get).is_err());
+    }
+
+    #[test]
+    fn undefined_targets_point_at_their_line() {
+        let text = "name: x\ntargets:\n  api: { container: a }\nfaults:\n  - action: stop\n    target: apii\n";
+        let e = parse("s.yaml", text).expect_err("undefined");
+        assert_eq!((e.line, e.column), (6, 5), "{e}");
+        assert!(e.message.contains("undefined target 'apii'"), "{e}");
     }
 }

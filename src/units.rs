@@ -80,17 +80,53 @@ impl Serialize for Dur {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(f64),
-            Str(String),
+        d.deserialize_any(ScalarVisitor::<Dur>::new("a duration like 250ms, 10s, 5m"))
+    }
+}
+
+impl FromNumber for Dur {
+    fn from_number(n: f64) -> Result<Self, String> {
+        if n.is_finite() && n >= 0.0 {
+            Ok(Dur(Duration::from_secs_f64(n)))
+        } else {
+            Err(format!("invalid duration {n}"))
         }
-        match Raw::deserialize(d)? {
-            Raw::Num(n) if n.is_finite() && n >= 0.0 => Ok(Dur(Duration::from_secs_f64(n))),
-            Raw::Num(n) => Err(serde::de::Error::custom(format!("invalid duration {n}"))),
-            Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+    }
+}
+
+/// Types written either as a string or as a bare number in scenario files.
+trait FromNumber: Sized + FromStr<Err = String> {
+    fn from_number(n: f64) -> Result<Self, String>;
+}
+
+/// Deserializes from the scalar itself (no buffering), so errors keep the value's position.
+struct ScalarVisitor<T> {
+    expecting: &'static str,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T> ScalarVisitor<T> {
+    fn new(expecting: &'static str) -> Self {
+        ScalarVisitor { expecting, _t: std::marker::PhantomData }
+    }
+}
+
+impl<T: FromNumber> serde::de::Visitor<'_> for ScalarVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        v.parse().map_err(E::custom)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<T, E> {
+        T::from_number(v).map_err(E::custom)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+        T::from_number(v as f64).map_err(E::custom)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+        T::from_number(v as f64).map_err(E::custom)
     }
 }
 
@@ -137,18 +173,16 @@ impl Serialize for Ratio {
 
 impl<'de> Deserialize<'de> for Ratio {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(f64),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Num(n) if (0.0..=1.0).contains(&n) => Ok(Ratio(n)),
-            Raw::Num(n) => Err(serde::de::Error::custom(format!(
-                "ratio {n} is outside 0..1"
-            ))),
-            Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
+        d.deserialize_any(ScalarVisitor::<Ratio>::new("a ratio like 0.1% or 0.001"))
+    }
+}
+
+impl FromNumber for Ratio {
+    fn from_number(n: f64) -> Result<Self, String> {
+        if (0.0..=1.0).contains(&n) {
+            Ok(Ratio(n))
+        } else {
+            Err(format!("ratio {n} is outside 0..1"))
         }
     }
 }
@@ -205,15 +239,16 @@ impl fmt::Display for Size {
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(u64),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Num(n) => Ok(Size(n)),
-            Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
+        d.deserialize_any(ScalarVisitor::<Size>::new("a size like 512, 10KB, 1MiB"))
+    }
+}
+
+impl FromNumber for Size {
+    fn from_number(n: f64) -> Result<Self, String> {
+        if n.is_finite() && n >= 0.0 {
+            Ok(Size(n.round() as u64))
+        } else {
+            Err(format!("invalid size {n}"))
         }
     }
 }

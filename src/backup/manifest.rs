@@ -23,7 +23,7 @@ fn crc32c_tables() -> &'static [[u32; 256]; 8] {
     static T: std::sync::OnceLock<[[u32; 256]; 8]> = std::sync::OnceLock::new();
     T.get_or_init(|| {
         let mut t = [[0u32; 256]; 8];
-        for i in 0..256 {
+        for (i, slot) in t[0].iter_mut().enumerate() {
             let mut c = i as u32;
             for _ in 0..8 {
                 c = if c & 1 == 1 {
@@ -32,8 +32,9 @@ fn crc32c_tables() -> &'static [[u32; 256]; 8] {
                     c >> 1
                 };
             }
-            t[0][i] = c;
+            *slot = c;
         }
+        #[allow(clippy::needless_range_loop)]
         for i in 0..256 {
             for k in 1..8 {
                 let p = t[k - 1][i];
@@ -97,7 +98,7 @@ pub struct BaseBackupReport {
 enum Sum {
     None,
     Crc(Crc32c),
-    Sha(Hasher),
+    Sha(Box<Hasher>),
 }
 
 struct Listed {
@@ -190,10 +191,10 @@ fn walk(root: &Path, rel: &Path, out: &mut BTreeSet<String>) -> std::io::Result<
 fn checksum_file(path: &Path, algo: &str) -> std::io::Result<(u64, String)> {
     let mut sum = match algo {
         "CRC32C" => Sum::Crc(Crc32c::default()),
-        "SHA224" => Sum::Sha(Hasher::new(Algo::Sha224)),
-        "SHA256" => Sum::Sha(Hasher::new(Algo::Sha256)),
-        "SHA384" => Sum::Sha(Hasher::new(Algo::Sha384)),
-        "SHA512" => Sum::Sha(Hasher::new(Algo::Sha512)),
+        "SHA224" => Sum::Sha(Box::new(Hasher::new(Algo::Sha224))),
+        "SHA256" => Sum::Sha(Box::new(Hasher::new(Algo::Sha256))),
+        "SHA384" => Sum::Sha(Box::new(Hasher::new(Algo::Sha384))),
+        "SHA512" => Sum::Sha(Box::new(Hasher::new(Algo::Sha512))),
         _ => Sum::None,
     };
     let mut f = std::fs::File::open(path)?;

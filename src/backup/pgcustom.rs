@@ -115,7 +115,7 @@ impl Archive<'_> {
             if len == 0 {
                 return Ok(());
             }
-            if len < 0 || len > MAX_STR {
+            if !(0..=MAX_STR).contains(&len) {
                 return Err(Bad::Corrupt(format!(
                     "data chunk length {len} at offset {} is not plausible",
                     self.pos

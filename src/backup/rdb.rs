@@ -16,7 +16,7 @@ fn tables() -> &'static Tables {
     static T: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
     T.get_or_init(|| {
         let mut t = [[0u64; 256]; 8];
-        for i in 0..256 {
+        for (i, slot) in t[0].iter_mut().enumerate() {
             let mut crc = i as u64;
             for _ in 0..8 {
                 crc = if crc & 1 == 1 {
@@ -25,8 +25,9 @@ fn tables() -> &'static Tables {
                     crc >> 1
                 };
             }
-            t[0][i] = crc;
+            *slot = crc;
         }
+        #[allow(clippy::needless_range_loop)]
         for i in 0..256 {
             for k in 1..8 {
                 let prev = t[k - 1][i];

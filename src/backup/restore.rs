@@ -141,6 +141,22 @@ fn open_decoded(path: &Path) -> std::io::Result<Box<dyn BufRead + Send>> {
     })
 }
 
+/// The dump kind of `path` from its first decoded bytes, before any check has run.
+pub fn sniff(path: &Path) -> Option<DumpKind> {
+    let mut r = open_decoded(path).ok()?;
+    let head = r.fill_buf().ok()?;
+    if head.starts_with(b"PGDMP") {
+        Some(DumpKind::Custom)
+    } else if head.starts_with(b"--")
+        || head.starts_with(b"\\restrict")
+        || head.starts_with(b"SET ")
+    {
+        Some(DumpKind::Plain)
+    } else {
+        None
+    }
+}
+
 /// Statements whose failure only means the target lacks the dump's roles (as `pg_restore
 /// --no-owner --no-acl` would skip them).
 fn tolerated(stmt: &str) -> bool {
@@ -175,6 +191,8 @@ fn short(s: &str) -> String {
     }
 }
 
+type CopySink = std::pin::Pin<Box<tokio_postgres::CopyInSink<std::io::Cursor<Vec<u8>>>>>;
+
 /// Restore a plain dump through the protocol. `Err` is a restore failure (a finding).
 async fn restore_plain(
     client: &Client,
@@ -207,11 +225,7 @@ async fn restore_plain(
             }
         }
     });
-    let mut copy: Option<(
-        std::pin::Pin<Box<tokio_postgres::CopyInSink<std::io::Cursor<Vec<u8>>>>>,
-        String,
-        u64,
-    )> = None;
+    let mut copy: Option<(CopySink, String, u64)> = None;
     let result = async {
         while let Some(item) = rx.recv().await {
             match item? {
@@ -319,16 +333,12 @@ async fn restore_custom(
         )));
     };
     let mut info = Vec::new();
-    for h in cfg.get_hosts() {
-        match h {
-            tokio_postgres::config::Host::Tcp(s) => {
-                info.push(format!("host={}", conninfo_value(s)))
-            }
-            tokio_postgres::config::Host::Unix(p) => {
-                info.push(format!("host={}", conninfo_value(&p.to_string_lossy())))
-            }
-        }
-        break;
+    if let Some(h) = cfg.get_hosts().first() {
+        let host = match h {
+            tokio_postgres::config::Host::Tcp(s) => s.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.to_string_lossy().into_owned(),
+        };
+        info.push(format!("host={}", conninfo_value(&host)));
     }
     if let Some(p) = cfg.get_ports().first() {
         info.push(format!("port={p}"));

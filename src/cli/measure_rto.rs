@@ -37,6 +37,9 @@ pub struct TargetFlags {
     /// Fail when the error rate seen by `watch` is above this, e.g. 0.1%.
     #[arg(long, env = "DRILL_MAX_ERROR_RATE", help_heading = "Objectives")]
     pub max_error_rate: Option<Ratio>,
+    /// Fail when the p99 latency seen by `watch` is above this, e.g. 1s.
+    #[arg(long, env = "DRILL_MAX_LATENCY", help_heading = "Objectives")]
+    pub max_latency: Option<Dur>,
     /// Measure this drill (default: the journal's current one).
     #[arg(long, env = "DRILL_ID")]
     pub drill: Option<String>,
@@ -122,6 +125,7 @@ fn measure(common: &Common, t: &TargetFlags) -> Result<Code, Failure> {
         rto_s: t.rto_target.map(|d| d.as_secs_f64()),
         rpo_s: t.rpo_target.map(|d| d.as_secs_f64()),
         max_error_rate: t.max_error_rate.map(|r| r.0),
+        max_latency_s: t.max_latency.map(|d| d.as_secs_f64()),
     };
     let m = crate::measure::measure(&drill, &events, &overrides);
     let json = serde_json::json!({

@@ -420,16 +420,26 @@ async fn run(args: Args) -> Result<Code, Failure> {
                 args.strict,
             )?;
         }
+        // The restore (when asked) runs alongside the one-pass checks: both read the file.
+        let early = restore_opts
+            .as_ref()
+            .and_then(|ro| restore::sniff(&path).map(|k| (ro, k)));
         let o = opts.clone();
         let p = path.clone();
-        let mut rep = tokio::task::spawn_blocking(move || backup::verify(&p, &o))
-            .await
-            .map_err(|e| {
-                Failure::env(anyhow::anyhow!(
-                    "verification of {} stopped: {e}",
-                    path.display()
-                ))
-            })?;
+        let verify = tokio::task::spawn_blocking(move || backup::verify(&p, &o));
+        let (verified, mut restored) = match early {
+            Some((ro, kind)) => {
+                let (v, r) = tokio::join!(verify, restore::run(&path, kind, ro));
+                (v, Some(r))
+            }
+            None => (verify.await, None),
+        };
+        let mut rep = verified.map_err(|e| {
+            Failure::env(anyhow::anyhow!(
+                "verification of {} stopped: {e}",
+                path.display()
+            ))
+        })?;
         show(&journal, &rep.file, &mut rep.checks, args.strict)?;
         if let Some(c) = first {
             rep.checks.insert(0, c);
@@ -440,8 +450,9 @@ async fn run(args: Args) -> Result<Code, Failure> {
                 "pg-custom" => Some(DumpKind::Custom),
                 _ => None,
             };
-            let intact = rep.checks.iter().all(|c| c.ok);
-            match kind {
+            let intact = restored.is_some() || rep.checks.iter().all(|c| c.ok);
+            let kind = kind.or(early.map(|(_, k)| k));
+            let outcome = match kind {
                 None => {
                     let mut c = Check::warn(
                         "restore",
@@ -457,6 +468,7 @@ async fn run(args: Args) -> Result<Code, Failure> {
                         args.strict,
                     )?;
                     rep.push(c);
+                    None
                 }
                 Some(_) if !intact => {
                     let mut c =
@@ -468,8 +480,15 @@ async fn run(args: Args) -> Result<Code, Failure> {
                         args.strict,
                     )?;
                     rep.push(c);
+                    None
                 }
-                Some(kind) => match restore::run(&path, kind, ro).await {
+                Some(kind) => Some(match restored.take() {
+                    Some(r) => r,
+                    None => restore::run(&path, kind, ro).await,
+                }),
+            };
+            if let Some(result) = outcome {
+                match result {
                     Ok((r, mut checks)) => {
                         show(&journal, &rep.file, &mut checks, args.strict)?;
                         rep.checks.extend(checks);
@@ -485,7 +504,7 @@ async fn run(args: Args) -> Result<Code, Failure> {
                         break;
                     }
                     Err(f) => return Err(f),
-                },
+                }
             }
         }
         rep.settle(args.strict);

@@ -2,3 +2,5 @@
 #![allow(dead_code)]
 
 pub mod cmd;
+pub mod docker;
+pub mod pg;
