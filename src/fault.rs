@@ -190,6 +190,11 @@ impl Injector<'_> {
         match self.apply_now(step, opts).await {
             Ok(()) => {
                 self.journal.append(Kind::FaultApplied { id: id.clone() })?;
+                // An instantaneous fault with nothing to undo (a process crash recovered by its
+                // supervisor) holds nothing open: close it at once so `list` and `revert` agree.
+                if let Undo::Nothing { reason } = &step.undo {
+                    self.journal.append(Kind::FaultReverted { id: id.clone(), how: format!("nothing to undo ({reason})") })?;
+                }
                 Ok(id)
             }
             Err(e) => {

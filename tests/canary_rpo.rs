@@ -3,8 +3,6 @@
 //! replica was down are lost and counted exactly; a foreign table, a wrong password or an
 //! unreachable server stop the canary before it writes, with a clear error.
 
-#[path = "support/pg.rs"]
-mod pg;
 mod support;
 
 use drillkit::canary::{rpo, run_canary, CanaryConfig, CanarySummary};
@@ -14,6 +12,7 @@ use pg::{Cluster, Pair, APP_PASSWORD};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
+use support::pg;
 use tokio_util::sync::CancellationToken;
 
 macro_rules! need_pg {
@@ -364,7 +363,7 @@ fn cpu_seconds() -> f64 {
 #[ignore = "benchmark; run bench/rpo/run.sh"]
 async fn bench_rpo() {
     need_pg!();
-    println!("## RPO resolution (interval 50ms, async replica stopped, then primary killed)\n");
+    println!("\n## RPO resolution (interval 50ms, async replica stopped, then primary killed)\n");
     println!("| replica down for | true loss window (server) | lost rows (server) | canary lost | measured RPO | error |");
     println!("|---|---|---|---|---|---|");
     for gap_ms in [0u64, 25, 50, 100, 250, 1000] {
@@ -388,28 +387,32 @@ async fn bench_rpo() {
         token.cancel();
         let s = handle.await.expect("join");
         blocking(|| pair.primary.start());
-        // Ground truth from the old primary's own commit clock: the span of rows it has that the
-        // promoted replica lacks, measured from the last row both have.
-        let sql_lost = |c: &Cluster, q: &str| c.sql(q);
-        let new_max: u64 = blocking(|| {
-            sql_lost(
-                &pair.replica,
-                "SELECT coalesce(max(seq), 0) FROM drillkit_canary",
-            )
+        // Ground truth from the old primary's own commit clock: rows it has that the promoted
+        // replica lacks, measured from the last row before them that both have.
+        let new_rows = blocking(|| seqs(&pair.replica));
+        let old_rows: Vec<(u64, f64)> = blocking(|| {
+            pair.primary.sql("SELECT seq, extract(epoch FROM written_at)::float8 FROM drillkit_canary ORDER BY seq")
         })
-        .parse()
-        .unwrap_or(0);
-        let truth = blocking(|| {
-            sql_lost(
-                &pair.primary,
-                &format!(
-                    "SELECT count(*), coalesce(extract(epoch FROM max(written_at) - (SELECT written_at FROM drillkit_canary WHERE seq = {new_max}))::float8, 0) \
-                     FROM drillkit_canary WHERE seq > {new_max}"
-                ),
-            )
-        });
-        let (rows, window) = truth.split_once('|').unwrap_or(("0", "0"));
-        let window: f64 = window.parse().unwrap_or(0.0);
+        .lines()
+        .filter_map(|l| l.split_once('|'))
+        .filter_map(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .collect();
+        let lost_rows: Vec<&(u64, f64)> = old_rows
+            .iter()
+            .filter(|(q, _)| !new_rows.contains(q))
+            .collect();
+        let rows = lost_rows.len();
+        let window = match (lost_rows.first(), lost_rows.last()) {
+            (Some(first), Some(last)) => {
+                let before = old_rows
+                    .iter()
+                    .filter(|(q, _)| *q < first.0 && new_rows.contains(q))
+                    .map(|r| r.1)
+                    .last();
+                before.map(|b| last.1 - b).unwrap_or(0.0)
+            }
+            _ => 0.0,
+        };
         let ev = events(&j);
         let refs: Vec<&Event> = ev.iter().collect();
         let m = rpo(&refs, Some(fault_at)).expect("rpo");

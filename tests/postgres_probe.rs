@@ -2,8 +2,6 @@
 //! (recovery state, writability, replication lag, promotion), passwords (URL, `.pgpass`, wrong),
 //! unreachable hosts, and TLS per `sslmode` with a real certificate chain.
 
-#[path = "support/pg.rs"]
-mod pg;
 mod support;
 
 use drillkit::probe::postgres::PostgresProbe;
@@ -11,6 +9,7 @@ use pg::{Cluster, Pair, APP_PASSWORD};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+use support::pg;
 
 const T: Duration = Duration::from_secs(5);
 

@@ -459,15 +459,19 @@ fn age_latest_and_missing() {
         std::fs::write(dir.join(name), &gz).expect("write");
         sh(&format!("touch -d '{age}' {}", dir.join(name).display()));
     }
-    std::fs::write(dir.join("db-3.sql.gz.sha256"), b"junk").expect("sidecar");
-    std::fs::remove_file(dir.join("db-3.sql.gz.sha256")).expect("rm");
+    // A sidecar written after the backup is not a backup: it must not be picked.
+    let sidecar = String::from_utf8(read("plain.sql.gz.sha256")).expect("sidecar");
+    let sidecar = sidecar.replace("plain.sql.gz", "db-3.sql.gz");
+    std::fs::write(dir.join("db-3.sql.gz.sha256"), sidecar).expect("sidecar");
     let r = t.bin().arg(&dir).arg("--latest").arg("--json").succeeds();
     let doc = r.json();
     assert!(doc["files"][0]["file"]
         .as_str()
         .unwrap_or("")
         .ends_with("db-3.sql.gz"));
+    assert_eq!(check(&doc, "checksum:sha256")["ok"], true);
     std::fs::remove_file(dir.join("db-3.sql.gz")).expect("rm");
+    std::fs::remove_file(dir.join("db-3.sql.gz.sha256")).expect("rm");
     let r = fails(&t, &dir, &["--latest"], "age", "older than --max-age");
     assert!(r.json()["files"][0]["file"]
         .as_str()

@@ -5,4 +5,4 @@
 set -eu
 cd "$(dirname "$0")/../.."
 cargo test --release --test canary_rpo bench_rpo -- --ignored --nocapture --test-threads 1 2>/dev/null \
-  | sed -n '/^## /,$p' | grep -v '^test \|^test result'
+  | sed -n '/^## /,$p' | grep -v '^test \|^test result\|^ok$'

@@ -39,16 +39,20 @@ pub enum Command {
     },
     /// Print the steps a run would take; touch nothing.
     Plan { scenario: PathBuf },
-    /// The built-in demo service (used by scenarios/demo.yaml).
-    #[command(hide = true)]
+    /// A tiny HTTP service under a supervisor that restarts it after it dies (like a restart
+    /// policy), to try drillkit on a machine with no Docker. Used by scenarios/demo.yaml.
     DemoService {
+        /// Address to serve on.
         #[arg(long)]
         listen: String,
+        /// Where the worker writes its pid (the target of `inject-fault crash --pidfile`).
         #[arg(long)]
         pidfile: PathBuf,
+        /// How long the supervisor waits before restarting a dead worker.
         #[arg(long, default_value = "1s")]
         restart_delay: Dur,
-        #[arg(long)]
+        /// Run as the worker itself (the supervisor starts it this way).
+        #[arg(long, hide = true)]
         worker: bool,
     },
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# verify-backup benchmarks (numbers go to bench/RESULTS.md):
+#  1. a ~1 GiB gzip'd plain dump with a .sha256 sidecar:
+#     `verify-backup FILE` (checksum + gzip + format, one pass) vs `sha256sum -c` then `gzip -t`;
+#  2. restore of a ~200 MB plain dump (gzip'd): `verify-backup --restore-to` vs `gunzip -c | psql`.
+# Wall time and peak RSS from GNU time (`apt-get install time` if /usr/bin/time is missing).
+# Everything is generated under a temp dir in /tmp and deleted at the end. Needs PostgreSQL
+# (initdb/pg_ctl/psql under /usr/lib/postgresql/*/bin) for part 2; run as root or as a user
+# that can run initdb. VB_SKIP_PART1=1 runs only part 2. Usage: bench/verify_backup/run.sh [GZ_TARGET_MB=1100] [RESTORE_MB=200]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+gz_mb="${1:-1100}"       # uncompressed MB ≈ 2.3x the gzip size for random-hex rows
+restore_mb="${2:-200}"
+[ -x /usr/bin/time ] || { echo "installing GNU time"; apt-get install -y time >/dev/null; }
+bin="${VERIFY_BACKUP:-$repo/target/release/verify-backup}"
+[ -x "$bin" ] || (cd "$repo" && cargo build --release --bin verify-backup)
+work="$(mktemp -d /tmp/vb-bench.XXXXXX)"
+chmod 755 "$work"
+pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+cleanup() {
+  [ -d "$work/pg/data" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+measure() { # label, command...: prints "label wall_s maxrss_kib"
+  local label="$1"; shift
+  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" >/dev/null 2>"$work/err.txt" || {
+    echo "$label failed:"; cat "$work/err.txt"; exit 1; }
+  read -r wall rss < "$work/time.txt"
+  printf '%-44s %8.2f s  %8.1f MiB\n' "$label" "$wall" "$(echo "$rss/1024" | bc -l)"
+  echo "$wall" > "$work/last.txt"
+}
+
+if [ -z "${VB_SKIP_PART1:-}" ]; then
+echo "== 1. one-pass verification of a gzip'd dump"
+python3 "$here/gen_dump.py" "$((gz_mb * 23 / 10))" | gzip -1 > "$work/big.sql.gz"
+(cd "$work" && sha256sum big.sql.gz > big.sql.gz.sha256)
+ls -l "$work/big.sql.gz" | awk '{printf "gzip file: %.2f GiB\n", $5/1024/1024/1024}'
+cat "$work/big.sql.gz" > /dev/null   # warm the page cache for both sides
+measure "sha256sum -c" bash -c "cd '$work' && sha256sum -c big.sql.gz.sha256"; a=$(cat "$work/last.txt")
+measure "gzip -t" gzip -t "$work/big.sql.gz"; b=$(cat "$work/last.txt")
+measure "verify-backup (sha256 + gzip + format)" env DRILL_JOURNAL="$work/j.jsonl" "$bin" "$work/big.sql.gz"; c=$(cat "$work/last.txt")
+echo "sha256sum -c + gzip -t: $(echo "$a + $b" | bc) s; speed-up: $(echo "($a + $b) / $c" | bc -l | cut -c1-4)x"
+rm -f "$work/big.sql.gz" "$work/big.sql.gz.sha256"
+fi
+
+echo "== 2. restore of a plain dump"
+python3 "$here/gen_dump.py" "$restore_mb" | gzip -1 > "$work/r.sql.gz"
+mkdir "$work/pg" && chown postgres: "$work/pg"
+runuser -u postgres -- "$pgbin/initdb" -D "$work/pg/data" -A trust -U postgres --no-sync >/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
+  -o "-c listen_addresses=127.0.0.1 -p $port -k $work/pg -c fsync=off -c max_wal_size=4GB" start >/dev/null
+psql=("$pgbin/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres)
+"${psql[@]}" -d postgres -c "CREATE DATABASE psql_restore" >/dev/null
+measure "gunzip -c | psql" bash -c "gunzip -c '$work/r.sql.gz' | ${psql[*]} -d psql_restore"; a=$(cat "$work/last.txt")
+"${psql[@]}" -d postgres -c "DROP DATABASE psql_restore" >/dev/null
+measure "verify-backup --restore-to" env DRILL_JOURNAL="$work/j.jsonl" "$bin" "$work/r.sql.gz" \
+  --restore-to "postgres://postgres@127.0.0.1:$port/" --expect-rows "public.bench>=1"; b=$(cat "$work/last.txt")
+echo "restore speed-up: $(echo "$a / $b" | bc -l | cut -c1-4)x"
