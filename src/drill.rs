@@ -248,6 +248,13 @@ async fn body(
             .ok_or_else(|| Failure::bad_input(anyhow::anyhow!("fault has no target")))?;
         let max = f.max_targets.unwrap_or(s.safety.max_targets);
         let targets: Vec<Target> = spec.resolve(docker.as_ref(), max).await?;
+        // Opt-in guard: scenario `safety.require_label`, plus DRILL_REQUIRE_LABEL.
+        let mut required = s.safety.require_label.clone();
+        if let Ok(env) = std::env::var("DRILL_REQUIRE_LABEL") {
+            required.extend(env.split(',').filter(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()));
+        }
+        let required = crate::target::parse_labels(&required, "require_label")?;
+        crate::target::check_required_labels(&targets, docker.as_ref(), &required).await?;
         let signal = match &f.signal {
             Some(sig) => Some(
                 crate::process::parse_signal(sig)
@@ -260,8 +267,12 @@ async fn body(
             signal,
             stop_timeout: f.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10)),
             duration: f.duration.map(|d| d.0),
+            extra: fault::Extra {
+                journal: Some(journal.path().to_path_buf()),
+                ..fault::extra_from_spec(f).map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?
+            },
         };
-        planned.push((fault::plan(&targets, &opts)?, opts));
+        planned.push((fault::plan(&targets, &opts, docker.as_ref()).await?, opts));
     }
 
     // 3. Background samplers.
@@ -276,6 +287,7 @@ async fn body(
             crate::watch::watch(probe, interval, timeout, &j, &c)
                 .await
                 .map(|_| ())
+                .map_err(Failure::from)
         });
     }
     if let Some(c) = &s.canary {
@@ -288,15 +300,21 @@ async fn body(
             if let Some(t) = &spec.table {
                 cfg.table = t.clone();
             }
-            crate::canary::run_canary(&cfg, &j, tok)
-                .await
-                .map(|_| ())
-                .map_err(|e| std::io::Error::other(format!("{:#}", e.error)))
+            crate::canary::run_canary(&cfg, &j, tok).await.map(|_| ())
         });
     }
     if !s.watch.is_empty() || s.canary.is_some() {
         // Let the samplers take a baseline before the fault.
         tokio::time::sleep(Duration::from_millis(300)).await;
+        // A sampler that could not start (a canary table that is not ours, a server that is not
+        // there) stops the drill before any fault, with its own exit code.
+        while let Some(done) = background.try_join_next() {
+            if let Ok(Err(e)) = done {
+                samplers.cancel();
+                while background.join_next().await.is_some() {}
+                return Err(e);
+            }
+        }
     }
 
     let end = drive(s, journal, cancel, docker.as_ref(), planned).await;
@@ -304,7 +322,7 @@ async fn body(
     samplers.cancel();
     while let Some(r) = background.join_next().await {
         if let Ok(Err(e)) = r {
-            tracing::warn!("background sampler: {e}");
+            tracing::warn!("background sampler: {:#}", e.error);
         }
     }
     end

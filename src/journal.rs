@@ -81,6 +81,45 @@ pub enum Undo {
     /// A process that was stopped or killed cannot be brought back by a signal; the scenario's
     /// restore step (or a person) must. Recorded so reports and `list` show it.
     Manual { hint: String },
+    /// Several undos, reverted last first (a degrade is a qdisc, a rule and a proxy).
+    All { steps: Vec<Undo> },
+    /// Connect the container to the network again, with the aliases and addresses it had.
+    DockerReconnect {
+        id: String,
+        name: String,
+        network: String,
+        network_id: String,
+        #[serde(default)]
+        aliases: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ipv4: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ipv6: Option<String>,
+    },
+    /// Delete one iptables rule (it carries `-m comment --comment drillkit:<fault id>`).
+    IptablesDelete {
+        netns: crate::netns::Netns,
+        /// `iptables` or `ip6tables`.
+        tool: String,
+        table: String,
+        chain: String,
+        rule: Vec<String>,
+    },
+    /// Delete drillkit's root qdisc (handle `dd17:`) so the previous one — the kernel's default,
+    /// the only kind drillkit replaces — is back.
+    QdiscRestore {
+        netns: crate::netns::Netns,
+        dev: String,
+        /// `tc qdisc show dev DEV root` before the fault, for the record.
+        previous: String,
+    },
+    /// Stop drillkit's delay proxy for this fault (found by its command line).
+    ProxyStop {
+        fault: String,
+        netns: crate::netns::Netns,
+    },
+    /// Delete the file drillkit created (fill-disk).
+    RemoveFile { path: String },
 }
 
 /// A probe result inside a sampler batch.

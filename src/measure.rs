@@ -599,6 +599,7 @@ mod tests {
                         rto_s: Some(rto_s),
                         rpo_s: None,
                         max_error_rate: Some(0.5),
+                        max_latency_s: None,
                     },
                     roles: vec![],
                 },

@@ -6,7 +6,7 @@ use crate::fault::Action;
 use crate::journal::Objectives;
 use crate::probe::ProbeSpec;
 use crate::target::TargetSpec;
-use crate::units::{Dur, Ratio};
+use crate::units::{Dur, Ratio, Size};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,9 @@ pub struct Scenario {
     /// Success criteria from the runbook, shown as a checklist in the report.
     #[serde(default)]
     pub criteria: Vec<String>,
+    /// A tabletop exercise (runbook §1): discussed, not injected; see `report tabletop`.
+    #[serde(default)]
+    pub tabletop: Option<crate::tabletop::Tabletop>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -90,11 +93,21 @@ pub struct Safety {
     /// A selector matching more targets than this is refused.
     #[serde(default = "one")]
     pub max_targets: usize,
+    /// Only containers carrying these `KEY=VALUE` labels may be targeted (opt-in).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::target::one_or_many"
+    )]
+    pub require_label: Vec<String>,
 }
 
 impl Default for Safety {
     fn default() -> Self {
-        Safety { max_targets: 1 }
+        Safety {
+            max_targets: 1,
+            require_label: Vec::new(),
+        }
     }
 }
 
@@ -196,6 +209,52 @@ pub struct FaultSpec {
     pub timeout: Option<Dur>,
     #[serde(default)]
     pub max_targets: Option<usize>,
+    /// partition (Docker): only these networks (default: every network of the container).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::target::one_or_many"
+    )]
+    pub network: Vec<String>,
+    /// partition and degrade: CIDR, address or HOST:PORT (one or a list); fill-disk: how full,
+    /// e.g. `95%`.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::target::one_or_many"
+    )]
+    pub to: Vec<String>,
+    /// partition: auto|docker|iptables; degrade: auto|netem|iptables|proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// degrade: added latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Dur>,
+    /// degrade: packets dropped, e.g. `10%`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<Ratio>,
+    /// degrade: a tc rate, e.g. `1mbit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+    /// degrade: interfaces (default: every non-loopback one).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::target::one_or_many"
+    )]
+    pub dev: Vec<String>,
+    /// fill-disk: leave this much free (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave: Option<Size>,
+    /// fill-disk on a container: the mount point to fill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_root_fs: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_journal_fs: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -347,6 +406,44 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                 return Err(at("signal:", "signal applies to action: kill".into()));
             }
             crate::process::parse_signal(sig).map_err(|m| at("signal:", m))?;
+        }
+        let only = |present: bool, key: &str, actions: &[Action]| {
+            if present && !actions.contains(&f.action) {
+                let names: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+                return Err(at(
+                    &format!("{key}:"),
+                    format!("{key} applies to action: {}", names.join(" or ")),
+                ));
+            }
+            Ok(())
+        };
+        let (p, d, fd) = (Action::Partition, Action::Degrade, Action::FillDisk);
+        only(!f.network.is_empty(), "network", &[p])?;
+        only(!f.to.is_empty(), "to", &[p, d, fd])?;
+        only(f.method.is_some(), "method", &[p, d])?;
+        only(f.delay.is_some(), "delay", &[d])?;
+        only(f.jitter.is_some(), "jitter", &[d])?;
+        only(f.loss.is_some(), "loss", &[d])?;
+        only(f.rate.is_some(), "rate", &[d])?;
+        only(!f.dev.is_empty(), "dev", &[d])?;
+        only(f.leave.is_some(), "leave", &[fd])?;
+        only(f.mount.is_some(), "mount", &[fd])?;
+        only(f.allow_root_fs, "allow_root_fs", &[fd])?;
+        only(f.allow_journal_fs, "allow_journal_fs", &[fd])?;
+        if let Err(m) = crate::fault::extra_from_spec(f) {
+            let key = m.split(':').next().unwrap_or("action").to_string();
+            return Err(at(&format!("{key}:"), m));
+        }
+    }
+    for l in &s.safety.require_label {
+        match l.split_once('=') {
+            Some((k, _)) if !k.is_empty() => {}
+            _ => {
+                return Err(at(
+                    "require_label:",
+                    format!("require_label must be KEY=VALUE, got '{l}'"),
+                ))
+            }
         }
     }
     let probe_lists: Vec<(&str, &Vec<ProbeSpec>)> = [

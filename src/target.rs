@@ -1,6 +1,8 @@
 //! Targets: what a fault is pointed at. A selector (container names, labels, a compose service,
 //! a pid, a pidfile, a process name) resolves to concrete targets before anything is touched,
-//! and a selector that matches more than `max_targets` is refused.
+//! and a selector that matches more than `max_targets` is refused. Network faults may also point
+//! at a network namespace (`netns`, or the host's own with `host`), and fill-disk at a directory
+//! (`path`). `require_label` lets only opted-in containers be targeted.
 
 use crate::exit::Failure;
 use serde::{Deserialize, Serialize};
@@ -34,9 +36,19 @@ pub struct TargetSpec {
     pub pidfile: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_name: Option<String>,
+    /// A named network namespace (`ip netns list`), for partition and degrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// The host's own network namespace, for partition and degrade.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host: bool,
+    /// A directory whose filesystem fill-disk fills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
 }
 
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// A string or a list of strings.
+pub fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -61,6 +73,10 @@ pub enum Target {
         start_time: u64,
         name: String,
     },
+    /// A network namespace (named, or the host's).
+    Netns { netns: crate::netns::Netns },
+    /// A directory (fill-disk).
+    Path { path: PathBuf },
 }
 
 impl Target {
@@ -68,6 +84,8 @@ impl Target {
         match self {
             Target::Container { name, id } => format!("container {name} ({})", short(id)),
             Target::Process { pid, name, .. } => format!("process {name} (pid {pid})"),
+            Target::Netns { netns } => netns.describe(),
+            Target::Path { path } => format!("path {}", path.display()),
         }
     }
 }
@@ -85,6 +103,10 @@ impl TargetSpec {
         self.pid.is_some() || self.pidfile.is_some() || self.process_name.is_some()
     }
 
+    fn is_place(&self) -> bool {
+        self.netns.is_some() || self.host || self.path.is_some()
+    }
+
     /// Check the selector's shape without touching anything.
     pub fn validate(&self) -> Result<(), String> {
         let kinds = [
@@ -93,18 +115,26 @@ impl TargetSpec {
             self.pid.is_some(),
             self.pidfile.is_some(),
             self.process_name.is_some(),
+            self.netns.is_some(),
+            self.host,
+            self.path.is_some(),
         ]
         .iter()
         .filter(|b| **b)
         .count();
         if kinds == 0 {
             return Err(
-                "a target needs container, label, compose_service, pid, pidfile or process_name"
+                "a target needs container, label, compose_service, pid, pidfile, process_name, netns, host or path"
                     .into(),
             );
         }
         if kinds > 1 {
-            return Err("a target takes one kind of selector (container, label/compose_service, pid, pidfile or process_name)".into());
+            return Err("a target takes one kind of selector (container, label/compose_service, pid, pidfile, process_name, netns, host or path)".into());
+        }
+        if let Some(n) = &self.netns {
+            if n.is_empty() || n.contains('/') {
+                return Err(format!("netns takes a name from `ip netns list`, got '{n}'"));
+            }
         }
         for l in &self.label {
             match l.split_once('=') {
@@ -150,6 +180,15 @@ impl TargetSpec {
         if let Some(n) = &self.process_name {
             parts.push(format!("process {n}"));
         }
+        if let Some(n) = &self.netns {
+            parts.push(format!("netns {n}"));
+        }
+        if self.host {
+            parts.push("the host".into());
+        }
+        if let Some(p) = &self.path {
+            parts.push(format!("path {}", p.display()));
+        }
         parts.join(", ")
     }
 
@@ -166,6 +205,8 @@ impl TargetSpec {
             let docker = docker
                 .ok_or_else(|| Failure::env(anyhow::anyhow!("container targets need Docker")))?;
             self.resolve_containers(docker).await?
+        } else if self.is_place() {
+            vec![self.resolve_place()?]
         } else {
             vec![self.resolve_process()?]
         };
@@ -234,6 +275,26 @@ impl TargetSpec {
         Ok(out)
     }
 
+    fn resolve_place(&self) -> Result<Target, Failure> {
+        if let Some(n) = &self.netns {
+            return Ok(Target::Netns {
+                netns: crate::netns::Netns::named(n)?,
+            });
+        }
+        if self.host {
+            return Ok(Target::Netns {
+                netns: crate::netns::Netns::Host,
+            });
+        }
+        let p = self
+            .path
+            .as_ref()
+            .ok_or_else(|| Failure::bad_input(anyhow::anyhow!("no target")))?;
+        let abs = std::fs::canonicalize(p)
+            .map_err(|e| Failure::env(anyhow::anyhow!("path {}: {e}", p.display())))?;
+        Ok(Target::Path { path: abs })
+    }
+
     fn resolve_process(&self) -> Result<Target, Failure> {
         let pid = if let Some(p) = self.pid {
             p
@@ -256,6 +317,56 @@ impl TargetSpec {
             name: info.comm,
         })
     }
+}
+
+/// Parse `KEY=VALUE` labels (exit 2 naming `flag` when malformed).
+pub fn parse_labels(values: &[String], flag: &str) -> Result<Vec<(String, String)>, Failure> {
+    values
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(Failure::bad_input(anyhow::anyhow!(
+                "{flag} must be KEY=VALUE, got '{l}'"
+            ))),
+        })
+        .collect()
+}
+
+/// The opt-in guard: with required labels, every target must be a container carrying all of
+/// them. Refused (exit 2, nothing touched) otherwise, naming the target and the missing label.
+pub async fn check_required_labels(
+    targets: &[Target],
+    docker: Option<&bollard::Docker>,
+    required: &[(String, String)],
+) -> Result<(), Failure> {
+    if required.is_empty() {
+        return Ok(());
+    }
+    let want: Vec<String> = required.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for t in targets {
+        let Target::Container { id, name } = t else {
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "--require-label {} allows only containers carrying it; {} is not a container (nothing was touched)",
+                want.join(","),
+                t.describe()
+            )));
+        };
+        let docker =
+            docker.ok_or_else(|| Failure::env(anyhow::anyhow!("container targets need Docker")))?;
+        let c = docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| Failure::env(anyhow::anyhow!("cannot inspect container {name}: {e}")))?;
+        let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
+        for (k, v) in required {
+            if labels.get(k) != Some(v) {
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "container {name} does not carry the label {k}={v} (--require-label / safety.require_label);                      only opted-in containers may be targeted (nothing was touched)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The first line of a pidfile (PostgreSQL's `postmaster.pid` has the pid there).

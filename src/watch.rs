@@ -54,16 +54,9 @@ pub async fn watch(
                     let _ = tx.send(Sample { t, ok: o.ok, ms: o.latency.as_secs_f64() * 1000.0, err: (!o.ok).then_some(o.detail) });
                 });
             }
-            Some(s) = rx.recv() => {
-                if state != Some(s.ok) {
-                    let what = if s.ok { "up".to_string() } else { format!("down: {}", s.err.as_deref().unwrap_or("")) };
-                    crate::cli::common::say(&format!("[+{}] {source} {what}", fmt_duration(s.t.since(started))));
-                    state = Some(s.ok);
-                }
-                pending.push(s);
-            }
+            Some(s) = rx.recv() => pending.push(s),
             _ = flush.tick() => {
-                flush_samples(journal, &source, &mut pending, &mut summary)?;
+                flush_samples(journal, &source, &mut pending, &mut summary, &mut state, started)?;
             }
             Some(_) = in_flight.join_next() => {}
         }
@@ -78,21 +71,32 @@ pub async fn watch(
     while let Ok(s) = rx.try_recv() {
         pending.push(s);
     }
-    flush_samples(journal, &source, &mut pending, &mut summary)?;
+    flush_samples(journal, &source, &mut pending, &mut summary, &mut state, started)?;
     journal.append(Kind::WatchStopped { source })?;
     Ok(summary)
 }
 
+/// Write the batch in send-time order, and print a line where the state changed. Requests
+/// overlap and finish out of order, so changes are only judged after sorting.
 fn flush_samples(
     journal: &Journal,
     source: &str,
     pending: &mut Vec<Sample>,
     summary: &mut Summary,
+    state: &mut Option<bool>,
+    started: Ts,
 ) -> std::io::Result<()> {
     if pending.is_empty() {
         return Ok(());
     }
     pending.sort_by_key(|s| s.t);
+    for s in pending.iter() {
+        if *state != Some(s.ok) {
+            let what = if s.ok { "up".to_string() } else { format!("down: {}", s.err.as_deref().unwrap_or("")) };
+            crate::cli::common::say(&format!("[+{}] {source} {what}", fmt_duration(s.t.since(started))));
+            *state = Some(s.ok);
+        }
+    }
     summary.samples += pending.len() as u64;
     summary.failed += pending.iter().filter(|s| !s.ok).count() as u64;
     let batch = journal.event(Kind::Samples {

@@ -423,7 +423,7 @@ fn sigint_during_the_hold_reverts_at_once_and_exits_4() {
 }
 
 #[test]
-#[ignore = "bug: stop on an already-stopped container records a fault whose revert starts it"]
+
 fn stop_of_a_stopped_container_is_refused_and_revert_leaves_it_stopped() {
     need_docker!();
     let c = dk::sleeper("no").run_up();
@@ -451,7 +451,7 @@ fn stop_of_a_stopped_container_is_refused_and_revert_leaves_it_stopped() {
 }
 
 #[test]
-#[ignore = "bug: a failed second pause unpauses the container the first pause still holds"]
+
 fn a_failed_pause_does_not_undo_an_earlier_pause() {
     need_docker!();
     let c = dk::sleeper("no").run_up();
@@ -481,7 +481,7 @@ fn a_failed_pause_does_not_undo_an_earlier_pause() {
 }
 
 #[test]
-#[ignore = "bug: crash of a paused container succeeds without killing; revert then leaves it exited"]
+
 fn crash_of_a_paused_container_is_refused_and_revert_leaves_it_running() {
     need_docker!();
     let c = dk::sleeper("no").run_up();
@@ -507,5 +507,28 @@ fn crash_of_a_paused_container_is_refused_and_revert_leaves_it_running() {
     assert!(
         s.up(),
         "every fault reverted, yet the container is not running: {s:?}"
+    );
+}
+
+#[test]
+
+fn a_failed_kill_leaves_a_stopped_container_stopped() {
+    need_docker!();
+    let c = dk::sleeper("no").run_up();
+    dk::docker(["stop", "-t", "0", &c.name]);
+    c.wait_for("stopped by hand before the drill", SECS_20, |s| !s.running);
+    let dir = tmp();
+    let j = journal_in(&dir);
+
+    Bin::new("inject-fault")
+        .args(["kill", "--container", &c.name])
+        .journal(&j)
+        .code(3)
+        .stderr_has("not running");
+    std::thread::sleep(Duration::from_millis(300));
+    let s = c.state();
+    assert!(
+        !s.running,
+        "a failed kill must not start the container: {s:?}"
     );
 }

@@ -39,6 +39,16 @@ pub enum Command {
     },
     /// Print the steps a run would take; touch nothing.
     Plan { scenario: PathBuf },
+    /// Which scenario the runbook's monthly schedule runs in the week of a date (prints its
+    /// path; sets the `scenario` output under Actions).
+    Schedule {
+        /// The date (default: today, UTC).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+        /// The schedule file.
+        #[arg(long, default_value = "scenarios/schedule.yaml", env = "DRILL_SCHEDULE")]
+        file: PathBuf,
+    },
     /// A tiny HTTP service under a supervisor that restarts it after it dies (like a restart
     /// policy), to try drillkit on a machine with no Docker. Used by scenarios/demo.yaml.
     DemoService {
@@ -125,6 +135,7 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
             }
             Ok(Code::Ok)
         }
+        Command::Schedule { date, file } => schedule(&cli.common, date, &file),
         Command::DemoService {
             listen,
             pidfile,
@@ -141,4 +152,45 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
             Ok(Code::Ok)
         }
     }
+}
+
+fn schedule(common: &Common, date: Option<String>, file: &std::path::Path) -> Result<Code, Failure> {
+    let date = match &date {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|e| {
+            Failure::bad_input(anyhow::anyhow!("--date {d}: expected YYYY-MM-DD ({e})"))
+        })?,
+        None => chrono::Utc::now().date_naive(),
+    };
+    let sched = crate::schedule::load(file)
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!("--file: {e}")))?;
+    let base = file.parent().unwrap_or(std::path::Path::new(""));
+    let pick = sched
+        .pick(date, base)
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!("{}: {e}", file.display())))?;
+    say(&format!(
+        "{}: week {} of the month → {} ({})",
+        pick.date, pick.week, pick.name, pick.scenario
+    ));
+    if !pick.exists {
+        say(&format!(
+            "warning: {} does not exist (yet); the drill cannot run until it does",
+            pick.scenario
+        ));
+        crate::actions::warning_annotation(&format!(
+            "scheduled scenario {} does not exist",
+            pick.scenario
+        ));
+    }
+    crate::actions::set_outputs(&[
+        ("scenario", pick.scenario.clone()),
+        ("name", pick.name.clone()),
+        ("week", pick.week.to_string()),
+        ("exists", pick.exists.to_string()),
+    ])?;
+    if common.json {
+        common::print_json(&serde_json::to_value(&pick).map_err(|e| Failure::env(anyhow::anyhow!("{e}")))?);
+    } else {
+        println!("{}", pick.scenario);
+    }
+    Ok(Code::Ok)
 }

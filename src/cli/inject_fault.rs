@@ -1,5 +1,5 @@
 //! `inject-fault`: apply one fault to one or more targets; revert it after `--duration`, on a
-//! signal, or later with `inject-fault revert`.
+//! signal, or later with `inject-fault revert`; `doctor` finds and removes whatever drillkit left.
 
 use super::common::{self, say, Common};
 use crate::exit::{Code, Failure};
@@ -15,8 +15,13 @@ const EXAMPLES: &str = "Examples:
   inject-fault stop --container db-primary --timeout 10s --duration 60s
   inject-fault pause --label app=api --max-targets 2 --dry-run
   inject-fault stop --pidfile /var/lib/postgresql/data/postmaster.pid
+  inject-fault partition --container api --network backend --duration 60s
+  inject-fault partition --netns app --to 10.0.2.0/24          # the runbook's iptables DROP, tagged
+  inject-fault degrade --container api --delay 200ms --jitter 50ms --loss 10% --rate 1mbit --to db:5432
+  inject-fault fill-disk --container db --mount /var/lib/postgresql/data --leave 0
   inject-fault list                                             # faults not yet reverted
-  inject-fault revert                                           # undo them (also after SIGKILL)";
+  inject-fault revert                                           # undo them (also after SIGKILL)
+  inject-fault doctor --journal .drill/journal.jsonl --fix      # any leftover, in an if: always() step";
 
 #[derive(Parser, Debug)]
 #[command(name = "inject-fault", version, about = "Apply a fault to containers or processes; revert it by time, signal or `revert`.", after_help = EXAMPLES)]
@@ -39,10 +44,113 @@ pub enum Command {
     Pause(ApplyArgs),
     /// Restart the container.
     Restart(ApplyArgs),
+    /// Cut a container from its Docker networks, or a namespace/the host from --to (iptables).
+    Partition(PartitionCmd),
+    /// Delay, jitter, loss and rate on a container's or a namespace's traffic.
+    Degrade(DegradeCmd),
+    /// Fill the filesystem holding --path or a container's --mount; revert deletes the file.
+    FillDisk(FillCmd),
     /// Undo every fault the journal shows as not yet undone.
     Revert(RevertArgs),
     /// List the faults not yet undone.
     List,
+    /// Find drillkit's leftovers on this host (rules, qdiscs, proxies, fill files, open faults of
+    /// the given journals); remove them with --fix. Exit 1 when some are found without --fix.
+    Doctor(DoctorArgs),
+    /// The delay proxy (started by `degrade` inside the target's namespace).
+    #[command(name = "__degrade-proxy", hide = true)]
+    DegradeProxy(ProxyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PartitionCmd {
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    /// Docker: only this network (repeatable; default every network the container is on).
+    #[arg(long, value_name = "NAME", help_heading = "Partition")]
+    pub network: Vec<String>,
+    /// iptables: cut from this CIDR, address or HOST:PORT (repeatable).
+    #[arg(long, value_name = "CIDR|HOST:PORT", help_heading = "Partition")]
+    pub to: Vec<String>,
+    /// docker (disconnect), iptables (DROP rules), auto: docker for a container without --to.
+    #[arg(long, value_enum, default_value_t = fault::PartitionMethod::Auto, help_heading = "Partition")]
+    pub method: fault::PartitionMethod,
+}
+
+#[derive(Args, Debug)]
+pub struct DegradeCmd {
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    /// Added latency, e.g. 200ms.
+    #[arg(long, help_heading = "Degrade")]
+    pub delay: Option<Dur>,
+    /// Latency varies by up to this much around --delay.
+    #[arg(long, help_heading = "Degrade")]
+    pub jitter: Option<Dur>,
+    /// Packets dropped, e.g. 10%.
+    #[arg(long, help_heading = "Degrade")]
+    pub loss: Option<crate::units::Ratio>,
+    /// Bandwidth, a tc rate: 500kbit, 1mbit, 10mbit.
+    #[arg(long, help_heading = "Degrade")]
+    pub rate: Option<String>,
+    /// auto (netem if the kernel has it), netem, iptables (loss+rate), proxy (delay+loss+rate).
+    #[arg(long, value_enum, default_value_t = crate::degrade::Method::Auto, help_heading = "Degrade")]
+    pub method: crate::degrade::Method,
+    /// Only traffic to this CIDR or HOST:PORT (the proxy needs exactly one HOST:PORT).
+    #[arg(long, value_name = "CIDR|HOST:PORT", help_heading = "Degrade")]
+    pub to: Vec<String>,
+    /// Interface (repeatable; default every non-loopback one of the namespace).
+    #[arg(long, value_name = "DEV", help_heading = "Degrade")]
+    pub dev: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct FillCmd {
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    /// With --container: its mount point (a volume or bind mount) to fill.
+    #[arg(long, value_name = "PATH", help_heading = "Fill")]
+    pub mount: Option<String>,
+    /// Stop when this much is left free (default 0: full, so writes get ENOSPC).
+    #[arg(long, value_name = "SIZE", conflicts_with = "to", help_heading = "Fill")]
+    pub leave: Option<crate::units::Size>,
+    /// Stop when this much of the filesystem is used, e.g. 95%.
+    #[arg(long, value_name = "PERCENT", help_heading = "Fill")]
+    pub to: Option<crate::units::Ratio>,
+    /// Allow filling the root filesystem.
+    #[arg(long, help_heading = "Safety")]
+    pub allow_root_fs: bool,
+    /// Allow filling the filesystem that holds the journal.
+    #[arg(long, help_heading = "Safety")]
+    pub allow_journal_fs: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Remove what is found (leftovers a live injector holds are never touched).
+    #[arg(long)]
+    pub fix: bool,
+    /// Also these journals' open faults (repeatable; --journal / DRILL_JOURNAL is always read
+    /// when it exists).
+    #[arg(long = "also-journal", value_name = "PATH")]
+    pub journals: Vec<PathBuf>,
+    /// Also search this directory for fill files (repeatable; mount roots are always searched).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    #[arg(long)]
+    pub fault: String,
+    #[arg(long)]
+    pub listen: String,
+    #[arg(long)]
+    pub to: String,
+    #[arg(long, default_value = "0ms")]
+    pub delay: Dur,
+    #[arg(long, default_value = "0ms")]
+    pub jitter: Dur,
 }
 
 #[derive(Args, Debug)]
@@ -65,6 +173,21 @@ pub struct ApplyArgs {
     /// The one process with this name (comm).
     #[arg(long, value_name = "NAME", help_heading = "Targets")]
     pub process_name: Option<String>,
+    /// A named network namespace (`ip netns list`): partition, degrade.
+    #[arg(long, value_name = "NAME", help_heading = "Targets")]
+    pub netns: Option<String>,
+    /// The host's own network namespace: partition, degrade.
+    #[arg(long, help_heading = "Targets")]
+    pub host: bool,
+    /// A directory whose filesystem fill-disk fills.
+    #[arg(long, value_name = "DIR", help_heading = "Targets")]
+    pub path: Option<PathBuf>,
+    /// Allow DRILL_ENVIRONMENT=production.
+    #[arg(long, env = "DRILL_ALLOW_PRODUCTION", help_heading = "Safety")]
+    pub allow_production: bool,
+    /// Only containers carrying this label may be targeted (repeatable, ANDed).
+    #[arg(long, value_name = "KEY=VALUE", env = "DRILL_REQUIRE_LABEL", value_delimiter = ',', help_heading = "Safety")]
+    pub require_label: Vec<String>,
     /// Refuse (exit 2, nothing touched) when the selector matches more targets than this.
     #[arg(
         long,
@@ -115,6 +238,49 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
         Command::Kill(a) => apply(Action::Kill, a, &cli.common).await,
         Command::Pause(a) => apply(Action::Pause, a, &cli.common).await,
         Command::Restart(a) => apply(Action::Restart, a, &cli.common).await,
+        Command::Partition(p) => {
+            let extra = fault::Extra {
+                networks: p.network,
+                to: p.to,
+                partition_method: p.method,
+                ..Default::default()
+            };
+            apply_with(Action::Partition, p.apply, extra, &cli.common).await
+        }
+        Command::Degrade(d) => {
+            let extra = fault::Extra {
+                to: d.to,
+                degrade_method: d.method,
+                delay: d.delay.map(|x| x.0),
+                jitter: d.jitter.map(|x| x.0),
+                loss: d.loss.map(|x| x.0),
+                rate: d.rate,
+                devs: d.dev,
+                ..Default::default()
+            };
+            apply_with(Action::Degrade, d.apply, extra, &cli.common).await
+        }
+        Command::FillDisk(f) => {
+            let goal = match (f.leave, f.to) {
+                (_, Some(p)) => crate::fill::Goal::Percent(p.0),
+                (Some(l), None) => crate::fill::Goal::Leave(l.0),
+                (None, None) => crate::fill::Goal::Leave(0),
+            };
+            let extra = fault::Extra {
+                fill_goal: Some(goal),
+                mount: f.mount,
+                allow_root_fs: f.allow_root_fs,
+                allow_journal_fs: f.allow_journal_fs,
+                journal: Some(path.clone()),
+                ..Default::default()
+            };
+            apply_with(Action::FillDisk, f.apply, extra, &cli.common).await
+        }
+        Command::Doctor(d) => doctor(d, &cli.common).await,
+        Command::DegradeProxy(p) => {
+            crate::degrade::run_proxy(&p.listen, &p.to, p.delay.0, p.jitter.0).await?;
+            Ok(Code::Ok)
+        }
         Command::List => {
             let contents = journal::read(&path)?;
             journal::warn_damage(&path, &contents);
@@ -162,6 +328,28 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
 }
 
 async fn apply(action: Action, a: ApplyArgs, common: &Common) -> Result<Code, Failure> {
+    apply_with(action, a, fault::Extra::default(), common).await
+}
+
+/// Refuse `DRILL_ENVIRONMENT=production` without `--allow-production` (exit 2, nothing touched).
+fn guard_production(allow: bool) -> Result<(), Failure> {
+    let env = std::env::var("DRILL_ENVIRONMENT").unwrap_or_default();
+    if (env.eq_ignore_ascii_case("production") || env.eq_ignore_ascii_case("prod")) && !allow {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "DRILL_ENVIRONMENT={env}: refusing to inject a fault into production without --allow-production (nothing was touched)"
+        )));
+    }
+    Ok(())
+}
+
+async fn apply_with(
+    action: Action,
+    a: ApplyArgs,
+    extra: fault::Extra,
+    common: &Common,
+) -> Result<Code, Failure> {
+    guard_production(a.allow_production)?;
+    let required = crate::target::parse_labels(&a.require_label, "--require-label")?;
     let spec = TargetSpec {
         container: a.container,
         label: a.label,
@@ -169,10 +357,13 @@ async fn apply(action: Action, a: ApplyArgs, common: &Common) -> Result<Code, Fa
         pid: a.pid,
         pidfile: a.pidfile,
         process_name: a.process_name,
+        netns: a.netns,
+        host: a.host,
+        path: a.path,
     };
     spec.validate().map_err(|e| {
         Failure::bad_input(anyhow::anyhow!(
-            "{e} (use --container, --label, --compose-service, --pid, --pidfile or --process-name)"
+            "{e} (use --container, --label, --compose-service, --pid, --pidfile, --process-name, --netns, --host or --path)"
         ))
     })?;
     if a.max_targets == 0 {
@@ -190,6 +381,7 @@ async fn apply(action: Action, a: ApplyArgs, common: &Common) -> Result<Code, Fa
         signal: a.signal,
         stop_timeout: a.timeout.0,
         duration: a.duration.map(|d| d.0),
+        extra,
     };
     let docker = if spec.is_docker() {
         Some(crate::docker::connect().await?)
@@ -197,13 +389,14 @@ async fn apply(action: Action, a: ApplyArgs, common: &Common) -> Result<Code, Fa
         None
     };
     let targets = spec.resolve(docker.as_ref(), a.max_targets).await?;
-    let steps = fault::plan(&targets, &opts)?;
+    crate::target::check_required_labels(&targets, docker.as_ref(), &required).await?;
+    let steps = fault::plan(&targets, &opts, docker.as_ref()).await?;
     if a.dry_run {
         for s in &steps {
             say(&format!("would {}", s.describe()));
         }
         if common.json {
-            let v: Vec<serde_json::Value> = steps.iter().map(|s| serde_json::json!({"target": s.target.describe(), "action": s.action, "call": s.call, "undo": s.undo})).collect();
+            let v: Vec<serde_json::Value> = steps.iter().map(|s| serde_json::json!({"target": s.target.describe(), "action": s.action, "call": s.call, "ops": s.ops.iter().map(|o| o.describe()).collect::<Vec<_>>(), "undo": s.undo})).collect();
             common::print_json(&serde_json::json!({"dry_run": true, "steps": v}));
         }
         return Ok(Code::Ok);
@@ -269,4 +462,61 @@ async fn revert_ids(j: &Journal, docker: Option<&bollard::Docker>, ids: &[String
             say(&format!("REVERT FAILED for {id}: {:#}", e.error));
         }
     }
+}
+
+async fn doctor(d: DoctorArgs, common: &Common) -> Result<Code, Failure> {
+    let mut journals = d.journals.clone();
+    let main = common.journal_path();
+    if main.exists() && !journals.contains(&main) {
+        journals.insert(0, main);
+    }
+    let docker = match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        crate::docker::connect(),
+    )
+    .await
+    {
+        Ok(Ok(d)) => Some(d),
+        _ => None,
+    };
+    let scope = crate::doctor::Scope {
+        journals,
+        dirs: d.dir.clone(),
+    };
+    let mut found = crate::doctor::scan(&scope, docker.as_ref()).await?;
+    if d.fix {
+        crate::doctor::fix(&mut found, docker.as_ref()).await;
+    }
+    for f in &found {
+        let state = if f.live {
+            "LIVE (held by a running injector; left alone)".to_string()
+        } else if let Some(h) = &f.fixed {
+            format!("fixed: {h}")
+        } else if let Some(e) = &f.error {
+            format!("NOT FIXED: {e}")
+        } else {
+            "leftover".to_string()
+        };
+        say(&format!("{:<13} {} — {state}", f.kind, f.what));
+    }
+    let leftovers = found.iter().filter(|f| !f.live).count();
+    let failed = found.iter().filter(|f| f.error.is_some()).count();
+    if common.json {
+        common::print_json(&serde_json::json!({"findings": found, "leftovers": leftovers, "fixed": d.fix, "failed": failed}));
+    }
+    if leftovers == 0 {
+        say("doctor: no drillkit leftovers on this host");
+        return Ok(Code::Ok);
+    }
+    if !d.fix {
+        say(&format!("doctor: {leftovers} leftover(s); remove them with --fix"));
+        return Ok(Code::DrillFailed);
+    }
+    if failed > 0 {
+        return Err(Failure::env(anyhow::anyhow!(
+            "{failed} of {leftovers} leftover(s) could not be removed"
+        )));
+    }
+    say(&format!("doctor: removed {leftovers} leftover(s)"));
+    Ok(Code::Ok)
 }

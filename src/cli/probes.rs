@@ -39,13 +39,9 @@ pub struct ProbeFlags {
     /// With --postgres: run this query…
     #[arg(long, value_name = "SQL", help_heading = "Probes")]
     pub query: Option<String>,
-    /// …and compare the first column of the first row with this.
-    #[arg(
-        long,
-        value_name = "VALUE",
-        requires = "query",
-        help_heading = "Probes"
-    )]
+    /// With --query: compare the first column of the first row with this; with --dns: an
+    /// address the name must resolve to.
+    #[arg(long, value_name = "VALUE", help_heading = "Probes")]
     pub expect: Option<String>,
     /// With --postgres: the server must accept writes.
     #[arg(long, help_heading = "Probes")]
@@ -53,6 +49,12 @@ pub struct ProbeFlags {
     /// With --postgres on a standby: replay lag at most this.
     #[arg(long, value_name = "DURATION", help_heading = "Probes")]
     pub max_replication_lag: Option<Dur>,
+    /// NAME resolves (to --expect, when given). Repeatable.
+    #[arg(long, value_name = "NAME", help_heading = "Probes")]
+    pub dns: Vec<String>,
+    /// With --dns: ask this server (IP or IP:PORT) instead of the system resolver.
+    #[arg(long, value_name = "IP[:PORT]", help_heading = "Probes")]
+    pub resolver: Option<String>,
 }
 
 impl ProbeFlags {
@@ -107,6 +109,14 @@ impl ProbeFlags {
                 ..Default::default()
             });
         }
+        for d in &self.dns {
+            v.push(ProbeSpec {
+                dns: Some(d.clone()),
+                expect: self.expect.clone(),
+                resolver: self.resolver.clone(),
+                ..Default::default()
+            });
+        }
         v
     }
 
@@ -145,6 +155,9 @@ impl ProbeFlags {
         )?;
         let pg = !self.postgres.is_empty();
         orphan(self.query.is_some(), "--query", "--postgres", pg)?;
+        orphan(self.resolver.is_some(), "--resolver", "--dns", !self.dns.is_empty())?;
+        let expect_owner = self.query.is_some() || !self.dns.is_empty();
+        orphan(self.expect.is_some(), "--expect", "--query (with --postgres) or --dns", expect_owner)?;
         orphan(self.writable, "--writable", "--postgres", pg)?;
         orphan(
             self.max_replication_lag.is_some(),

@@ -3,6 +3,7 @@
 //! one description that scenario files and command-line flags both build probes from.
 
 pub mod command;
+pub mod dns;
 pub mod docker;
 pub mod http;
 pub mod postgres;
@@ -48,6 +49,7 @@ pub enum Probe {
     Redis(redis::RedisProbe),
     Command(command::CommandProbe),
     Postgres(postgres::PostgresProbe),
+    Dns(dns::DnsProbe),
 }
 
 impl Probe {
@@ -59,6 +61,7 @@ impl Probe {
             Probe::Redis(p) => p.describe(),
             Probe::Command(p) => p.describe(),
             Probe::Postgres(p) => p.describe(),
+            Probe::Dns(p) => p.describe(),
         }
     }
 
@@ -73,6 +76,7 @@ impl Probe {
                 Probe::Redis(p) => p.check(timeout).await,
                 Probe::Command(p) => p.check(timeout).await,
                 Probe::Postgres(p) => p.check(timeout).await,
+                Probe::Dns(p) => p.check(timeout).await,
             }
         };
         // A last guard: a probe kind that overruns its own timeout still fails in time.
@@ -125,9 +129,15 @@ pub struct ProbeSpec {
     pub writable: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_replication_lag: Option<Dur>,
+    /// A DNS name that must resolve (to `expect`, when given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<String>,
+    /// For dns: ask this server (IP or IP:PORT) instead of the system resolver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<String>,
 }
 
-const KINDS: &str = "http, tcp, docker, redis, command or postgres";
+const KINDS: &str = "http, tcp, docker, redis, command, postgres or dns";
 
 impl ProbeSpec {
     fn kinds(&self) -> Vec<&'static str> {
@@ -139,6 +149,7 @@ impl ProbeSpec {
             (self.redis.is_some(), "redis"),
             (self.command.is_some(), "command"),
             (self.postgres.is_some(), "postgres"),
+            (self.dns.is_some(), "dns"),
         ] {
             if set {
                 k.push(name);
@@ -177,10 +188,15 @@ impl ProbeSpec {
         if kind != "redis" && self.min_keys.is_some() {
             return misplaced("min_keys", "redis");
         }
+        if kind != "dns" && self.resolver.is_some() {
+            return misplaced("resolver", "dns");
+        }
+        if kind != "postgres" && kind != "dns" && self.expect.is_some() {
+            return misplaced("expect", "postgres or dns");
+        }
         if kind != "postgres" {
             for (set, f) in [
                 (self.query.is_some(), "query"),
-                (self.expect.is_some(), "expect"),
                 (self.writable, "writable"),
                 (self.max_replication_lag.is_some(), "max_replication_lag"),
             ] {
@@ -189,7 +205,7 @@ impl ProbeSpec {
                 }
             }
         }
-        if self.expect.is_some() && self.query.is_none() {
+        if kind == "postgres" && self.expect.is_some() && self.query.is_none() {
             return Err("'expect' needs a 'query'".into());
         }
         match kind {
@@ -205,11 +221,16 @@ impl ProbeSpec {
                 command::CommandProbe::new(self.command.as_deref().unwrap_or_default()).map(|_| ())
             }
             "postgres" => self.postgres_probe().map(|_| ()),
+            "dns" => self.dns_probe().map(|_| ()),
             "docker" if self.docker.as_deref().is_some_and(|d| d.trim().is_empty()) => {
                 Err("docker probe needs a container name".into())
             }
             _ => Ok(()),
         }
+    }
+
+    fn dns_probe(&self) -> Result<dns::DnsProbe, String> {
+        dns::DnsProbe::new(self.dns.as_deref().unwrap_or_default(), self.expect.as_deref(), self.resolver.as_deref())
     }
 
     fn postgres_probe(&self) -> Result<postgres::PostgresProbe, String> {
@@ -245,6 +266,8 @@ impl ProbeSpec {
             Probe::Redis(redis::RedisProbe::new(u, self.min_keys).map_err(bad)?)
         } else if let Some(c) = &self.command {
             Probe::Command(command::CommandProbe::new(c).map_err(bad)?)
+        } else if self.dns.is_some() {
+            Probe::Dns(self.dns_probe().map_err(bad)?)
         } else {
             Probe::Postgres(self.postgres_probe().map_err(bad)?)
         })

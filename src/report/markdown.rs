@@ -8,12 +8,92 @@ use crate::redact::redact;
 use crate::units::{fmt_duration, Ratio};
 use std::fmt::Write;
 
-/// Hidden marker so a later run can find (and update) its own GitHub comment.
+/// Hidden marker so a later report of the same drill finds (and updates) its own GitHub comment.
+/// One comment per drill: the drill id identifies it, the scenario is there for humans.
 pub fn marker(m: &Measurement) -> String {
     format!(
-        "<!-- drillkit:drill={} -->",
+        "{}scenario={} -->",
+        marker_key(m),
         m.scenario.clone().unwrap_or_else(|| m.name.clone())
     )
+}
+
+/// The part of [`marker`] that is searched for: the drill id.
+pub fn marker_key(m: &Measurement) -> String {
+    format!("<!-- drillkit:drill={} ", m.drill)
+}
+
+/// The runbook §3 "Metrics to Track" keys, the words that map a timed phase onto each, and the
+/// runbook's planned time in minutes.
+const DR_METRICS: [(&str, &[&str], u32); 6] = [
+    ("detection_time", &["detect"], 5),
+    ("assessment_time", &["assess"], 30),
+    ("infrastructure_provisioning", &["provision", "infrastructure"], 60),
+    ("database_recovery", &["database", "restore"], 90),
+    ("application_deployment", &["deploy", "application"], 90),
+    ("verification", &["verif", "smoke"], 90),
+];
+
+/// Phase seconds per runbook metric (phases whose name contains one of its words; each phase
+/// counts once, for the first metric it matches).
+pub fn dr_metrics(m: &Measurement) -> Vec<(&'static str, u32, Option<f64>)> {
+    let mut used = vec![false; m.phases.len()];
+    DR_METRICS
+        .iter()
+        .map(|(key, words, planned)| {
+            let mut total: Option<f64> = None;
+            for (i, p) in m.phases.iter().enumerate() {
+                let n = p.name.to_lowercase();
+                if !used[i] && words.iter().any(|w| n.contains(w)) {
+                    used[i] = true;
+                    total = Some(total.unwrap_or(0.0) + p.seconds.unwrap_or(0.0));
+                }
+            }
+            if *key == "detection_time" && total.is_none() {
+                total = m.detect_seconds;
+            }
+            (*key, *planned, total)
+        })
+        .collect()
+}
+
+fn dr_metrics_block(o: &mut String, m: &Measurement) {
+    let rows = dr_metrics(m);
+    // Only for drills timed like the runbook's full DR test (two or more of its phases).
+    if rows.iter().skip(1).filter(|r| r.2.is_some()).count() < 2 {
+        return;
+    }
+    let _ = writeln!(o, "\n## DR Metrics (runbook §3)\n");
+    let _ = writeln!(o, "| Metric | Runbook plan | Actual |");
+    let _ = writeln!(o, "|---|---|---|");
+    let mut yaml = String::from("dr_metrics:\n");
+    for (key, planned, actual) in &rows {
+        let _ = writeln!(
+            o,
+            "| {key} | {} | {} |",
+            fmt_duration(*planned as f64 * 60.0),
+            opt_secs(*actual)
+        );
+        let _ = writeln!(yaml, "  {key}: \"{}\"", opt_secs(*actual));
+    }
+    let phases_total: f64 = m.phases.iter().filter_map(|p| p.seconds).sum();
+    let total = m.rto_seconds.unwrap_or(phases_total);
+    let planned: u32 = rows.iter().map(|r| r.1).sum();
+    let _ = writeln!(
+        o,
+        "| total_rto | {} | {} |",
+        fmt_duration(planned as f64 * 60.0),
+        fmt_duration(total)
+    );
+    let _ = writeln!(yaml, "  total_rto: \"{}\"", fmt_duration(total));
+    let rpo = m
+        .rpo
+        .as_ref()
+        .map(|r| format!("{} ({} writes lost)", fmt_duration(r.rpo_seconds), r.lost_writes))
+        .unwrap_or_else(|| "not measured".into());
+    let _ = writeln!(o, "| rpo | 0 minutes (no data loss) | {rpo} |");
+    let _ = writeln!(yaml, "  rpo: \"{rpo}\"");
+    let _ = writeln!(o, "\n```yaml\n{yaml}```");
 }
 
 fn opt_secs(v: Option<f64>) -> String {
@@ -150,6 +230,7 @@ pub fn render(m: &Measurement) -> String {
         }
         let total: f64 = m.phases.iter().filter_map(|p| p.seconds).sum();
         let _ = writeln!(o, "| **total** | **{}** | |", fmt_duration(total));
+        dr_metrics_block(&mut o, m);
     }
 
     if !m.backups.is_empty() {

@@ -1,0 +1,271 @@
+//! `inject-fault doctor`: find everything drillkit may have left on this host — iptables rules
+//! tagged `drillkit:<fault id>` (host, named namespaces, running containers), root qdiscs with
+//! drillkit's handle, delay proxies, fill files, and faults the given journals still show as
+//! open (stopped, paused or disconnected containers) — and with `--fix` remove them. A fault
+//! whose injector is still alive (it holds the fault's lock) is reported, never touched, so the
+//! doctor is safe in an `if: always()` step even while another drill runs.
+
+use crate::exit::Failure;
+use crate::journal::{Journal, Undo};
+use crate::netns::{self, Netns};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// One leftover.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// `open-fault`, `iptables-rule`, `qdisc`, `proxy`, `fill-file`.
+    pub kind: String,
+    pub what: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// A live injector holds it: reported, not touched.
+    pub live: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    fix: Fix,
+}
+
+#[derive(Clone, Debug)]
+enum Fix {
+    Journal { journal: PathBuf, fault: crate::journal::OpenFault },
+    Rule(crate::netfault::TaggedRule),
+    Qdisc { netns: Netns, dev: String },
+    Proxy(String),
+    File(String),
+}
+
+/// Where to look.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub journals: Vec<PathBuf>,
+    /// Extra directories to search for fill files (besides mount roots and journal records).
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Every namespace drillkit may have touched: the host, named ones, running containers'.
+async fn namespaces(docker: Option<&bollard::Docker>) -> Vec<Netns> {
+    let mut out = vec![Netns::Host];
+    out.extend(netns::named_all());
+    if let Some(d) = docker {
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: false,
+            ..Default::default()
+        };
+        if let Ok(list) = d.list_containers(Some(opts)).await {
+            for c in list {
+                let Some(id) = c.id else { continue };
+                if let Ok(f) = crate::docker::inspect(d, &id).await {
+                    let Ok(pid) = i32::try_from(f.pid) else { continue };
+                    if let Some(info) = crate::process::info(pid) {
+                        out.push(Netns::Process {
+                            pid,
+                            start_time: info.start_time,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn live(fault: &str) -> bool {
+    !fault.is_empty() && crate::fault::is_held(fault)
+}
+
+/// Look for leftovers; touches nothing.
+pub async fn scan(scope: &Scope, docker: Option<&bollard::Docker>) -> Result<Vec<Finding>, Failure> {
+    let mut found = Vec::new();
+    let mut files: Vec<String> = Vec::new();
+    let mut live_qdiscs: Vec<(Netns, String)> = Vec::new();
+    for j in &scope.journals {
+        if !j.exists() {
+            return Err(Failure::bad_input(anyhow::anyhow!("journal {} does not exist", j.display())));
+        }
+        let contents = crate::journal::read(j)?;
+        crate::journal::warn_damage(j, &contents);
+        for f in contents.open_faults() {
+            let is_live = live(&f.id);
+            collect_undo(&f.undo, &mut |u| match u {
+                Undo::RemoveFile { path } => files.push(path.clone()),
+                Undo::QdiscRestore { netns, dev, .. } if is_live => live_qdiscs.push((netns.clone(), dev.clone())),
+                _ => {}
+            });
+            found.push(Finding {
+                kind: "open-fault".into(),
+                what: format!(
+                    "{} {} in {} (undo: {})",
+                    f.action,
+                    f.target,
+                    j.display(),
+                    crate::fault::describe_undo(&f.undo)
+                ),
+                fault: Some(f.id.clone()),
+                live: is_live,
+                fixed: None,
+                error: None,
+                fix: Fix::Journal { journal: j.clone(), fault: f },
+            });
+        }
+    }
+    for ns in namespaces(docker).await {
+        for r in crate::netfault::tagged_rules(&ns) {
+            found.push(Finding {
+                kind: "iptables-rule".into(),
+                what: format!("{} -t {} {} in {}", r.tool, r.table, r.line, ns.describe()),
+                fault: Some(r.fault.clone()),
+                live: live(&r.fault),
+                fixed: None,
+                error: None,
+                fix: Fix::Rule(r),
+            });
+        }
+        if let Ok(o) = netns::run(&ns, &netns::sv(&["tc", "qdisc", "show"])) {
+            for line in o.stdout.lines() {
+                let w: Vec<&str> = line.split_whitespace().collect();
+                if w.get(2) != Some(&crate::degrade::HANDLE) || !w.contains(&"root") {
+                    continue;
+                }
+                let Some(dev) = w.iter().position(|x| *x == "dev").and_then(|i| w.get(i + 1)) else { continue };
+                let is_live = live_qdiscs.iter().any(|(n, d)| *n == ns && d == dev);
+                found.push(Finding {
+                    kind: "qdisc".into(),
+                    what: format!("{} in {}", line.trim(), ns.describe()),
+                    fault: None,
+                    live: is_live,
+                    fixed: None,
+                    error: None,
+                    fix: Fix::Qdisc { netns: ns.clone(), dev: dev.to_string() },
+                });
+            }
+        }
+    }
+    for (pid, fault) in crate::degrade::proxies(None) {
+        found.push(Finding {
+            kind: "proxy".into(),
+            what: format!("delay proxy pid {pid}"),
+            live: live(&fault),
+            fault: Some(fault.clone()),
+            fixed: None,
+            error: None,
+            fix: Fix::Proxy(fault),
+        });
+    }
+    let mut dirs: Vec<PathBuf> = scope.dirs.clone();
+    dirs.extend(mount_roots());
+    for d in dirs {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(crate::fill::FILE_PREFIX) {
+                    files.push(e.path().display().to_string());
+                }
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    for f in files {
+        if !Path::new(&f).exists() {
+            continue;
+        }
+        let fault = Path::new(&f)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(crate::fill::FILE_PREFIX))
+            .unwrap_or_default()
+            .to_string();
+        let size = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+        found.push(Finding {
+            kind: "fill-file".into(),
+            what: format!("{f} ({})", crate::units::Size(size)),
+            live: live(&fault),
+            fault: Some(fault),
+            fixed: None,
+            error: None,
+            fix: Fix::File(f),
+        });
+    }
+    Ok(found)
+}
+
+fn collect_undo(u: &Undo, f: &mut dyn FnMut(&Undo)) {
+    if let Undo::All { steps } = u {
+        for s in steps {
+            collect_undo(s, f);
+        }
+    } else {
+        f(u);
+    }
+}
+
+/// Mount points of local filesystems (where fill files would sit at the top).
+fn mount_roots() -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let local = ["ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "vfat", "f2fs", "overlay"];
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let fstype = right.split_whitespace().next().unwrap_or("");
+        if !local.contains(&fstype) {
+            continue;
+        }
+        if let Some(mp) = left.split_whitespace().nth(4) {
+            let mp = mp.replace("\\040", " ");
+            if mp.starts_with("/proc") || mp.starts_with("/sys") || mp.starts_with("/dev") {
+                continue;
+            }
+            out.push(PathBuf::from(mp));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Remove every leftover that no live injector holds. Open journal faults go first (their
+/// recorded undo is the most precise), then whatever is still tagged.
+pub async fn fix(findings: &mut [Finding], docker: Option<&bollard::Docker>) {
+    for f in findings.iter_mut() {
+        if f.live {
+            continue;
+        }
+        let result = match &f.fix {
+            Fix::Journal { journal, fault } => match Journal::attach(journal, "inject-fault", "doctor") {
+                Ok(j) => crate::fault::revert(&j, docker, fault).await,
+                Err(e) => Err(Failure::env(anyhow::anyhow!("journal {}: {e}", journal.display()))),
+            },
+            _ => continue,
+        };
+        set(f, result);
+    }
+    for f in findings.iter_mut() {
+        if f.live || matches!(f.fix, Fix::Journal { .. }) {
+            continue;
+        }
+        let result = match &f.fix {
+            Fix::Journal { .. } => continue,
+            Fix::Rule(r) => {
+                if crate::netfault::tagged_rules(&r.netns).iter().any(|x| x.line == r.line && x.table == r.table && x.tool == r.tool) {
+                    crate::netfault::delete_tagged(r).map(|_| "deleted".to_string())
+                } else {
+                    Ok("already gone".into())
+                }
+            }
+            Fix::Qdisc { netns, dev } => crate::degrade::restore_qdisc(netns, dev, "the kernel's default"),
+            Fix::Proxy(fault) => crate::degrade::stop_proxy(fault).await,
+            Fix::File(path) => crate::fill::remove(path),
+        };
+        set(f, result);
+    }
+}
+
+fn set(f: &mut Finding, r: Result<String, Failure>) {
+    match r {
+        Ok(how) => f.fixed = Some(how),
+        Err(e) => f.error = Some(format!("{:#}", e.error)),
+    }
+}

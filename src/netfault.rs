@@ -1,0 +1,429 @@
+//! Network partitions: a container cut from its Docker networks through the Docker API (and
+//! connected again with the aliases and addresses it had), or a host or namespace cut from a CIDR
+//! or `HOST:PORT` with iptables rules — the runbook's §2.4 rule, carrying the fault id in a
+//! comment so that revert and `doctor` remove exactly drillkit's rules and nothing else.
+
+use crate::exit::Failure;
+use crate::journal::Undo;
+use crate::netns::{self, Netns};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Every rule drillkit adds carries `-m comment --comment drillkit:<fault id>`.
+pub const COMMENT_PREFIX: &str = "drillkit:";
+
+/// The tables doctor searches for tagged rules.
+pub const TABLES: [&str; 3] = ["filter", "nat", "mangle"];
+
+/// A destination given with `--to`: an address or CIDR, and for `HOST:PORT` a TCP port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dest {
+    pub addr: String,
+    pub v6: bool,
+    pub port: Option<u16>,
+}
+
+impl Dest {
+    pub fn tool(&self) -> &'static str {
+        if self.v6 {
+            "ip6tables"
+        } else {
+            "iptables"
+        }
+    }
+
+    /// The match part of a rule: `-d ADDR [-p tcp --dport PORT]`.
+    pub fn matches(&self) -> Vec<String> {
+        let mut v = vec!["-d".to_string(), self.addr.clone()];
+        if let Some(p) = self.port {
+            v.extend(netns::sv(&["-p", "tcp", "--dport"]));
+            v.push(p.to_string());
+        }
+        v
+    }
+}
+
+/// Parse `--to` values: `10.0.2.0/24`, `10.0.2.5`, `db.internal:5432`, `[fd00::1]:80`. Names are
+/// resolved here, once, so the rules (and their undo) name addresses.
+pub async fn parse_dests(values: &[String]) -> Result<Vec<Dest>, Failure> {
+    let mut out = Vec::new();
+    for v in values {
+        let bad = |why: &str| {
+            Failure::bad_input(anyhow::anyhow!(
+                "--to {v}: {why}; expected a CIDR (10.0.2.0/24), an address, or HOST:PORT"
+            ))
+        };
+        let v = v.trim();
+        if let Some((net, bits)) = v.split_once('/') {
+            let ip: IpAddr = net.parse().map_err(|_| bad("not an address"))?;
+            let b: u8 = bits.parse().map_err(|_| bad("bad prefix length"))?;
+            if b > if ip.is_ipv6() { 128 } else { 32 } {
+                return Err(bad("prefix length too long"));
+            }
+            out.push(Dest {
+                addr: format!("{ip}/{b}"),
+                v6: ip.is_ipv6(),
+                port: None,
+            });
+            continue;
+        }
+        if let Ok(ip) = v.parse::<IpAddr>() {
+            out.push(Dest {
+                addr: ip.to_string(),
+                v6: ip.is_ipv6(),
+                port: None,
+            });
+            continue;
+        }
+        let (host, port) = v.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| bad("bad port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => {
+                let mut a: Vec<IpAddr> = tokio::net::lookup_host((host, port))
+                    .await
+                    .map_err(|e| Failure::env(anyhow::anyhow!("--to {v}: cannot resolve {host}: {e}")))?
+                    .map(|s| s.ip())
+                    .collect();
+                a.sort();
+                a.dedup();
+                a
+            }
+        };
+        if addrs.is_empty() {
+            return Err(Failure::env(anyhow::anyhow!("--to {v}: {host} has no address")));
+        }
+        for ip in addrs {
+            out.push(Dest {
+                addr: ip.to_string(),
+                v6: ip.is_ipv6(),
+                port: Some(port),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The comment arguments that tag a rule with its fault.
+pub fn tag(fault: &str) -> Vec<String> {
+    vec![
+        "-m".into(),
+        "comment".into(),
+        "--comment".into(),
+        format!("{COMMENT_PREFIX}{fault}"),
+    ]
+}
+
+/// The command that inserts `rule` first in `chain` (first, so an earlier ACCEPT cannot make the
+/// fault a silent no-op).
+pub fn insert_argv(tool: &str, table: &str, chain: &str, rule: &[String]) -> Vec<String> {
+    let mut v = netns::sv(&[tool, "-w", "5", "-t", table, "-I", chain, "1"]);
+    v.extend(rule.iter().cloned());
+    v
+}
+
+fn op_argv(tool: &str, op: &str, table: &str, chain: &str, rule: &[String]) -> Vec<String> {
+    let mut v = netns::sv(&[tool, "-w", "5", "-t", table, op, chain]);
+    v.extend(rule.iter().cloned());
+    v
+}
+
+/// The partition rule for one destination: DROP what goes there, tagged with the fault id.
+pub fn partition_rule(d: &Dest, fault: &str) -> Vec<String> {
+    let mut r = d.matches();
+    r.extend(tag(fault));
+    r.extend(netns::sv(&["-j", "DROP"]));
+    r
+}
+
+/// Delete a rule wherever it still is (every copy); a namespace that is gone took it along.
+pub fn delete_rule(
+    ns: &Netns,
+    tool: &str,
+    table: &str,
+    chain: &str,
+    rule: &[String],
+) -> Result<String, Failure> {
+    if !ns.exists() {
+        return Ok(format!("{} is gone, and its rules with it", ns.describe()));
+    }
+    let mut deleted = 0;
+    for _ in 0..16 {
+        let check = netns::run(ns, &op_argv(tool, "-C", table, chain, rule))?;
+        if !check.ok {
+            if check.code == 1 || check.stderr.contains("does a matching rule exist") || check.stderr.contains("No chain") || check.stderr.contains("does not exist") {
+                break;
+            }
+            // The namespace may have vanished between the check and now.
+            if !ns.exists() {
+                break;
+            }
+            return Err(Failure::env(anyhow::anyhow!(
+                "`{}` failed: {}",
+                netns::shell(&ns.argv(&op_argv(tool, "-C", table, chain, rule))),
+                check.stderr
+            )));
+        }
+        netns::run_ok(ns, &op_argv(tool, "-D", table, chain, rule))?;
+        deleted += 1;
+    }
+    Ok(if deleted == 0 {
+        format!("rule already gone in {}", ns.describe())
+    } else {
+        format!("deleted `{tool} -t {table} -D {chain} {}` in {}", netns::shell(rule), ns.describe())
+    })
+}
+
+/// A rule drillkit left: where, and the arguments that delete it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaggedRule {
+    pub netns: Netns,
+    pub tool: String,
+    pub table: String,
+    /// `-A CHAIN …` as `iptables -S` prints it.
+    pub line: String,
+    pub fault: String,
+}
+
+/// Every rule carrying a drillkit comment in `ns`.
+pub fn tagged_rules(ns: &Netns) -> Vec<TaggedRule> {
+    let mut out = Vec::new();
+    for tool in ["iptables", "ip6tables"] {
+        for table in TABLES {
+            let Ok(o) = netns::run(ns, &netns::sv(&[tool, "-w", "5", "-t", table, "-S"])) else {
+                continue;
+            };
+            if !o.ok {
+                continue;
+            }
+            for line in o.stdout.lines() {
+                if let Some(i) = line.find(COMMENT_PREFIX) {
+                    let fault: String = line[i + COMMENT_PREFIX.len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                        .collect();
+                    out.push(TaggedRule {
+                        netns: ns.clone(),
+                        tool: tool.into(),
+                        table: table.into(),
+                        line: line.to_string(),
+                        fault,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Delete a rule found by [`tagged_rules`] (its `-A` line turned into `-D`).
+pub fn delete_tagged(r: &TaggedRule) -> Result<(), Failure> {
+    let Some(rest) = r.line.strip_prefix("-A ") else {
+        return Ok(());
+    };
+    let mut argv = netns::sv(&[&r.tool, "-w", "5", "-t", &r.table, "-D"]);
+    argv.extend(split_rule(rest));
+    netns::run_ok(&r.netns, &argv).map(|_| ())
+}
+
+/// Split an `iptables -S` line into arguments (double quotes group, as iptables prints them).
+pub fn split_rule(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut has = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                has = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if has {
+                    out.push(std::mem::take(&mut cur));
+                    has = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                has = true;
+            }
+        }
+    }
+    if has {
+        out.push(cur);
+    }
+    out
+}
+
+/// A container's endpoint on one network, as needed to connect it again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    pub network: String,
+    pub network_id: String,
+    pub aliases: Vec<String>,
+    pub ipv4: Option<String>,
+    pub ipv6: Option<String>,
+}
+
+/// The networks a container is on (all of them, or the ones named), with what reconnecting
+/// needs. Addresses are pinned only on networks whose subnet was configured (Docker refuses a
+/// fixed address elsewhere); aliases drop the short id Docker adds by itself.
+pub async fn endpoints(
+    docker: &bollard::Docker,
+    id: &str,
+    name: &str,
+    only: &[String],
+) -> Result<Vec<Endpoint>, Failure> {
+    let c = docker
+        .inspect_container(id, None)
+        .await
+        .map_err(|e| Failure::env(anyhow::anyhow!("cannot inspect container {name}: {e}")))?;
+    let nets: HashMap<String, bollard::models::EndpointSettings> = c
+        .network_settings
+        .and_then(|n| n.networks)
+        .unwrap_or_default();
+    for n in only {
+        if !nets.contains_key(n) {
+            let mut on: Vec<&String> = nets.keys().collect();
+            on.sort();
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "container {name} is not on network {n} (it is on: {})",
+                on.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    let short = crate::target::short(id).to_string();
+    let mut out = Vec::new();
+    let mut names: Vec<&String> = nets.keys().collect();
+    names.sort();
+    for net in names {
+        if !only.is_empty() && !only.contains(net) {
+            continue;
+        }
+        if net == "host" || net == "none" {
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "container {name} uses the {net} network; it cannot be disconnected from it (use --to with iptables)"
+            )));
+        }
+        let Some(ep) = nets.get(net) else { continue };
+        let configured = match docker.inspect_network(net, None).await {
+            Ok(n) => n
+                .ipam
+                .and_then(|i| i.config)
+                .is_some_and(|c| c.iter().any(|c| c.subnet.as_deref().is_some_and(|s| !s.is_empty())))
+                && net != "bridge",
+            Err(e) => {
+                return Err(Failure::env(anyhow::anyhow!("cannot inspect network {net}: {e}")))
+            }
+        };
+        let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
+        out.push(Endpoint {
+            network: net.clone(),
+            network_id: ep.network_id.clone().unwrap_or_default(),
+            aliases: ep
+                .aliases
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| *a != short)
+                .collect(),
+            ipv4: if configured { nonempty(&ep.ip_address) } else { None },
+            ipv6: if configured { nonempty(&ep.global_ipv6_address) } else { None },
+        });
+    }
+    if out.is_empty() {
+        return Err(Failure::env(anyhow::anyhow!(
+            "container {name} is on no network drillkit can disconnect"
+        )));
+    }
+    Ok(out)
+}
+
+pub fn reconnect_undo(id: &str, name: &str, e: &Endpoint) -> Undo {
+    Undo::DockerReconnect {
+        id: id.into(),
+        name: name.into(),
+        network: e.network.clone(),
+        network_id: e.network_id.clone(),
+        aliases: e.aliases.clone(),
+        ipv4: e.ipv4.clone(),
+        ipv6: e.ipv6.clone(),
+    }
+}
+
+/// Disconnect; already disconnected is fine.
+pub async fn disconnect(docker: &bollard::Docker, container: &str, network: &str) -> Result<(), Failure> {
+    docker
+        .disconnect_network(
+            network,
+            bollard::models::NetworkDisconnectRequest {
+                container: container.into(),
+                force: Some(false),
+            },
+        )
+        .await
+        .map_err(|e| Failure::env(anyhow::anyhow!("disconnect {} from {network}: {e}", crate::target::short(container))))
+}
+
+/// Undo of a Docker partition. Idempotent: a container already connected (or gone) is left alone.
+#[allow(clippy::too_many_arguments)]
+pub async fn reconnect(
+    docker: &bollard::Docker,
+    id: &str,
+    name: &str,
+    network: &str,
+    network_id: &str,
+    aliases: &[String],
+    ipv4: Option<&str>,
+    ipv6: Option<&str>,
+) -> Result<String, Failure> {
+    let c = match docker.inspect_container(id, None).await {
+        Ok(c) => c,
+        Err(e) if crate::docker::is_not_found(&e) => {
+            return Ok(format!("container {name} no longer exists; nothing to reconnect"))
+        }
+        Err(e) => return Err(Failure::env(anyhow::anyhow!("inspect {name}: {e}"))),
+    };
+    let nets = c.network_settings.and_then(|n| n.networks).unwrap_or_default();
+    if nets.contains_key(network)
+        || nets
+            .values()
+            .any(|e| !network_id.is_empty() && e.network_id.as_deref() == Some(network_id))
+    {
+        return Ok(format!("{name} already on {network}"));
+    }
+    let target = if network_id.is_empty() { network } else { network_id };
+    let ipam = (ipv4.is_some() || ipv6.is_some()).then(|| bollard::models::EndpointIpamConfig {
+        ipv4_address: ipv4.map(str::to_string),
+        ipv6_address: ipv6.map(str::to_string),
+        ..Default::default()
+    });
+    let req = bollard::models::NetworkConnectRequest {
+        container: id.into(),
+        endpoint_config: Some(bollard::models::EndpointSettings {
+            aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+            ipam_config: ipam,
+            ..Default::default()
+        }),
+    };
+    match docker.connect_network(target, req).await {
+        Ok(()) => Ok(format!(
+            "reconnected {name} to {network}{}{}",
+            ipv4.map(|a| format!(" as {a}")).unwrap_or_default(),
+            if aliases.is_empty() { String::new() } else { format!(" (aliases {})", aliases.join(", ")) }
+        )),
+        Err(e) if crate::docker::is_not_found(&e) => Ok(format!(
+            "network {network} no longer exists; nothing to reconnect {name} to"
+        )),
+        Err(e) => Err(Failure::env(anyhow::anyhow!("reconnect {name} to {network}: {e}"))),
+    }
+}

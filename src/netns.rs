@@ -1,0 +1,176 @@
+//! Network namespaces and the tools that are the interface to them (`iptables`, `tc`,
+//! `nsenter`). A fault's undo records the namespace it touched; a namespace that is gone took
+//! its rules and qdiscs with it, so reverting there is a no-op.
+
+use crate::exit::Failure;
+use serde::{Deserialize, Serialize};
+use std::process::Command;
+
+/// Where a network fault lives.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Netns {
+    /// The host's own namespace.
+    #[default]
+    Host,
+    /// A named namespace (`ip netns add NAME`, i.e. /run/netns/NAME).
+    Named { name: String },
+    /// The namespace of a process (a container's main process); `start_time` guards pid reuse.
+    Process { pid: i32, start_time: u64 },
+}
+
+impl Netns {
+    /// The namespace file to enter, `None` for the host.
+    pub fn path(&self) -> Option<String> {
+        match self {
+            Netns::Host => None,
+            Netns::Named { name } => Some(format!("/run/netns/{name}")),
+            Netns::Process { pid, .. } => Some(format!("/proc/{pid}/ns/net")),
+        }
+    }
+
+    /// Whether the namespace still exists (the same one, not a recycled pid's).
+    pub fn exists(&self) -> bool {
+        match self {
+            Netns::Host => true,
+            Netns::Named { name } => std::path::Path::new(&format!("/run/netns/{name}")).exists(),
+            Netns::Process { pid, start_time } => crate::process::is_same(*pid, *start_time),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Netns::Host => "the host".into(),
+            Netns::Named { name } => format!("netns {name}"),
+            Netns::Process { pid, .. } => format!("netns of pid {pid}"),
+        }
+    }
+
+    /// The full command line that runs `args` inside this namespace.
+    pub fn argv(&self, args: &[String]) -> Vec<String> {
+        match self.path() {
+            None => args.to_vec(),
+            Some(p) => {
+                let mut v = vec!["nsenter".to_string(), format!("--net={p}"), "--".into()];
+                v.extend(args.iter().cloned());
+                v
+            }
+        }
+    }
+
+    /// A named namespace, checked to exist (exit 3 when it does not).
+    pub fn named(name: &str) -> Result<Netns, Failure> {
+        if name.is_empty() || name.contains('/') {
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "--netns takes a name from `ip netns list`, got '{name}'"
+            )));
+        }
+        let ns = Netns::Named { name: name.into() };
+        if !ns.exists() {
+            return Err(Failure::env(anyhow::anyhow!(
+                "no network namespace {name} (/run/netns/{name}; see `ip netns list`)"
+            )));
+        }
+        Ok(ns)
+    }
+}
+
+/// What a command left.
+#[derive(Debug)]
+pub struct Output {
+    pub ok: bool,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `args` in `ns`. A missing tool is exit 3 naming it and why drillkit shells out to it.
+pub fn run(ns: &Netns, args: &[String]) -> Result<Output, Failure> {
+    let argv = ns.argv(args);
+    let (prog, rest) = argv
+        .split_first()
+        .ok_or_else(|| Failure::bad_input(anyhow::anyhow!("empty command")))?;
+    let out = Command::new(prog)
+        .args(rest)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| missing(prog, &e))?;
+    Ok(Output {
+        ok: out.status.success(),
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    })
+}
+
+/// Run and require success (exit 3 with the tool's own message otherwise).
+pub fn run_ok(ns: &Netns, args: &[String]) -> Result<String, Failure> {
+    let o = run(ns, args)?;
+    if !o.ok {
+        return Err(Failure::env(anyhow::anyhow!(
+            "`{}` failed (exit {}): {}",
+            ns.argv(args).join(" "),
+            o.code,
+            o.stderr
+        )));
+    }
+    Ok(o.stdout)
+}
+
+fn missing(prog: &str, e: &std::io::Error) -> Failure {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        let why = match prog {
+            "iptables" | "ip6tables" => "network faults shell out to iptables, the kernel firewall's interface; install iptables",
+            "tc" => "qdisc faults shell out to tc (iproute2), the traffic-control interface; install iproute2",
+            "ip" => "namespace discovery shells out to ip (iproute2); install iproute2",
+            "nsenter" => "faults inside a container's or a namespace's network shell out to nsenter (util-linux); install util-linux",
+            _ => "it is needed for this fault",
+        };
+        Failure::env(anyhow::anyhow!("{prog} not found on PATH: {why}"))
+    } else {
+        Failure::env(anyhow::anyhow!("cannot run {prog}: {e}"))
+    }
+}
+
+/// Non-loopback interfaces of a namespace (`ip -o link show`).
+pub fn interfaces(ns: &Netns) -> Result<Vec<String>, Failure> {
+    let out = run_ok(ns, &sv(&["ip", "-o", "link", "show"]))?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .filter(|n| n != "lo")
+        .collect())
+}
+
+/// Every named namespace (`/run/netns/*`).
+pub fn named_all() -> Vec<Netns> {
+    let mut out: Vec<Netns> = std::fs::read_dir("/run/netns")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str().map(str::to_string))
+                .map(|name| Netns::Named { name })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(|n| n.describe());
+    out
+}
+
+/// `&["a", "b"]` as owned strings.
+pub fn sv(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// A command line as a person would type it (for dry-run and the journal).
+pub fn shell(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '!' || c == '"') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
