@@ -182,7 +182,7 @@ fn overhead() -> (f64, f64, f64, f64) {
 
 fn latency(rounds: usize) -> Vec<(String, f64, f64)> {
     let name = "drillkit-bench-latency";
-    let _ = api_container(name);
+    let port = api_container(name);
     let mut crash = (Vec::new(), Vec::new());
     let mut stop = (Vec::new(), Vec::new());
     let dir = tempfile::tempdir().expect("tempdir");
@@ -190,16 +190,17 @@ fn latency(rounds: usize) -> Vec<(String, f64, f64)> {
     for _ in 0..rounds {
         // crash: drillkit vs `kill -9 $(docker inspect -f {{.State.Pid}})`, the CLI way to crash.
         crash.0.push(timed(Command::new(bin("inject-fault")).args(["crash", "--container", name]).env("DRILL_JOURNAL", &j)));
-        wait_running(name);
+        wait_running(name, port);
         crash.1.push(timed(Command::new("sh").args(["-c", &format!("kill -9 $(docker inspect -f '{{{{.State.Pid}}}}' {name})")])));
-        wait_running(name);
-        // stop: drillkit vs `docker stop -t 10` (httpd exits on SIGTERM at once).
-        stop.0.push(timed(Command::new(bin("inject-fault")).args(["stop", "--container", name]).env("DRILL_JOURNAL", &j)));
+        wait_running(name, port);
+        // stop: drillkit vs `docker stop`, same 1 s grace (httpd as pid 1 ignores SIGTERM, so both
+        // wait for the grace period and then SIGKILL: the ratio shows the tool's own overhead).
+        stop.0.push(timed(Command::new(bin("inject-fault")).args(["stop", "--timeout", "1s", "--container", name]).env("DRILL_JOURNAL", &j)));
         docker(&["start", name]);
-        wait_running(name);
-        stop.1.push(timed(Command::new("docker").args(["stop", "-t", "10", name])));
+        wait_running(name, port);
+        stop.1.push(timed(Command::new("docker").args(["stop", "-t", "1", name])));
         docker(&["start", name]);
-        wait_running(name);
+        wait_running(name, port);
     }
     let _ = Command::new("docker").args(["rm", "-f", name]).output();
     let med = |v: &mut Vec<f64>| {
@@ -212,9 +213,11 @@ fn latency(rounds: usize) -> Vec<(String, f64, f64)> {
     ]
 }
 
-fn wait_running(name: &str) {
-    for _ in 0..200 {
-        if docker(&["inspect", "-f", "{{.State.Running}}", name]) == "true" {
+/// Running and not restarting (Docker reports Running=true while a restart is pending), and
+/// answering HTTP.
+fn wait_running(name: &str, port: u16) {
+    for _ in 0..400 {
+        if docker(&["inspect", "-f", "{{.State.Running}} {{.State.Restarting}}", name]) == "true false" && wait_http(port, Duration::from_millis(200)) {
             return;
         }
         std::thread::sleep(Duration::from_millis(25));
