@@ -52,4 +52,4 @@ fi
 
 log "cargo test --release"
 # Tests that start servers and containers share two cores: run them two at a time.
-cargo test --release --all-targets -- --test-threads "${DRILL_TEST_THREADS:-2}" "$@"
+cargo test --release --all-targets --no-fail-fast -- --test-threads "${DRILL_TEST_THREADS:-2}" "$@"

@@ -3,4 +3,5 @@
 
 pub mod cmd;
 pub mod docker;
+pub mod netns;
 pub mod pg;
