@@ -25,7 +25,11 @@ fn bin(name: &str) -> std::path::PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A minimal HTTP server: up until `down_at`, refused until `up_at`, up again after.
@@ -76,7 +80,10 @@ fn precision(rounds: usize) -> Vec<f64> {
             let stop2 = tokio_util::sync::CancellationToken::new();
             let server = tokio::spawn(serve(l, stop2.clone()));
             tokio::time::sleep(Duration::from_millis(700)).await;
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(watch.id().expect("pid") as i32), nix::sys::signal::Signal::SIGINT);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(watch.id().expect("pid") as i32),
+                nix::sys::signal::Signal::SIGINT,
+            );
             let _ = watch.wait().await;
             stop2.cancel();
             let _ = server.await;
@@ -88,14 +95,21 @@ fn precision(rounds: usize) -> Vec<f64> {
         let m = drillkit::measure::measure(&id, &c.drill(&id), &Default::default());
         let measured = m.downtime_seconds.expect("downtime");
         errors.push((measured - truth).abs());
-        eprintln!("precision: true {truth:.4}s measured {measured:.4}s error {:.1}ms", (measured - truth).abs() * 1000.0);
+        eprintln!(
+            "precision: true {truth:.4}s measured {measured:.4}s error {:.1}ms",
+            (measured - truth).abs() * 1000.0
+        );
     }
     errors
 }
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("docker");
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -121,7 +135,10 @@ fn wait_http(port: u16, limit: Duration) -> bool {
             let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
             let _ = s.write_all(b"GET /api/v1/health/ping HTTP/1.0\r\n\r\n");
             let mut b = [0u8; 32];
-            if s.read(&mut b).map(|n| b[..n].starts_with(b"HTTP/1.0 200") || b[..n].starts_with(b"HTTP/1.1 200")).unwrap_or(false) {
+            if s.read(&mut b)
+                .map(|n| b[..n].starts_with(b"HTTP/1.0 200") || b[..n].starts_with(b"HTTP/1.1 200"))
+                .unwrap_or(false)
+            {
                 return true;
             }
         }
@@ -132,7 +149,11 @@ fn wait_http(port: u16, limit: Duration) -> bool {
 
 fn timed(cmd: &mut Command) -> f64 {
     let t = Instant::now();
-    let st = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().expect("run");
+    let st = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run");
     assert!(st.success(), "{cmd:?} failed");
     t.elapsed().as_secs_f64()
 }
@@ -159,8 +180,17 @@ fn overhead() -> (f64, f64, f64, f64) {
     let c = journal::read(&dir.path().join("journal.jsonl")).expect("journal");
     let id = c.current_drill().expect("drill");
     let events = c.drill(&id);
-    let stable_logged = events.iter().find(|e| matches!(e.kind, drillkit::journal::Kind::RecoveryStable { .. })).map(|e| e.ts).expect("stable");
-    let finished = events.iter().rev().find(|e| matches!(e.kind, drillkit::journal::Kind::DrillFinished { .. })).map(|e| e.ts).expect("finished");
+    let stable_logged = events
+        .iter()
+        .find(|e| matches!(e.kind, drillkit::journal::Kind::RecoveryStable { .. }))
+        .map(|e| e.ts)
+        .expect("stable");
+    let finished = events
+        .iter()
+        .rev()
+        .find(|e| matches!(e.kind, drillkit::journal::Kind::DrillFinished { .. }))
+        .map(|e| e.ts)
+        .expect("finished");
     let after_stable = finished.since(stable_logged);
     let m = drillkit::measure::measure(&id, &events, &Default::default());
     let rto = m.rto_seconds.unwrap_or(f64::NAN);
@@ -189,16 +219,29 @@ fn latency(rounds: usize) -> Vec<(String, f64, f64)> {
     let j = dir.path().join("j.jsonl");
     for _ in 0..rounds {
         // crash: drillkit vs `kill -9 $(docker inspect -f {{.State.Pid}})`, the CLI way to crash.
-        crash.0.push(timed(Command::new(bin("inject-fault")).args(["crash", "--container", name]).env("DRILL_JOURNAL", &j)));
+        crash.0.push(timed(
+            Command::new(bin("inject-fault"))
+                .args(["crash", "--container", name])
+                .env("DRILL_JOURNAL", &j),
+        ));
         wait_running(name, port);
-        crash.1.push(timed(Command::new("sh").args(["-c", &format!("kill -9 $(docker inspect -f '{{{{.State.Pid}}}}' {name})")])));
+        crash.1.push(timed(Command::new("sh").args([
+            "-c",
+            &format!("kill -9 $(docker inspect -f '{{{{.State.Pid}}}}' {name})"),
+        ])));
         wait_running(name, port);
         // stop: drillkit vs `docker stop`, same 1 s grace (httpd as pid 1 ignores SIGTERM, so both
         // wait for the grace period and then SIGKILL: the ratio shows the tool's own overhead).
-        stop.0.push(timed(Command::new(bin("inject-fault")).args(["stop", "--timeout", "1s", "--container", name]).env("DRILL_JOURNAL", &j)));
+        stop.0.push(timed(
+            Command::new(bin("inject-fault"))
+                .args(["stop", "--timeout", "1s", "--container", name])
+                .env("DRILL_JOURNAL", &j),
+        ));
         docker(&["start", name]);
         wait_running(name, port);
-        stop.1.push(timed(Command::new("docker").args(["stop", "-t", "1", name])));
+        stop.1.push(timed(
+            Command::new("docker").args(["stop", "-t", "1", name]),
+        ));
         docker(&["start", name]);
         wait_running(name, port);
     }
@@ -217,7 +260,14 @@ fn latency(rounds: usize) -> Vec<(String, f64, f64)> {
 /// answering HTTP.
 fn wait_running(name: &str, port: u16) {
     for _ in 0..400 {
-        if docker(&["inspect", "-f", "{{.State.Running}} {{.State.Restarting}}", name]) == "true false" && wait_http(port, Duration::from_millis(200)) {
+        if docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.State.Restarting}}",
+            name,
+        ]) == "true false"
+            && wait_http(port, Duration::from_millis(200))
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(25));

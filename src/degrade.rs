@@ -70,7 +70,10 @@ pub fn netem_available() -> Result<(), String> {
     if let Ok(gz) = std::fs::read("/proc/config.gz") {
         use std::io::Read;
         let mut text = String::new();
-        if flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut text).is_ok() {
+        if flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .is_ok()
+        {
             for line in text.lines() {
                 if line == "CONFIG_NET_SCH_NETEM=y" || line == "CONFIG_NET_SCH_NETEM=m" {
                     return Ok(());
@@ -85,7 +88,10 @@ pub fn netem_available() -> Result<(), String> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let dir = format!("/lib/modules/{}/kernel/net/sched", release.trim());
     let has_module = std::fs::read_dir(&dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("sch_netem")))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().starts_with("sch_netem"))
+        })
         .unwrap_or(false);
     if has_module {
         return Ok(());
@@ -102,7 +108,9 @@ pub fn resolve(method: Method, s: &Settings) -> Result<Method, Failure> {
         )));
     }
     if s.jitter.is_some() && s.delay.is_none() {
-        return Err(Failure::bad_input(anyhow::anyhow!("--jitter needs --delay")));
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--jitter needs --delay"
+        )));
     }
     let m = match method {
         Method::Auto => {
@@ -141,7 +149,9 @@ pub fn resolve(method: Method, s: &Settings) -> Result<Method, Failure> {
 /// Parse a tc rate (`500kbit`, `1mbit`, `2mbps`) to bits per second.
 pub fn rate_bits(rate: &str) -> Result<u64, Failure> {
     let r = rate.trim().to_ascii_lowercase();
-    let split = r.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(r.len());
+    let split = r
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(r.len());
     let (num, unit) = r.split_at(split);
     let n: f64 = num.parse().map_err(|_| bad_rate(rate))?;
     let mult = match unit {
@@ -157,7 +167,9 @@ pub fn rate_bits(rate: &str) -> Result<u64, Failure> {
     };
     let bits = (n * mult) as u64;
     if bits < 8000 {
-        return Err(Failure::bad_input(anyhow::anyhow!("--rate {rate} is below 8kbit")));
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--rate {rate} is below 8kbit"
+        )));
     }
     Ok(bits)
 }
@@ -216,7 +228,12 @@ pub enum Piece {
 
 /// Plan a degrade in `ns`: the pieces in the order they are applied, each with its undo.
 /// Reads (never changes) the current root qdiscs.
-pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Piece, Undo)>, Failure> {
+pub fn plan(
+    ns: &Netns,
+    fault: &str,
+    m: Method,
+    s: &Settings,
+) -> Result<Vec<(Piece, Undo)>, Failure> {
     let mut out = Vec::new();
     let devs = if s.devs.is_empty() {
         if *ns == Netns::Host {
@@ -231,7 +248,10 @@ pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Pie
     let qdisc_needed = m == Method::Netem || s.rate.is_some();
     if qdisc_needed {
         if devs.is_empty() {
-            return Err(Failure::env(anyhow::anyhow!("{} has no interface to degrade", ns.describe())));
+            return Err(Failure::env(anyhow::anyhow!(
+                "{} has no interface to degrade",
+                ns.describe()
+            )));
         }
         for dev in &devs {
             let previous = current_root(ns, dev)?;
@@ -255,7 +275,12 @@ pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Pie
                 let bits = rate_bits(r)?;
                 let burst = (bits / 8 / 100).max(3200);
                 argv.extend(netns::sv(&["tbf", "rate", r]));
-                argv.extend(["burst".into(), burst.to_string(), "latency".into(), "400ms".into()]);
+                argv.extend([
+                    "burst".into(),
+                    burst.to_string(),
+                    "latency".into(),
+                    "400ms".into(),
+                ]);
             }
             out.push((
                 Piece::Cmd(ns.argv(&argv)),
@@ -269,7 +294,11 @@ pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Pie
     }
     if m != Method::Netem {
         if let Some(l) = s.loss {
-            let dests: Vec<Option<&Dest>> = if s.to.is_empty() { vec![None] } else { s.to.iter().map(Some).collect() };
+            let dests: Vec<Option<&Dest>> = if s.to.is_empty() {
+                vec![None]
+            } else {
+                s.to.iter().map(Some).collect()
+            };
             for d in dests {
                 let tool = d.map(|d| d.tool()).unwrap_or("iptables");
                 let rule_match = match d {
@@ -277,7 +306,13 @@ pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Pie
                     None => netns::sv(&["!", "-o", "lo"]),
                 };
                 let mut rule = rule_match;
-                rule.extend(netns::sv(&["-m", "statistic", "--mode", "random", "--probability"]));
+                rule.extend(netns::sv(&[
+                    "-m",
+                    "statistic",
+                    "--mode",
+                    "random",
+                    "--probability",
+                ]));
                 rule.push(format!("{:.4}", l));
                 rule.extend(netfault::tag(fault));
                 rule.extend(netns::sv(&["-j", "DROP"]));
@@ -294,10 +329,16 @@ pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Pie
             }
         }
         if let Some(delay) = s.delay {
-            let d = s.to.first().ok_or_else(|| Failure::bad_input(anyhow::anyhow!("--delay needs --to HOST:PORT")))?;
-            let port = d.port.ok_or_else(|| Failure::bad_input(anyhow::anyhow!("--delay needs --to HOST:PORT")))?;
+            let d = s.to.first().ok_or_else(|| {
+                Failure::bad_input(anyhow::anyhow!("--delay needs --to HOST:PORT"))
+            })?;
+            let port = d.port.ok_or_else(|| {
+                Failure::bad_input(anyhow::anyhow!("--delay needs --to HOST:PORT"))
+            })?;
             if d.v6 {
-                return Err(Failure::bad_input(anyhow::anyhow!("the delay proxy handles IPv4 destinations")));
+                return Err(Failure::bad_input(anyhow::anyhow!(
+                    "the delay proxy handles IPv4 destinations"
+                )));
             }
             let listen = 40000 + (rand::random::<u16>() % 20000);
             let spec = ProxySpec {
@@ -372,24 +413,42 @@ pub fn restore_qdisc(ns: &Netns, dev: &str, previous: &str) -> Result<String, Fa
     if !show.ok {
         return Ok(format!("{dev} is gone from {}", ns.describe()));
     }
-    let ours = show.stdout.lines().next().and_then(|l| l.split_whitespace().nth(2)) == Some(HANDLE);
+    let ours = show
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(2))
+        == Some(HANDLE);
     if !ours {
         return Ok(format!("root qdisc of {dev} is not drillkit's; left alone"));
     }
     netns::run_ok(ns, &netns::sv(&["tc", "qdisc", "del", "dev", dev, "root"]))?;
-    Ok(format!("deleted drillkit's root qdisc on {dev} in {} (back to: {previous})", ns.describe()))
+    Ok(format!(
+        "deleted drillkit's root qdisc on {dev} in {} (back to: {previous})",
+        ns.describe()
+    ))
 }
 
 /// Pids of running proxies (of one fault, or all), from their command lines.
 pub fn proxies(fault: Option<&str>) -> Vec<(i32, String)> {
     let mut out = Vec::new();
     for pid in crate::process::all_pids() {
-        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        let args: Vec<String> = raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         if args.get(1).map(String::as_str) != Some(PROXY_ARG) {
             continue;
         }
-        let f = args.iter().position(|a| a == "--fault").and_then(|i| args.get(i + 1)).cloned().unwrap_or_default();
+        let f = args
+            .iter()
+            .position(|a| a == "--fault")
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_default();
         if fault.is_none_or(|want| want == f) {
             out.push((pid, f));
         }
@@ -414,7 +473,14 @@ pub async fn stop_proxy(fault: &str) -> Result<String, Failure> {
         let _ = crate::process::signal(pid, nix::sys::signal::Signal::SIGKILL);
     }
     reap();
-    Ok(format!("stopped proxy of {fault} (pid {})", found.iter().map(|p| p.0.to_string()).collect::<Vec<_>>().join(", ")))
+    Ok(format!(
+        "stopped proxy of {fault} (pid {})",
+        found
+            .iter()
+            .map(|p| p.0.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 static CHILDREN: std::sync::Mutex<Vec<std::process::Child>> = std::sync::Mutex::new(Vec::new());
@@ -439,7 +505,9 @@ pub async fn start_proxy(p: &ProxySpec) -> Result<(), Failure> {
     let mut argv = vec![exe.display().to_string()];
     argv.extend(p.args());
     let argv = p.netns.argv(&argv);
-    let (prog, rest) = argv.split_first().ok_or_else(|| Failure::env(anyhow::anyhow!("empty proxy command")))?;
+    let (prog, rest) = argv
+        .split_first()
+        .ok_or_else(|| Failure::env(anyhow::anyhow!("empty proxy command")))?;
     let mut child = std::process::Command::new(prog)
         .args(rest)
         .gid(PROXY_GID)
@@ -448,7 +516,11 @@ pub async fn start_proxy(p: &ProxySpec) -> Result<(), Failure> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .map_err(|e| Failure::env(anyhow::anyhow!("cannot start the delay proxy ({prog}): {e}")))?;
+        .map_err(|e| {
+            Failure::env(anyhow::anyhow!(
+                "cannot start the delay proxy ({prog}): {e}"
+            ))
+        })?;
     let stdout = child.stdout.take();
     let ready = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
@@ -470,7 +542,11 @@ pub async fn start_proxy(p: &ProxySpec) -> Result<(), Failure> {
         return Err(Failure::env(anyhow::anyhow!(
             "the delay proxy did not start in {} ({})",
             p.netns.describe(),
-            if line.is_empty() { "no answer within 5s".to_string() } else { line.trim().to_string() }
+            if line.is_empty() {
+                "no answer within 5s".to_string()
+            } else {
+                line.trim().to_string()
+            }
         )));
     }
     Ok(())
@@ -478,7 +554,12 @@ pub async fn start_proxy(p: &ProxySpec) -> Result<(), Failure> {
 
 /// The proxy itself: accept on `listen`, connect to `to` after `delay ± jitter`, and hold every
 /// chunk going to `to` for `delay ± jitter` (order kept), so each round trip grows by the delay.
-pub async fn run_proxy(listen: &str, to: &str, delay: Duration, jitter: Duration) -> Result<(), Failure> {
+pub async fn run_proxy(
+    listen: &str,
+    to: &str,
+    delay: Duration,
+    jitter: Duration,
+) -> Result<(), Failure> {
     let l = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Failure::env(anyhow::anyhow!("proxy cannot listen on {listen}: {e}")))?;
@@ -494,7 +575,9 @@ pub async fn run_proxy(listen: &str, to: &str, delay: Duration, jitter: Duration
         let to = to.clone();
         tokio::spawn(async move {
             tokio::time::sleep(sample(delay, jitter)).await;
-            let Ok(server) = tokio::net::TcpStream::connect(&to).await else { return };
+            let Ok(server) = tokio::net::TcpStream::connect(&to).await else {
+                return;
+            };
             let _ = client.set_nodelay(true);
             let _ = server.set_nodelay(true);
             let (cr, cw) = client.into_split();

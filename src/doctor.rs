@@ -31,9 +31,15 @@ pub struct Finding {
 
 #[derive(Clone, Debug)]
 enum Fix {
-    Journal { journal: PathBuf, fault: crate::journal::OpenFault },
+    Journal {
+        journal: PathBuf,
+        fault: crate::journal::OpenFault,
+    },
     Rule(crate::netfault::TaggedRule),
-    Qdisc { netns: Netns, dev: String },
+    Qdisc {
+        netns: Netns,
+        dev: String,
+    },
     Proxy(String),
     File(String),
 }
@@ -59,7 +65,9 @@ async fn namespaces(docker: Option<&bollard::Docker>) -> Vec<Netns> {
             for c in list {
                 let Some(id) = c.id else { continue };
                 if let Ok(f) = crate::docker::inspect(d, &id).await {
-                    let Ok(pid) = i32::try_from(f.pid) else { continue };
+                    let Ok(pid) = i32::try_from(f.pid) else {
+                        continue;
+                    };
                     if let Some(info) = crate::process::info(pid) {
                         out.push(Netns::Process {
                             pid,
@@ -78,13 +86,19 @@ fn live(fault: &str) -> bool {
 }
 
 /// Look for leftovers; touches nothing.
-pub async fn scan(scope: &Scope, docker: Option<&bollard::Docker>) -> Result<Vec<Finding>, Failure> {
+pub async fn scan(
+    scope: &Scope,
+    docker: Option<&bollard::Docker>,
+) -> Result<Vec<Finding>, Failure> {
     let mut found = Vec::new();
     let mut files: Vec<String> = Vec::new();
     let mut live_qdiscs: Vec<(Netns, String)> = Vec::new();
     for j in &scope.journals {
         if !j.exists() {
-            return Err(Failure::bad_input(anyhow::anyhow!("journal {} does not exist", j.display())));
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "journal {} does not exist",
+                j.display()
+            )));
         }
         let contents = crate::journal::read(j)?;
         crate::journal::warn_damage(j, &contents);
@@ -92,7 +106,9 @@ pub async fn scan(scope: &Scope, docker: Option<&bollard::Docker>) -> Result<Vec
             let is_live = live(&f.id);
             collect_undo(&f.undo, &mut |u| match u {
                 Undo::RemoveFile { path } => files.push(path.clone()),
-                Undo::QdiscRestore { netns, dev, .. } if is_live => live_qdiscs.push((netns.clone(), dev.clone())),
+                Undo::QdiscRestore { netns, dev, .. } if is_live => {
+                    live_qdiscs.push((netns.clone(), dev.clone()))
+                }
                 _ => {}
             });
             found.push(Finding {
@@ -108,7 +124,10 @@ pub async fn scan(scope: &Scope, docker: Option<&bollard::Docker>) -> Result<Vec
                 live: is_live,
                 fixed: None,
                 error: None,
-                fix: Fix::Journal { journal: j.clone(), fault: f },
+                fix: Fix::Journal {
+                    journal: j.clone(),
+                    fault: f,
+                },
             });
         }
     }
@@ -130,7 +149,13 @@ pub async fn scan(scope: &Scope, docker: Option<&bollard::Docker>) -> Result<Vec
                 if w.get(2) != Some(&crate::degrade::HANDLE) || !w.contains(&"root") {
                     continue;
                 }
-                let Some(dev) = w.iter().position(|x| *x == "dev").and_then(|i| w.get(i + 1)) else { continue };
+                let Some(dev) = w
+                    .iter()
+                    .position(|x| *x == "dev")
+                    .and_then(|i| w.get(i + 1))
+                else {
+                    continue;
+                };
                 let is_live = live_qdiscs.iter().any(|(n, d)| *n == ns && d == dev);
                 found.push(Finding {
                     kind: "qdisc".into(),
@@ -139,7 +164,10 @@ pub async fn scan(scope: &Scope, docker: Option<&bollard::Docker>) -> Result<Vec
                     live: is_live,
                     fixed: None,
                     error: None,
-                    fix: Fix::Qdisc { netns: ns.clone(), dev: dev.to_string() },
+                    fix: Fix::Qdisc {
+                        netns: ns.clone(),
+                        dev: dev.to_string(),
+                    },
                 });
             }
         }
@@ -160,7 +188,10 @@ pub async fn scan(scope: &Scope, docker: Option<&bollard::Docker>) -> Result<Vec
     for d in dirs {
         if let Ok(rd) = std::fs::read_dir(&d) {
             for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with(crate::fill::FILE_PREFIX) {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(crate::fill::FILE_PREFIX)
+                {
                     files.push(e.path().display().to_string());
                 }
             }
@@ -205,10 +236,14 @@ fn collect_undo(u: &Undo, f: &mut dyn FnMut(&Undo)) {
 /// Mount points of local filesystems (where fill files would sit at the top).
 fn mount_roots() -> Vec<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let local = ["ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "vfat", "f2fs", "overlay"];
+    let local = [
+        "ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "vfat", "f2fs", "overlay",
+    ];
     let mut out = Vec::new();
     for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
         let fstype = right.split_whitespace().next().unwrap_or("");
         if !local.contains(&fstype) {
             continue;
@@ -234,10 +269,15 @@ pub async fn fix(findings: &mut [Finding], docker: Option<&bollard::Docker>) {
             continue;
         }
         let result = match &f.fix {
-            Fix::Journal { journal, fault } => match Journal::attach(journal, "inject-fault", "doctor") {
-                Ok(j) => crate::fault::revert(&j, docker, fault).await,
-                Err(e) => Err(Failure::env(anyhow::anyhow!("journal {}: {e}", journal.display()))),
-            },
+            Fix::Journal { journal, fault } => {
+                match Journal::attach(journal, "inject-fault", "doctor") {
+                    Ok(j) => crate::fault::revert(&j, docker, fault).await,
+                    Err(e) => Err(Failure::env(anyhow::anyhow!(
+                        "journal {}: {e}",
+                        journal.display()
+                    ))),
+                }
+            }
             _ => continue,
         };
         set(f, result);
@@ -249,13 +289,18 @@ pub async fn fix(findings: &mut [Finding], docker: Option<&bollard::Docker>) {
         let result = match &f.fix {
             Fix::Journal { .. } => continue,
             Fix::Rule(r) => {
-                if crate::netfault::tagged_rules(&r.netns).iter().any(|x| x.line == r.line && x.table == r.table && x.tool == r.tool) {
+                if crate::netfault::tagged_rules(&r.netns)
+                    .iter()
+                    .any(|x| x.line == r.line && x.table == r.table && x.tool == r.tool)
+                {
                     crate::netfault::delete_tagged(r).map(|_| "deleted".to_string())
                 } else {
                     Ok("already gone".into())
                 }
             }
-            Fix::Qdisc { netns, dev } => crate::degrade::restore_qdisc(netns, dev, "the kernel's default"),
+            Fix::Qdisc { netns, dev } => {
+                crate::degrade::restore_qdisc(netns, dev, "the kernel's default")
+            }
             Fix::Proxy(fault) => crate::degrade::stop_proxy(fault).await,
             Fix::File(path) => crate::fill::remove(path),
         };

@@ -251,7 +251,11 @@ async fn body(
         // Opt-in guard: scenario `safety.require_label`, plus DRILL_REQUIRE_LABEL.
         let mut required = s.safety.require_label.clone();
         if let Ok(env) = std::env::var("DRILL_REQUIRE_LABEL") {
-            required.extend(env.split(',').filter(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()));
+            required.extend(
+                env.split(',')
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| l.trim().to_string()),
+            );
         }
         let required = crate::target::parse_labels(&required, "require_label")?;
         crate::target::check_required_labels(&targets, docker.as_ref(), &required).await?;

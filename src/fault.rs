@@ -117,10 +117,17 @@ pub struct Extra {
 pub enum Op {
     /// A command (iptables, tc), with its `nsenter` prefix when in another namespace.
     Run(Vec<String>),
-    DockerDisconnect { id: String, network: String },
+    DockerDisconnect {
+        id: String,
+        network: String,
+    },
     Proxy(ProxySpec),
     /// `bytes` is what the goal means now; it is measured again when applied.
-    Fill { file: PathBuf, goal: Goal, bytes: u64 },
+    Fill {
+        file: PathBuf,
+        goal: Goal,
+        bytes: u64,
+    },
 }
 
 impl Op {
@@ -195,7 +202,9 @@ pub fn describe_undo(u: &Undo) -> String {
         } => format!(
             "POST /networks/{network}/connect {} ({name}{}{}) if not connected",
             short(id),
-            ipv4.as_ref().map(|a| format!(", ip {a}")).unwrap_or_default(),
+            ipv4.as_ref()
+                .map(|a| format!(", ip {a}"))
+                .unwrap_or_default(),
             if aliases.is_empty() {
                 String::new()
             } else {
@@ -213,7 +222,11 @@ pub fn describe_undo(u: &Undo) -> String {
             argv.extend(rule.iter().cloned());
             format!("{} while present", netns::shell(&netns.argv(&argv)))
         }
-        Undo::QdiscRestore { netns, dev, previous } => format!(
+        Undo::QdiscRestore {
+            netns,
+            dev,
+            previous,
+        } => format!(
             "{} if its handle is {} (back to: {previous})",
             netns::shell(&netns.argv(&netns::sv(&["tc", "qdisc", "del", "dev", dev, "root"]))),
             degrade::HANDLE
@@ -226,7 +239,9 @@ pub fn describe_undo(u: &Undo) -> String {
 /// Whether reverting this needs Docker.
 pub fn needs_docker(u: &Undo) -> bool {
     match u {
-        Undo::DockerStart { .. } | Undo::DockerUnpause { .. } | Undo::DockerReconnect { .. } => true,
+        Undo::DockerStart { .. } | Undo::DockerUnpause { .. } | Undo::DockerReconnect { .. } => {
+            true
+        }
         Undo::All { steps } => steps.iter().any(needs_docker),
         _ => false,
     }
@@ -262,7 +277,8 @@ async fn container_netns(
     id: &str,
     name: &str,
 ) -> Result<Netns, Failure> {
-    let docker = docker.ok_or_else(|| Failure::env(anyhow::anyhow!("container targets need Docker")))?;
+    let docker =
+        docker.ok_or_else(|| Failure::env(anyhow::anyhow!("container targets need Docker")))?;
     let facts = crate::docker::inspect(docker, id).await?;
     if !facts.running || facts.pid <= 0 {
         return Err(Failure::env(anyhow::anyhow!(
@@ -276,7 +292,8 @@ async fn container_netns(
             crate::docker::address()
         )));
     }
-    let pid = i32::try_from(facts.pid).map_err(|_| Failure::env(anyhow::anyhow!("bad pid {}", facts.pid)))?;
+    let pid = i32::try_from(facts.pid)
+        .map_err(|_| Failure::env(anyhow::anyhow!("bad pid {}", facts.pid)))?;
     let info = crate::process::info(pid).ok_or_else(|| {
         Failure::env(anyhow::anyhow!("cannot read /proc/{pid} of container {name} (drillkit must run in the Docker host's pid namespace)"))
     })?;
@@ -330,7 +347,9 @@ async fn plan_ops(
                         ));
                     }
                 }
-                (PartitionMethod::Docker, _) => return Err(refuse("containers with --method docker")),
+                (PartitionMethod::Docker, _) => {
+                    return Err(refuse("containers with --method docker"))
+                }
                 (_, Target::Process { .. } | Target::Path { .. }) => {
                     return Err(refuse("a container, --netns or --host"))
                 }
@@ -350,7 +369,12 @@ async fn plan_ops(
                     for d in netfault::parse_dests(&x.to).await? {
                         let rule = netfault::partition_rule(&d, &id);
                         pieces.push((
-                            Op::Run(ns.argv(&netfault::insert_argv(d.tool(), "filter", "OUTPUT", &rule))),
+                            Op::Run(ns.argv(&netfault::insert_argv(
+                                d.tool(),
+                                "filter",
+                                "OUTPUT",
+                                &rule,
+                            ))),
                             Undo::IptablesDelete {
                                 netns: ns.clone(),
                                 tool: d.tool().into(),
@@ -591,7 +615,10 @@ impl Injector<'_> {
                 // An instantaneous fault with nothing to undo (a process crash recovered by its
                 // supervisor) holds nothing open: close it at once so `list` and `revert` agree.
                 if let Undo::Nothing { reason } = &step.undo {
-                    self.journal.append(Kind::FaultReverted { id: id.clone(), how: format!("nothing to undo ({reason})") })?;
+                    self.journal.append(Kind::FaultReverted {
+                        id: id.clone(),
+                        how: format!("nothing to undo ({reason})"),
+                    })?;
                 }
                 Ok(id)
             }
@@ -736,10 +763,7 @@ impl Injector<'_> {
                             send(Signal::SIGKILL)?;
                         }
                     }
-                    Action::Restart
-                    | Action::Partition
-                    | Action::Degrade
-                    | Action::FillDisk => {
+                    Action::Restart | Action::Partition | Action::Degrade | Action::FillDisk => {
                         return Err(Failure::bad_input(anyhow::anyhow!(
                             "{} applies to containers",
                             step.action.as_str()
@@ -754,14 +778,29 @@ impl Injector<'_> {
 
 impl Injector<'_> {
     async fn precheck(&self, step: &Step) -> Result<(), Failure> {
-        let Target::Container { id, name } = &step.target else { return Ok(()) };
-        let Some(docker) = self.docker else { return Ok(()) };
+        let Target::Container { id, name } = &step.target else {
+            return Ok(());
+        };
+        let Some(docker) = self.docker else {
+            return Ok(());
+        };
         let facts = crate::docker::inspect(docker, id).await?;
-        let refuse = |why: &str| Err(Failure::env(anyhow::anyhow!("container {name} {why}; nothing to {}", step.action.as_str())));
+        let refuse = |why: &str| {
+            Err(Failure::env(anyhow::anyhow!(
+                "container {name} {why}; nothing to {}",
+                step.action.as_str()
+            )))
+        };
         match step.action {
-            Action::Crash | Action::Stop | Action::Kill if !facts.running => refuse(&format!("is not running ({})", facts.status)),
-            Action::Crash | Action::Kill if facts.paused => refuse("is paused (a signal would wait inside the frozen container)"),
-            Action::Pause if !facts.running => refuse(&format!("is not running ({})", facts.status)),
+            Action::Crash | Action::Stop | Action::Kill if !facts.running => {
+                refuse(&format!("is not running ({})", facts.status))
+            }
+            Action::Crash | Action::Kill if facts.paused => {
+                refuse("is paused (a signal would wait inside the frozen container)")
+            }
+            Action::Pause if !facts.running => {
+                refuse(&format!("is not running ({})", facts.status))
+            }
             Action::Pause if facts.paused => refuse("is already paused"),
             _ => Ok(()),
         }
@@ -941,7 +980,11 @@ async fn revert_inner(docker: Option<&bollard::Docker>, undo: &Undo) -> Result<S
             chain,
             rule,
         } => netfault::delete_rule(netns, tool, table, chain, rule),
-        Undo::QdiscRestore { netns, dev, previous } => degrade::restore_qdisc(netns, dev, previous),
+        Undo::QdiscRestore {
+            netns,
+            dev,
+            previous,
+        } => degrade::restore_qdisc(netns, dev, previous),
         Undo::ProxyStop { fault, .. } => degrade::stop_proxy(fault).await,
         Undo::RemoveFile { path } => fill::remove(path),
     }
@@ -979,15 +1022,23 @@ fn hold(id: &str) {
     };
     if let Ok(lock) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         if let Ok(mut h) = HELD.lock() {
-            h.get_or_insert_with(HashMap::new).insert(id.to_string(), lock);
+            h.get_or_insert_with(HashMap::new)
+                .insert(id.to_string(), lock);
         }
     }
 }
 
 fn release(id: &str) {
-    let lock = HELD.lock().ok().and_then(|mut h| h.as_mut().and_then(|m| m.remove(id)));
+    let lock = HELD
+        .lock()
+        .ok()
+        .and_then(|mut h| h.as_mut().and_then(|m| m.remove(id)));
     if lock.is_some() {
         let _ = std::fs::remove_file(lock_dir().join(format!("{id}.lock")));
+    } else {
+        // Reverted by another process (after a SIGKILL, or a fault left in place): the lock file
+        // is free, and `is_held` removes a free one.
+        let _ = is_held(id);
     }
 }
 
@@ -1086,15 +1137,18 @@ pub fn extra_from_spec(f: &crate::scenario::FaultSpec) -> Result<Extra, String> 
             x.to = f.to.clone();
             if let Some(m) = &f.method {
                 x.partition_method = <PartitionMethod as clap::ValueEnum>::from_str(m, true)
-                    .map_err(|_| format!("method: partition takes auto, docker or iptables, got '{m}'"))?;
+                    .map_err(|_| {
+                        format!("method: partition takes auto, docker or iptables, got '{m}'")
+                    })?;
             }
         }
         Action::Degrade => {
             x.to = f.to.clone();
             if let Some(m) = &f.method {
-                x.degrade_method = <degrade::Method as clap::ValueEnum>::from_str(m, true).map_err(
-                    |_| format!("method: degrade takes auto, netem, iptables or proxy, got '{m}'"),
-                )?;
+                x.degrade_method = <degrade::Method as clap::ValueEnum>::from_str(m, true)
+                    .map_err(|_| {
+                        format!("method: degrade takes auto, netem, iptables or proxy, got '{m}'")
+                    })?;
             }
             if let Some(r) = &f.rate {
                 degrade::rate_bits(r).map_err(|e| format!("rate: {:#}", e.error))?;

@@ -69,7 +69,10 @@ pub fn plan(
     allow_journal_fs: bool,
 ) -> Result<(PathBuf, u64), Failure> {
     let meta = std::fs::metadata(dir).map_err(|e| {
-        Failure::env(anyhow::anyhow!("fill-disk: cannot read {}: {e}", dir.display()))
+        Failure::env(anyhow::anyhow!(
+            "fill-disk: cannot read {}: {e}",
+            dir.display()
+        ))
     })?;
     if !meta.is_dir() {
         return Err(Failure::bad_input(anyhow::anyhow!(
@@ -87,7 +90,10 @@ pub fn plan(
     }
     if let Some(j) = journal {
         if !allow_journal_fs {
-            if let Some(jdev) = existing_ancestor(j).and_then(|p| std::fs::metadata(p).ok()).map(|m| m.dev()) {
+            if let Some(jdev) = existing_ancestor(j)
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.dev())
+            {
                 if jdev == meta.dev() {
                     return Err(Failure::bad_input(anyhow::anyhow!(
                         "fill-disk: {} is on the filesystem holding the journal {}; a full disk would \
@@ -219,10 +225,17 @@ pub async fn container_mount(
         .iter()
         .find(|m| m.destination.as_deref().map(|d| d.trim_end_matches('/')) == Some(want))
         .ok_or_else(|| {
-            let have: Vec<String> = mounts.iter().filter_map(|m| m.destination.clone()).collect();
+            let have: Vec<String> = mounts
+                .iter()
+                .filter_map(|m| m.destination.clone())
+                .collect();
             Failure::bad_input(anyhow::anyhow!(
                 "container {name} has no volume or bind mount at {dest} (mounts: {})",
-                if have.is_empty() { "none".into() } else { have.join(", ") }
+                if have.is_empty() {
+                    "none".into()
+                } else {
+                    have.join(", ")
+                }
             ))
         })?;
     let src = m.source.clone().filter(|s| !s.is_empty()).ok_or_else(|| {

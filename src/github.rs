@@ -299,7 +299,12 @@ impl Client {
     }
 
     /// One API call with retries. Returns the decoded JSON body (Null when empty).
-    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, GhError> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, GhError> {
         // A base URL with a path (GHES: https://host/api/v3) keeps it: octocrab joins them.
         // Nothing leaves with a secret in it, whoever built the body.
         let redacted = body.map(|b| crate::redact::redact_json(b.clone()));
@@ -313,7 +318,7 @@ impl Client {
                 Method::Patch => self.oc._patch(path, body).await,
             };
             let (retry_after, why) = match res {
-                Err(e) => (None, format!("{}", crate::redact::redact(&e.to_string()))),
+                Err(e) => (None, crate::redact::redact(&e.to_string())),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
@@ -347,7 +352,7 @@ impl Client {
                             .and_then(|s| s.parse::<i64>().ok())
                             .map(|reset| {
                                 Duration::from_secs(
-                                    (reset - chrono::Utc::now().timestamp()).max(1) as u64,
+                                    (reset - chrono::Utc::now().timestamp()).max(1) as u64
                                 )
                             })
                     } else {
@@ -403,7 +408,11 @@ impl Client {
         let sep = if path.contains('?') { '&' } else { '?' };
         for page in 1..=MAX_PAGES {
             let v = self
-                .send(Method::Get, &format!("{path}{sep}per_page=100&page={page}"), None)
+                .send(
+                    Method::Get,
+                    &format!("{path}{sep}per_page=100&page={page}"),
+                    None,
+                )
                 .await?;
             let items = v.as_array().cloned().unwrap_or_default();
             for item in &items {
@@ -435,7 +444,11 @@ impl Client {
             })
             .await?;
         let payload = json!({ "body": body });
-        let (v, action) = match existing.as_ref().and_then(|c| c.get("id")).and_then(|i| i.as_u64()) {
+        let (v, action) = match existing
+            .as_ref()
+            .and_then(|c| c.get("id"))
+            .and_then(|i| i.as_u64())
+        {
             Some(id) => (
                 self.send(
                     Method::Patch,
@@ -504,11 +517,14 @@ impl Client {
         let v = self
             .send(Method::Post, &self.repo_path("/issues"), Some(&payload))
             .await?;
-        let number = v.get("number").and_then(|n| n.as_u64()).ok_or_else(|| GhError::Decode {
-            method: "POST",
-            path: self.repo_path("/issues"),
-            detail: "no issue number in the answer".into(),
-        })?;
+        let number = v
+            .get("number")
+            .and_then(|n| n.as_u64())
+            .ok_or_else(|| GhError::Decode {
+                method: "POST",
+                path: self.repo_path("/issues"),
+                detail: "no issue number in the answer".into(),
+            })?;
         Ok(IssueRef {
             number,
             url: v.get("html_url").and_then(|u| u.as_str()).map(String::from),
@@ -562,10 +578,7 @@ mod tests {
 
     #[test]
     fn repository_must_be_owner_slash_name() {
-        assert_eq!(
-            split_repository("o/r.s"),
-            Some(("o".into(), "r.s".into()))
-        );
+        assert_eq!(split_repository("o/r.s"), Some(("o".into(), "r.s".into())));
         assert_eq!(split_repository("o/r/x"), None);
         assert_eq!(split_repository("nope"), None);
     }

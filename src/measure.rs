@@ -343,8 +343,7 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
             let sharper = down
                 .iter()
                 .map(|(_, end)| *end)
-                .filter(|end| *end > fault_at && end.since(rec).abs() <= slack)
-                .last();
+                .rfind(|end| *end > fault_at && end.since(rec).abs() <= slack);
             match sharper {
                 Some(end) => {
                     m.rto_seconds = Some(end.since(fault_at).max(0.0));
@@ -356,7 +355,7 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
                 }
             }
         } else if m.recovery.as_ref().and_then(|r| r.recovered) != Some(false) {
-            if let Some((_, end)) = down.iter().filter(|(_, b)| *b > fault_at).last() {
+            if let Some((_, end)) = down.iter().rfind(|(_, b)| *b > fault_at) {
                 if samples.last().is_some_and(|(_, s)| s.ok) {
                     m.rto_seconds = Some(end.since(fault_at).max(0.0));
                     m.rto_source = Some("watch".into());
@@ -507,7 +506,12 @@ fn judge(m: &mut Measurement, o: &Objectives) {
         if !passed {
             problems.push(format!("{name} missed: {achieved}"));
         }
-        m.objectives.push(ObjectiveRow { name, target: fmt_duration(target), achieved, passed });
+        m.objectives.push(ObjectiveRow {
+            name,
+            target: fmt_duration(target),
+            achieved,
+            passed,
+        });
     }
     if let Some(r) = &m.recovery {
         if r.recovered == Some(false) {

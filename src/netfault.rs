@@ -90,7 +90,9 @@ pub async fn parse_dests(values: &[String]) -> Result<Vec<Dest>, Failure> {
             Err(_) => {
                 let mut a: Vec<IpAddr> = tokio::net::lookup_host((host, port))
                     .await
-                    .map_err(|e| Failure::env(anyhow::anyhow!("--to {v}: cannot resolve {host}: {e}")))?
+                    .map_err(|e| {
+                        Failure::env(anyhow::anyhow!("--to {v}: cannot resolve {host}: {e}"))
+                    })?
                     .map(|s| s.ip())
                     .collect();
                 a.sort();
@@ -99,7 +101,9 @@ pub async fn parse_dests(values: &[String]) -> Result<Vec<Dest>, Failure> {
             }
         };
         if addrs.is_empty() {
-            return Err(Failure::env(anyhow::anyhow!("--to {v}: {host} has no address")));
+            return Err(Failure::env(anyhow::anyhow!(
+                "--to {v}: {host} has no address"
+            )));
         }
         for ip in addrs {
             out.push(Dest {
@@ -159,7 +163,11 @@ pub fn delete_rule(
     for _ in 0..16 {
         let check = netns::run(ns, &op_argv(tool, "-C", table, chain, rule))?;
         if !check.ok {
-            if check.code == 1 || check.stderr.contains("does a matching rule exist") || check.stderr.contains("No chain") || check.stderr.contains("does not exist") {
+            if check.code == 1
+                || check.stderr.contains("does a matching rule exist")
+                || check.stderr.contains("No chain")
+                || check.stderr.contains("does not exist")
+            {
                 break;
             }
             // The namespace may have vanished between the check and now.
@@ -178,7 +186,11 @@ pub fn delete_rule(
     Ok(if deleted == 0 {
         format!("rule already gone in {}", ns.describe())
     } else {
-        format!("deleted `{tool} -t {table} -D {chain} {}` in {}", netns::shell(rule), ns.describe())
+        format!(
+            "deleted `{tool} -t {table} -D {chain} {}` in {}",
+            netns::shell(rule),
+            ns.describe()
+        )
     })
 }
 
@@ -315,16 +327,10 @@ pub async fn endpoints(
             )));
         }
         let Some(ep) = nets.get(net) else { continue };
-        let configured = match docker.inspect_network(net, None).await {
-            Ok(n) => n
-                .ipam
-                .and_then(|i| i.config)
-                .is_some_and(|c| c.iter().any(|c| c.subnet.as_deref().is_some_and(|s| !s.is_empty())))
-                && net != "bridge",
-            Err(e) => {
-                return Err(Failure::env(anyhow::anyhow!("cannot inspect network {net}: {e}")))
-            }
-        };
+        // Docker accepts a fixed address only on networks whose subnet a user configured, which
+        // inspect does not tell apart; the address is recorded on every user-defined network and
+        // reconnect falls back to letting Docker choose when it is refused.
+        let configured = net != "bridge";
         let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
         out.push(Endpoint {
             network: net.clone(),
@@ -336,8 +342,16 @@ pub async fn endpoints(
                 .into_iter()
                 .filter(|a| *a != short)
                 .collect(),
-            ipv4: if configured { nonempty(&ep.ip_address) } else { None },
-            ipv6: if configured { nonempty(&ep.global_ipv6_address) } else { None },
+            ipv4: if configured {
+                nonempty(&ep.ip_address)
+            } else {
+                None
+            },
+            ipv6: if configured {
+                nonempty(&ep.global_ipv6_address)
+            } else {
+                None
+            },
         });
     }
     if out.is_empty() {
@@ -361,7 +375,11 @@ pub fn reconnect_undo(id: &str, name: &str, e: &Endpoint) -> Undo {
 }
 
 /// Disconnect; already disconnected is fine.
-pub async fn disconnect(docker: &bollard::Docker, container: &str, network: &str) -> Result<(), Failure> {
+pub async fn disconnect(
+    docker: &bollard::Docker,
+    container: &str,
+    network: &str,
+) -> Result<(), Failure> {
     docker
         .disconnect_network(
             network,
@@ -371,7 +389,12 @@ pub async fn disconnect(docker: &bollard::Docker, container: &str, network: &str
             },
         )
         .await
-        .map_err(|e| Failure::env(anyhow::anyhow!("disconnect {} from {network}: {e}", crate::target::short(container))))
+        .map_err(|e| {
+            Failure::env(anyhow::anyhow!(
+                "disconnect {} from {network}: {e}",
+                crate::target::short(container)
+            ))
+        })
 }
 
 /// Undo of a Docker partition. Idempotent: a container already connected (or gone) is left alone.
@@ -389,11 +412,16 @@ pub async fn reconnect(
     let c = match docker.inspect_container(id, None).await {
         Ok(c) => c,
         Err(e) if crate::docker::is_not_found(&e) => {
-            return Ok(format!("container {name} no longer exists; nothing to reconnect"))
+            return Ok(format!(
+                "container {name} no longer exists; nothing to reconnect"
+            ))
         }
         Err(e) => return Err(Failure::env(anyhow::anyhow!("inspect {name}: {e}"))),
     };
-    let nets = c.network_settings.and_then(|n| n.networks).unwrap_or_default();
+    let nets = c
+        .network_settings
+        .and_then(|n| n.networks)
+        .unwrap_or_default();
     if nets.contains_key(network)
         || nets
             .values()
@@ -401,7 +429,11 @@ pub async fn reconnect(
     {
         return Ok(format!("{name} already on {network}"));
     }
-    let target = if network_id.is_empty() { network } else { network_id };
+    let target = if network_id.is_empty() {
+        network
+    } else {
+        network_id
+    };
     let ipam = (ipv4.is_some() || ipv6.is_some()).then(|| bollard::models::EndpointIpamConfig {
         ipv4_address: ipv4.map(str::to_string),
         ipv6_address: ipv6.map(str::to_string),
@@ -415,15 +447,34 @@ pub async fn reconnect(
             ..Default::default()
         }),
     };
-    match docker.connect_network(target, req).await {
+    let mut result = docker.connect_network(target, req.clone()).await;
+    let mut pinned = ipv4.is_some() || ipv6.is_some();
+    if let Err(bollard::errors::Error::DockerResponseServerError { message, .. }) = &result {
+        if pinned && message.contains("user specified IP address") {
+            let mut retry = req;
+            if let Some(ep) = retry.endpoint_config.as_mut() {
+                ep.ipam_config = None;
+            }
+            pinned = false;
+            result = docker.connect_network(target, retry).await;
+        }
+    }
+    let ipv4 = if pinned { ipv4 } else { None };
+    match result {
         Ok(()) => Ok(format!(
             "reconnected {name} to {network}{}{}",
             ipv4.map(|a| format!(" as {a}")).unwrap_or_default(),
-            if aliases.is_empty() { String::new() } else { format!(" (aliases {})", aliases.join(", ")) }
+            if aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" (aliases {})", aliases.join(", "))
+            }
         )),
         Err(e) if crate::docker::is_not_found(&e) => Ok(format!(
             "network {network} no longer exists; nothing to reconnect {name} to"
         )),
-        Err(e) => Err(Failure::env(anyhow::anyhow!("reconnect {name} to {network}: {e}"))),
+        Err(e) => Err(Failure::env(anyhow::anyhow!(
+            "reconnect {name} to {network}: {e}"
+        ))),
     }
 }

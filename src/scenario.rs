@@ -520,26 +520,21 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
 }
 
 fn probe_needle(p: &ProbeSpec) -> String {
-    for v in [
-        &p.http,
-        &p.tcp,
-        &p.docker,
-        &p.redis,
-        &p.command,
-        &p.postgres,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        return v.clone();
-    }
-    "probes:".into()
+    [&p.http, &p.tcp, &p.docker, &p.redis, &p.command, &p.postgres, &p.dns]
+        .into_iter()
+        .flatten()
+        .next()
+        .cloned()
+        .unwrap_or_else(|| "probes:".into())
 }
 
 /// Replace `${VAR}` and `${VAR:-default}` with values from the environment (workflow inputs
 /// reach scenarios this way). `$$` is a literal `$`. Lines stay where they were, so positions in
 /// later errors still point into the file; an unset variable without a default is an error.
-pub fn expand_env(text: &str, get: impl Fn(&str) -> Option<String>) -> Result<String, (usize, usize, String)> {
+pub fn expand_env(
+    text: &str,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<String, (usize, usize, String)> {
     let mut out = String::with_capacity(text.len());
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let mut rest = line;
@@ -557,7 +552,9 @@ pub fn expand_env(text: &str, get: impl Fn(&str) -> Option<String>) -> Result<St
                 continue;
             };
             let col = line.len() - rest.len() + i + 1;
-            let end = body.find('}').ok_or((n + 1, col, "unterminated ${...}".to_string()))?;
+            let end = body
+                .find('}')
+                .ok_or((n + 1, col, "unterminated ${...}".to_string()))?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((k, d)) => (k, Some(d)),
@@ -618,8 +615,14 @@ mod tests {
     #[test]
     fn environment_values_are_substituted_in_place() {
         let get = |k: &str| (k == "API").then(|| "my-api".to_string());
-        assert_eq!(expand_env("a: ${API}\nb: ${DB:-db1} $$5\n", get), Ok("a: my-api\nb: db1 $5\n".into()));
-        assert_eq!(expand_env("x: 1\ny: ${NOPE}\n", get).map_err(|e| (e.0, e.1)), Err((2, 4)));
+        assert_eq!(
+            expand_env("a: ${API}\nb: ${DB:-db1} $$5\n", get),
+            Ok("a: my-api\nb: db1 $5\n".into())
+        );
+        assert_eq!(
+            expand_env("x: 1\ny: ${NOPE}\n", get).map_err(|e| (e.0, e.1)),
+            Err((2, 4))
+        );
         assert!(expand_env("y: ${bad-name}", get).is_err());
     }
 

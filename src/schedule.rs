@@ -96,9 +96,10 @@ impl Schedule {
         let week = week_of_month(date);
         let month = date.month();
         let key = format!("week{week}");
-        let entry = self.monthly.get(&key).ok_or_else(|| {
-            format!("the schedule has no entry for {key} (the week of {date})")
-        })?;
+        let entry = self
+            .monthly
+            .get(&key)
+            .ok_or_else(|| format!("the schedule has no entry for {key} (the week of {date})"))?;
         let file = match entry {
             OneOrMany::One(f) => f.clone(),
             OneOrMany::Many(list) => list[(month as usize - 1) % list.len()].clone(),

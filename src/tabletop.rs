@@ -69,13 +69,27 @@ pub fn default_agenda() -> Vec<Stage> {
                 step(
                     "Schedule Session",
                     None,
-                    &["Book conference room", "Send calendar invites", "Distribute materials in advance"],
+                    &[
+                        "Book conference room",
+                        "Send calendar invites",
+                        "Distribute materials in advance",
+                    ],
                 ),
-                step("Prepare Scenario", None, &["Share the scenario block below"]),
+                step(
+                    "Prepare Scenario",
+                    None,
+                    &["Share the scenario block below"],
+                ),
                 step(
                     "Gather Materials",
                     None,
-                    &["Current DR runbooks", "System architecture diagrams", "Contact lists", "Backup inventory", "RTO/RPO documentation"],
+                    &[
+                        "Current DR runbooks",
+                        "System architecture diagrams",
+                        "Contact lists",
+                        "Backup inventory",
+                        "RTO/RPO documentation",
+                    ],
                 ),
             ],
         },
@@ -86,22 +100,39 @@ pub fn default_agenda() -> Vec<Stage> {
                 step(
                     "Initial Detection",
                     Some(15),
-                    &["Who receives the alert?", "What is the escalation path?", "How do we assess severity?"],
+                    &[
+                        "Who receives the alert?",
+                        "What is the escalation path?",
+                        "How do we assess severity?",
+                    ],
                 ),
                 step(
                     "Assessment",
                     Some(30),
-                    &["What data do we need?", "How do we access systems?", "What is the impact assessment?"],
+                    &[
+                        "What data do we need?",
+                        "How do we access systems?",
+                        "What is the impact assessment?",
+                    ],
                 ),
                 step(
                     "Recovery Steps",
                     Some(30),
-                    &["What is the recovery procedure?", "Who performs each step?", "What are the dependencies?", "What are the verification steps?"],
+                    &[
+                        "What is the recovery procedure?",
+                        "Who performs each step?",
+                        "What are the dependencies?",
+                        "What are the verification steps?",
+                    ],
                 ),
                 step(
                     "Communication",
                     Some(15),
-                    &["Who needs to be notified?", "What is the communication template?", "When do we notify customers?"],
+                    &[
+                        "Who needs to be notified?",
+                        "What is the communication template?",
+                        "When do we notify customers?",
+                    ],
                 ),
             ],
         },
@@ -112,13 +143,29 @@ pub fn default_agenda() -> Vec<Stage> {
                 step(
                     "Identify Gaps",
                     None,
-                    &["Document unclear procedures", "Note missing information", "Identify training needs"],
+                    &[
+                        "Document unclear procedures",
+                        "Note missing information",
+                        "Identify training needs",
+                    ],
                 ),
-                step("Action Items", None, &["Assign owners", "Set deadlines", "Track in project management tool"]),
+                step(
+                    "Action Items",
+                    None,
+                    &[
+                        "Assign owners",
+                        "Set deadlines",
+                        "Track in project management tool",
+                    ],
+                ),
                 step(
                     "Update Documentation",
                     None,
-                    &["Revise runbooks", "Update contact lists", "Improve procedures"],
+                    &[
+                        "Revise runbooks",
+                        "Update contact lists",
+                        "Improve procedures",
+                    ],
                 ),
             ],
         },
@@ -219,7 +266,11 @@ pub fn render(s: &Scenario, heading: &str) -> String {
 
     let _ = writeln!(o, "\n## Scenario\n");
     if t.scenario.is_empty() {
-        let _ = writeln!(o, "_No scenario block in {}: add `tabletop.scenario`._", s.name);
+        let _ = writeln!(
+            o,
+            "_No scenario block in {}: add `tabletop.scenario`._",
+            s.name
+        );
     } else {
         let mut block = BTreeMap::new();
         block.insert("scenario".to_string(), &t.scenario);
@@ -235,7 +286,13 @@ pub fn render(s: &Scenario, heading: &str) -> String {
     }
     let _ = writeln!(o, "| | **Total** | **{}** |", fmt_minutes(total));
     for (i, a) in agenda.iter().enumerate() {
-        let _ = writeln!(o, "\n### Phase {}: {} ({})\n", i + 1, a.name, fmt_minutes(a.minutes));
+        let _ = writeln!(
+            o,
+            "\n### Phase {}: {} ({})\n",
+            i + 1,
+            a.name,
+            fmt_minutes(a.minutes)
+        );
         for (j, st) in a.steps.iter().enumerate() {
             let mins = st
                 .minutes
@@ -297,7 +354,10 @@ mod tests {
     #[test]
     fn the_runbook_agenda_is_three_hours() {
         let a = default_agenda();
-        assert_eq!(a.iter().map(|s| s.minutes).collect::<Vec<_>>(), [30, 90, 60]);
+        assert_eq!(
+            a.iter().map(|s| s.minutes).collect::<Vec<_>>(),
+            [30, 90, 60]
+        );
         let walk: u32 = a[1].steps.iter().filter_map(|s| s.minutes).sum();
         assert_eq!(walk, 90);
         assert_eq!(fmt_minutes(180), "3 h");

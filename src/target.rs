@@ -74,9 +74,13 @@ pub enum Target {
         name: String,
     },
     /// A network namespace (named, or the host's).
-    Netns { netns: crate::netns::Netns },
+    Netns {
+        netns: crate::netns::Netns,
+    },
     /// A directory (fill-disk).
-    Path { path: PathBuf },
+    Path {
+        path: PathBuf,
+    },
 }
 
 impl Target {
@@ -133,7 +137,9 @@ impl TargetSpec {
         }
         if let Some(n) = &self.netns {
             if n.is_empty() || n.contains('/') {
-                return Err(format!("netns takes a name from `ip netns list`, got '{n}'"));
+                return Err(format!(
+                    "netns takes a name from `ip netns list`, got '{n}'"
+                ));
             }
         }
         for l in &self.label {
@@ -270,7 +276,7 @@ impl TargetSpec {
                     .to_string();
                 out.push(Target::Container { id, name });
             }
-            out.sort_by(|a, b| a.describe().cmp(&b.describe()));
+            out.sort_by_key(|t| t.describe());
         }
         Ok(out)
     }

@@ -132,7 +132,11 @@ pub struct Regression {
     pub median: f64,
 }
 
-pub fn regression(metric: &'static str, current: Option<f64>, earlier: &[f64]) -> Option<Regression> {
+pub fn regression(
+    metric: &'static str,
+    current: Option<f64>,
+    earlier: &[f64],
+) -> Option<Regression> {
     let current = current?;
     let last: Vec<f64> = earlier.iter().rev().take(WINDOW).copied().collect();
     let median = median(&last)?;
@@ -173,7 +177,11 @@ pub fn section(current: &[Measurement], history: &[Point]) -> (String, Vec<Regre
                 "⚠️ **{} regression**: {} now, median of the last {} runs {}",
                 r.metric,
                 fmt_duration(r.current),
-                WINDOW.min(if r.metric == "RTO" { rtos.len() } else { rpos.len() }),
+                WINDOW.min(if r.metric == "RTO" {
+                    rtos.len()
+                } else {
+                    rpos.len()
+                }),
                 fmt_duration(r.median)
             ));
             regressions.push(r);
@@ -226,7 +234,11 @@ pub fn section(current: &[Measurement], history: &[Point]) -> (String, Vec<Regre
                         .as_deref()
                         .and_then(|s| s.get(5..10))
                         .unwrap_or("?");
-                    format!("\"{}{}\"", d, if i + 1 == chart.len() { " now" } else { "" })
+                    format!(
+                        "\"{}{}\"",
+                        d,
+                        if i + 1 == chart.len() { " now" } else { "" }
+                    )
                 })
                 .collect();
             let values: Vec<String> = chart.iter().map(|(_, r)| format!("{r:.1}")).collect();
@@ -251,7 +263,7 @@ mod tests {
     #[test]
     fn regression_needs_a_clear_margin() {
         let earlier = [10.0, 11.0, 9.0, 10.0, 12.0, 100.0];
-        // The 100 s outlier is oldest but still in the last five? No: last five are 11,9,10,12,100.
+        // The median is over the last five earlier runs: 11, 9, 10, 12, 100.
         assert_eq!(median(&[11.0, 9.0, 10.0, 12.0, 100.0]), Some(11.0));
         assert!(regression("RTO", Some(20.0), &earlier).is_some());
         assert!(regression("RTO", Some(12.0), &earlier).is_none());

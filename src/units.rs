@@ -107,7 +107,10 @@ struct ScalarVisitor<T> {
 
 impl<T> ScalarVisitor<T> {
     fn new(expecting: &'static str) -> Self {
-        ScalarVisitor { expecting, _t: std::marker::PhantomData }
+        ScalarVisitor {
+            expecting,
+            _t: std::marker::PhantomData,
+        }
     }
 }
 

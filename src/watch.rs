@@ -71,7 +71,14 @@ pub async fn watch(
     while let Ok(s) = rx.try_recv() {
         pending.push(s);
     }
-    flush_samples(journal, &source, &mut pending, &mut summary, &mut state, started)?;
+    flush_samples(
+        journal,
+        &source,
+        &mut pending,
+        &mut summary,
+        &mut state,
+        started,
+    )?;
     journal.append(Kind::WatchStopped { source })?;
     Ok(summary)
 }
@@ -92,8 +99,15 @@ fn flush_samples(
     pending.sort_by_key(|s| s.t);
     for s in pending.iter() {
         if *state != Some(s.ok) {
-            let what = if s.ok { "up".to_string() } else { format!("down: {}", s.err.as_deref().unwrap_or("")) };
-            crate::cli::common::say(&format!("[+{}] {source} {what}", fmt_duration(s.t.since(started))));
+            let what = if s.ok {
+                "up".to_string()
+            } else {
+                format!("down: {}", s.err.as_deref().unwrap_or(""))
+            };
+            crate::cli::common::say(&format!(
+                "[+{}] {source} {what}",
+                fmt_duration(s.t.since(started))
+            ));
             *state = Some(s.ok);
         }
     }

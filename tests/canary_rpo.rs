@@ -408,7 +408,7 @@ async fn bench_rpo() {
                     .iter()
                     .filter(|(q, _)| *q < first.0 && new_rows.contains(q))
                     .map(|r| r.1)
-                    .last();
+                    .next_back();
                 before.map(|b| last.1 - b).unwrap_or(0.0)
             }
             _ => 0.0,

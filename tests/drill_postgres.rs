@@ -12,7 +12,11 @@ use support::pg::{free_port, Pair, BIN};
 /// The shipped scenario with the container target replaced by the primary's postmaster.pid,
 /// stopped with PostgreSQL's fast shutdown (SIGINT), as a failover test on hosts does.
 fn scenario_for(pair: &Pair, dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/database-primary-failure.yaml")).expect("scenario");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/database-primary-failure.yaml"
+    ))
+    .expect("scenario");
     let pidfile = pair.primary.data().join("postmaster.pid");
     let target = "    container: ${PRIMARY_CONTAINER:-corporate-intel-postgres-primary}";
     assert!(text.contains(target), "scenario target line changed");
@@ -20,7 +24,10 @@ fn scenario_for(pair: &Pair, dir: &Path) -> PathBuf {
     assert!(text.contains(fault), "scenario fault changed");
     let text = text
         .replace(target, &format!("    pidfile: {}", pidfile.display()))
-        .replace(fault, "  - action: kill\n    signal: SIGINT\n    target: primary\n");
+        .replace(
+            fault,
+            "  - action: kill\n    signal: SIGINT\n    target: primary\n",
+        );
     let file = dir.join("database-primary-failure.yaml");
     std::fs::write(&file, text).expect("write scenario");
     file
@@ -36,7 +43,12 @@ impl App {
     fn start(dir: &Path) -> App {
         let port = free_port();
         let child = std::process::Command::new(support::cmd::exe("drill"))
-            .args(["demo-service", "--listen", &format!("127.0.0.1:{port}"), "--pidfile"])
+            .args([
+                "demo-service",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--pidfile",
+            ])
             .arg(dir.join("app.pid"))
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -53,12 +65,20 @@ impl App {
 
 impl Drop for App {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let _ = self.child.wait();
     }
 }
 
-fn drill(pair: &Pair, dir: &Path, failover: &str, recovery_timeout: &str) -> (support::cmd::Run, serde_json::Value) {
+fn drill(
+    pair: &Pair,
+    dir: &Path,
+    failover: &str,
+    recovery_timeout: &str,
+) -> (support::cmd::Run, serde_json::Value) {
     let app = App::start(dir);
     let file = scenario_for(pair, dir);
     let out = dir.join("out");
@@ -74,7 +94,8 @@ fn drill(pair: &Pair, dir: &Path, failover: &str, recovery_timeout: &str) -> (su
         .env("FAILOVER_COMMAND", failover)
         .env("RECOVERY_TIMEOUT", recovery_timeout)
         .run();
-    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap_or_else(|e| panic!("summary.json: {e}\n{}", r.stderr));
+    let summary = std::fs::read_to_string(out.join("summary.json"))
+        .unwrap_or_else(|e| panic!("summary.json: {e}\n{}", r.stderr));
     (r, serde_json::from_str(&summary).expect("summary json"))
 }
 
@@ -82,7 +103,10 @@ fn drill(pair: &Pair, dir: &Path, failover: &str, recovery_timeout: &str) -> (su
 fn failover_with_synchronous_replication_meets_rto_and_rpo() {
     let pair = Pair::new(true);
     let dir = tempfile::tempdir().expect("tempdir");
-    let promote = format!("runuser -u postgres -- {BIN}/pg_ctl promote -w -t 60 -D {}", pair.replica.data().display());
+    let promote = format!(
+        "runuser -u postgres -- {BIN}/pg_ctl promote -w -t 60 -D {}",
+        pair.replica.data().display()
+    );
     let (r, s) = drill(&pair, dir.path(), &promote, "60s");
     assert_eq!(r.code, 0, "drill failed:\n{}", r.stderr);
     assert_eq!(s["passed"], true, "{}", r.stderr);
@@ -94,8 +118,16 @@ fn failover_with_synchronous_replication_meets_rto_and_rpo() {
     assert!(rpo["acknowledged"].as_u64().expect("acks") > 0, "{rpo}");
     // The replica is the primary now, and took writes.
     assert_eq!(pair.replica.sql("SELECT pg_is_in_recovery()"), "f");
-    let phases: Vec<&str> = s["phases"].as_array().expect("phases").iter().filter_map(|p| p["name"].as_str()).collect();
-    assert!(phases.contains(&"failover") && phases.contains(&"re-sync old primary"), "{phases:?}");
+    let phases: Vec<&str> = s["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        phases.contains(&"failover") && phases.contains(&"re-sync old primary"),
+        "{phases:?}"
+    );
 }
 
 #[test]
@@ -106,8 +138,14 @@ fn without_a_failover_the_drill_is_not_recovered() {
     assert_eq!(r.code, 1, "expected a failed drill:\n{}", r.stderr);
     assert_eq!(s["passed"], false);
     let problems = s["problems"].to_string();
-    assert!(problems.contains("not recovered within 3.00s"), "{problems}");
-    assert!(problems.contains("RTO ≤ 5m 00s missed: not recovered"), "{problems}");
+    assert!(
+        problems.contains("not recovered within 3.00s"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("RTO ≤ 5m 00s missed: not recovered"),
+        "{problems}"
+    );
     let report = std::fs::read_to_string(dir.path().join("out/report.md")).expect("report");
     assert!(report.contains("not recovered within 3.00s"), "{report}");
 }

@@ -108,7 +108,8 @@ impl Mock {
 
     fn add_issue(&self, number: u64, title: &str, pr: bool) {
         let mut s = self.state.lock().expect("lock");
-        let mut v = json!({"number": number, "title": title, "body": "", "state": "open", "labels": []});
+        let mut v =
+            json!({"number": number, "title": title, "body": "", "state": "open", "labels": []});
         if pr {
             v["pull_request"] = json!({"url": "x"});
         }
@@ -118,7 +119,11 @@ impl Mock {
     /// Every request the mock found wrong; must be empty.
     fn assert_clean(&self) {
         let s = self.state.lock().expect("lock");
-        assert!(s.problems.is_empty(), "mock saw bad requests: {:#?}", s.problems);
+        assert!(
+            s.problems.is_empty(),
+            "mock saw bad requests: {:#?}",
+            s.problems
+        );
     }
 }
 
@@ -197,9 +202,15 @@ fn handle(
     };
     let mut problems = Vec::new();
     if h("authorization") != [format!("Bearer {TOKEN}")] {
-        problems.push(format!("{method} {path}: Authorization {:?}", h("authorization")));
+        problems.push(format!(
+            "{method} {path}: Authorization {:?}",
+            h("authorization")
+        ));
     }
-    if !h("accept").iter().any(|a| a.contains("application/vnd.github+json")) {
+    if !h("accept")
+        .iter()
+        .any(|a| a.contains("application/vnd.github+json"))
+    {
         problems.push(format!("{method} {path}: Accept {:?}", h("accept")));
     }
     if h("user-agent").iter().all(|u| u.is_empty()) {
@@ -214,8 +225,14 @@ fn handle(
         }
         Value::Null
     } else {
-        if !h("content-type").iter().any(|c| c.starts_with("application/json")) {
-            problems.push(format!("{method} {path}: content-type {:?}", h("content-type")));
+        if !h("content-type")
+            .iter()
+            .any(|c| c.starts_with("application/json"))
+        {
+            problems.push(format!(
+                "{method} {path}: content-type {:?}",
+                h("content-type")
+            ));
         }
         match serde_json::from_str(body) {
             Ok(v) => v,
@@ -257,7 +274,9 @@ fn handle(
         let mut want = keys.to_vec();
         want.sort();
         if got != want {
-            s.problems.push(format!("{method} {path}: body keys {got:?}, expected {want:?}"));
+            s.problems.push(format!(
+                "{method} {path}: body keys {got:?}, expected {want:?}"
+            ));
         }
     };
     match (method, segs.as_slice()) {
@@ -315,10 +334,15 @@ fn handle(
             expect_keys(&mut s, &json, &["title", "body", "labels"]);
             let labels: Vec<String> = json["labels"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|l| l.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|l| l.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             if !labels.iter().any(|l| l == "dr-drill") {
-                s.problems.push(format!("POST {path}: labels {labels:?} lack dr-drill"));
+                s.problems
+                    .push(format!("POST {path}: labels {labels:?} lack dr-drill"));
             }
             let number = 100 + s.issues.len() as u64;
             let v = json!({
@@ -333,7 +357,8 @@ fn handle(
             (201, vec![], v)
         }
         _ => {
-            s.problems.push(format!("unexpected request {method} {path}"));
+            s.problems
+                .push(format!("unexpected request {method} {path}"));
             (404, vec![], json!({"message": "Not Found"}))
         }
     }
@@ -361,20 +386,35 @@ fn journal(dir: &Path, drill: &str, scenario: &str, rto: f64, extra: &[Value]) -
         v.to_string()
     };
     let mut lines = vec![
-        ev(0.0, json!({"event": "drill_started", "name": scenario, "scenario": scenario, "environment": "staging",
-            "objectives": {"rto_s": 5.0}, "roles": [["incident_commander", "@alice"], ["application_lead", "@bob"]]})),
-        ev(0.5, json!({"event": "fault_planned", "id": "f1", "action": "crash", "target": "api", "undo": {"kind": "nothing", "reason": "restart policy"}})),
+        ev(
+            0.0,
+            json!({"event": "drill_started", "name": scenario, "scenario": scenario, "environment": "staging",
+            "objectives": {"rto_s": 5.0}, "roles": [["incident_commander", "@alice"], ["application_lead", "@bob"]]}),
+        ),
+        ev(
+            0.5,
+            json!({"event": "fault_planned", "id": "f1", "action": "crash", "target": "api", "undo": {"kind": "nothing", "reason": "restart policy"}}),
+        ),
         ev(1.0, json!({"event": "fault_applied", "id": "f1"})),
-        ev(1.0, json!({"event": "recovery_started", "probes": ["http://api/health"], "consecutive": 3, "timeout_s": 60.0})),
-        ev(1.0 + rto + 0.5, json!({"event": "recovery_stable", "recovered_at": ts(1.0 + rto), "uncertainty_s": 0.1,
-            "latency": {"count": 10, "p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 4.0}})),
+        ev(
+            1.0,
+            json!({"event": "recovery_started", "probes": ["http://api/health"], "consecutive": 3, "timeout_s": 60.0}),
+        ),
+        ev(
+            1.0 + rto + 0.5,
+            json!({"event": "recovery_stable", "recovered_at": ts(1.0 + rto), "uncertainty_s": 0.1,
+            "latency": {"count": 10, "p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 4.0}}),
+        ),
     ];
     let mut t = 2.0 + rto;
     for e in extra {
         t += 0.01;
         lines.push(ev(t, e.clone()));
     }
-    lines.push(ev(t + 1.0, json!({"event": "drill_finished", "outcome": "finished"})));
+    lines.push(ev(
+        t + 1.0,
+        json!({"event": "drill_finished", "outcome": "finished"}),
+    ));
     let mut text = std::fs::read_to_string(&path).unwrap_or_default();
     text.push_str(&(lines.join("\n") + "\n"));
     std::fs::write(&path, text).expect("write journal");
@@ -395,11 +435,14 @@ fn report(mock_url: &str, j: &Path) -> Bin {
 fn outputs(dir: &Path) -> Vec<String> {
     let mut v = Vec::new();
     for f in ["report.md", "junit.xml", "summary.json"] {
-        v.push("--".to_string() + match f {
-            "report.md" => "markdown",
-            "junit.xml" => "junit",
-            _ => "summary-json",
-        });
+        v.push(
+            "--".to_string()
+                + match f {
+                    "report.md" => "markdown",
+                    "junit.xml" => "junit",
+                    _ => "summary-json",
+                },
+        );
         v.push(dir.join(f).display().to_string());
     }
     v
@@ -418,7 +461,10 @@ fn assert_no_token(texts: &[(&str, &str)]) {
 fn first_report_creates_one_comment_second_updates_it() {
     let mock = Mock::start();
     mock.add_comment(7, "an unrelated comment");
-    mock.add_comment(7, "<!-- drillkit:drill=other-drill scenario=x -->\nsomeone else's drill");
+    mock.add_comment(
+        7,
+        "<!-- drillkit:drill=other-drill scenario=x -->\nsomeone else's drill",
+    );
     let dir = tempfile::tempdir().expect("tmp");
     let j = journal(dir.path(), "d-111", "api-service-failure", 2.0, &[]);
 
@@ -437,9 +483,15 @@ fn first_report_creates_one_comment_second_updates_it() {
     let comments = mock.comments(7);
     assert_eq!(comments.len(), 3);
     let mine = comments[2]["body"].as_str().expect("body").to_string();
-    assert!(mine.starts_with("<!-- drillkit:drill=d-111 scenario=api-service-failure -->"), "{mine}");
+    assert!(
+        mine.starts_with("<!-- drillkit:drill=d-111 scenario=api-service-failure -->"),
+        "{mine}"
+    );
     assert!(mine.contains("# DR Drill Report"), "{mine}");
-    assert!(mine.contains("https://github.example/o/r/actions/runs/4242"), "{mine}");
+    assert!(
+        mine.contains("https://github.example/o/r/actions/runs/4242"),
+        "{mine}"
+    );
     r.stderr_has("report comment created on issue #7");
 
     // The same drill reports again: its own comment is updated, nothing is added.
@@ -459,7 +511,10 @@ fn first_report_creates_one_comment_second_updates_it() {
         ]
     );
     assert_eq!(mock.comments(7).len(), 3);
-    assert_eq!(mock.comments(7)[1]["body"], json!("<!-- drillkit:drill=other-drill scenario=x -->\nsomeone else's drill"));
+    assert_eq!(
+        mock.comments(7)[1]["body"],
+        json!("<!-- drillkit:drill=other-drill scenario=x -->\nsomeone else's drill")
+    );
 
     // A new drill of the same scenario gets its own comment.
     mock.clear();
@@ -491,9 +546,18 @@ fn comments_are_found_on_later_pages() {
     mock.clear();
     run();
     let seq = mock.seq();
-    assert_eq!(seq[0], "GET /repos/o/r/issues/9/comments?per_page=100&page=1");
-    assert_eq!(seq[1], "GET /repos/o/r/issues/9/comments?per_page=100&page=2");
-    assert!(seq[2].starts_with("PATCH /repos/o/r/issues/comments/"), "{seq:?}");
+    assert_eq!(
+        seq[0],
+        "GET /repos/o/r/issues/9/comments?per_page=100&page=1"
+    );
+    assert_eq!(
+        seq[1],
+        "GET /repos/o/r/issues/9/comments?per_page=100&page=2"
+    );
+    assert!(
+        seq[2].starts_with("PATCH /repos/o/r/issues/comments/"),
+        "{seq:?}"
+    );
     assert_eq!(mock.comments(9).len(), 151);
     mock.assert_clean();
 }
@@ -611,13 +675,23 @@ fn bodies_over_65536_characters_are_cut_with_a_link_to_the_run() {
         .succeeds();
     mock.assert_clean(); // the mock rejects bodies over 65,536 characters
     let local = std::fs::read_to_string(dir.path().join("report.md")).expect("report");
-    assert!(local.chars().count() > 65_536, "the local report is complete");
-    let sent = mock.comments(11)[0]["body"].as_str().expect("body").to_string();
+    assert!(
+        local.chars().count() > 65_536,
+        "the local report is complete"
+    );
+    let sent = mock.comments(11)[0]["body"]
+        .as_str()
+        .expect("body")
+        .to_string();
     assert!(sent.chars().count() <= 65_536);
-    assert!(sent.chars().count() > 60_000, "cut near the limit, not far below it");
+    assert!(
+        sent.chars().count() > 60_000,
+        "cut near the limit, not far below it"
+    );
     assert!(sent.starts_with("<!-- drillkit:drill=d-long "));
     assert!(
-        sent.trim_end().ends_with("[the workflow run](https://github.example/o/r/actions/runs/4242)."),
+        sent.trim_end()
+            .ends_with("[the workflow run](https://github.example/o/r/actions/runs/4242)."),
         "{}",
         &sent[sent.len() - 300..]
     );
@@ -634,7 +708,13 @@ fn the_token_never_appears_in_any_output() {
     ];
     let j = journal(dir.path(), "d-secret", "api-service-failure", 9.0, &extra);
     let r = report(&mock.url(), &j)
-        .args(["--github-issue", "12", "--json", "--open-issue-on-failure", "--file-action-items"])
+        .args([
+            "--github-issue",
+            "12",
+            "--json",
+            "--open-issue-on-failure",
+            "--file-action-items",
+        ])
         .args(outputs(dir.path()))
         .succeeds();
     mock.assert_clean();
@@ -643,14 +723,23 @@ fn the_token_never_appears_in_any_output() {
         ("stderr".into(), r.stderr.clone()),
     ];
     for f in ["report.md", "junit.xml", "summary.json"] {
-        texts.push((f.into(), std::fs::read_to_string(dir.path().join(f)).expect(f)));
+        texts.push((
+            f.into(),
+            std::fs::read_to_string(dir.path().join(f)).expect(f),
+        ));
     }
     for req in mock.reqs() {
         texts.push((format!("{} {}", req.method, req.path), req.body.clone()));
     }
-    let refs: Vec<(&str, &str)> = texts.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     assert_no_token(&refs);
-    assert!(texts[2].1.contains("Authorization: token ***"), "redacted, not dropped");
+    assert!(
+        texts[2].1.contains("Authorization: token ***"),
+        "redacted, not dropped"
+    );
 }
 
 #[test]
@@ -713,7 +802,11 @@ fn a_failed_drill_opens_an_issue_and_files_each_action_item_once() {
     let j = journal(dir.path(), "d-fail1", "api-service-failure", 9.0, &[]); // RTO 9 s > 5 s
     let run = |j: &Path| {
         report(&mock.url(), j)
-            .args(["--open-issue-on-failure", "--file-action-items", "--markdown"])
+            .args([
+                "--open-issue-on-failure",
+                "--file-action-items",
+                "--markdown",
+            ])
             .arg(dir.path().join("r.md"))
             .succeeds()
     };
@@ -730,24 +823,47 @@ fn a_failed_drill_opens_an_issue_and_files_each_action_item_once() {
             "POST /repos/o/r/issues",
         ]
     );
-    r.stderr_has("failure issue #100 opened").stderr_has("action item #101 filed");
+    r.stderr_has("failure issue #100 opened")
+        .stderr_has("action item #101 filed");
     let issues = mock.issues();
-    assert_eq!(issues[0]["title"], json!("DR drill failed: api-service-failure"));
-    assert!(issues[0]["body"].as_str().expect("body").contains("RTO ≤ 5.00s missed"));
+    assert_eq!(
+        issues[0]["title"],
+        json!("DR drill failed: api-service-failure")
+    );
+    assert!(issues[0]["body"]
+        .as_str()
+        .expect("body")
+        .contains("RTO ≤ 5.00s missed"));
     let item = &issues[1];
-    assert_eq!(item["title"], json!("DR action item: RTO ≤ 5.00s missed (api-service-failure)"));
-    assert_eq!(item["labels"], json!([{"name": "dr-drill"}, {"name": "dr-action-item"}]));
+    assert_eq!(
+        item["title"],
+        json!("DR action item: RTO ≤ 5.00s missed (api-service-failure)")
+    );
+    assert_eq!(
+        item["labels"],
+        json!([{"name": "dr-drill"}, {"name": "dr-action-item"}])
+    );
     let body = item["body"].as_str().expect("body");
     assert!(body.starts_with("<!-- drillkit:action-item="), "{body}");
-    assert!(body.contains("| Item | Owner | Due Date | Priority |"), "{body}");
-    assert!(body.contains("@bob"), "owner from the scenario's roles: {body}");
+    assert!(
+        body.contains("| Item | Owner | Due Date | Priority |"),
+        "{body}"
+    );
+    assert!(
+        body.contains("@bob"),
+        "owner from the scenario's roles: {body}"
+    );
 
     // Next month the same objective is missed again (different number): no second issue.
     mock.clear();
     let j2 = journal(dir.path(), "d-fail2", "api-service-failure", 12.0, &[]);
     run(&j2).stderr_has("already filed");
     assert_eq!(mock.issues().len(), 2);
-    assert!(!mock.seq().iter().any(|s| s == "POST /repos/o/r/issues"), "{:?}", mock.seq());
+    assert!(
+        !mock.seq().iter().any(|s| s == "POST /repos/o/r/issues"),
+        "{:?}",
+        mock.seq()
+    );
     mock.assert_clean();
 }
 
@@ -757,7 +873,11 @@ fn a_passed_drill_opens_no_issue() {
     let dir = tempfile::tempdir().expect("tmp");
     let j = journal(dir.path(), "d-ok", "api-service-failure", 2.0, &[]);
     report(&mock.url(), &j)
-        .args(["--open-issue-on-failure", "--file-action-items", "--markdown"])
+        .args([
+            "--open-issue-on-failure",
+            "--file-action-items",
+            "--markdown",
+        ])
         .arg(dir.path().join("r.md"))
         .succeeds();
     assert!(mock.seq().is_empty(), "{:?}", mock.seq());
@@ -774,13 +894,19 @@ fn enterprise_server_api_path_is_kept() {
         .arg(dir.path().join("r.md"))
         .run();
     let seq = mock.seq();
-    assert_eq!(seq[0], "GET /api/v3/repos/o/r/issues/7/comments?per_page=100&page=1", "{seq:?}");
+    assert_eq!(
+        seq[0], "GET /api/v3/repos/o/r/issues/7/comments?per_page=100&page=1",
+        "{seq:?}"
+    );
 }
 
 #[test]
 fn tabletop_opens_the_quarters_issue_once() {
     let mock = Mock::start();
-    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/tabletop-database-corruption.yaml");
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/tabletop-database-corruption.yaml"
+    );
     let run = || {
         Bin::new("report")
             .env("GITHUB_API_URL", mock.url())
@@ -793,14 +919,26 @@ fn tabletop_opens_the_quarters_issue_once() {
     run().stderr_has("tabletop issue #100 opened");
     assert_eq!(
         mock.seq(),
-        ["GET /repos/o/r/issues?state=open&per_page=100&page=1", "POST /repos/o/r/issues"]
+        [
+            "GET /repos/o/r/issues?state=open&per_page=100&page=1",
+            "POST /repos/o/r/issues"
+        ]
     );
     let issue = &mock.issues()[0];
-    assert_eq!(issue["title"], json!("DR tabletop exercise 2025-Q4: tabletop-database-corruption"));
-    assert_eq!(issue["labels"], json!([{"name": "dr-drill"}, {"name": "dr-tabletop"}]));
+    assert_eq!(
+        issue["title"],
+        json!("DR tabletop exercise 2025-Q4: tabletop-database-corruption")
+    );
+    assert_eq!(
+        issue["labels"],
+        json!([{"name": "dr-drill"}, {"name": "dr-tabletop"}])
+    );
     let body = issue["body"].as_str().expect("body");
     assert!(body.contains("type: database_corruption"), "{body}");
-    assert!(body.contains("| 2 | Scenario Walkthrough | 1 h 30 min |"), "{body}");
+    assert!(
+        body.contains("| 2 | Scenario Walkthrough | 1 h 30 min |"),
+        "{body}"
+    );
     run().stderr_has("already open");
     assert_eq!(mock.issues().len(), 1);
     mock.assert_clean();

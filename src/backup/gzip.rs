@@ -7,7 +7,7 @@
 use flate2::{Crc, Decompress, FlushDecompress, Status};
 use std::io::{self, BufRead, Read};
 
-const OUT: usize = 256 * 1024;
+const OUT: usize = 1024 * 1024;
 
 enum State {
     Header,

@@ -364,6 +364,42 @@ COPY public.u (a) FROM stdin;\n\\.\n\n--\n-- PostgreSQL database dump complete\n
     }
 
     #[test]
+    fn chunking_does_not_change_the_verdict() {
+        let mut text = String::from(
+            "--\n-- PostgreSQL database dump\n--\nCOPY public.t (a, b, c) FROM stdin;\n",
+        );
+        for i in 0..500 {
+            match i {
+                77 => text.push_str("1\t2\n"),
+                78 => text.push_str("\\.x\t\t\r\n"),
+                90 => text.push_str("\\N\t\\.\t3\r\n"),
+                _ => text.push_str(&format!(
+                    "{i}\t{}\tsome text {}\n",
+                    i * 7,
+                    "x".repeat(i % 90)
+                )),
+            }
+        }
+        text.push_str("\\.\r\nCOPY public.u (a, b) FROM stdin;\n1\t2\n3\n\\.\n-- PostgreSQL database dump complete\n");
+        let want = run(text.as_bytes(), 1);
+        assert!(
+            want.detail.contains("line 82 has 2 fields"),
+            "{}",
+            want.detail
+        );
+        assert!(
+            want.detail.contains("line 508 has 1 fields"),
+            "{}",
+            want.detail
+        );
+        for chunk in [2, 3, 63, 64, 65, 100, 4096, 1 << 20] {
+            let got = run(text.as_bytes(), chunk);
+            assert_eq!(got.detail, want.detail, "chunk {chunk}");
+            assert_eq!(got.tables, want.tables, "chunk {chunk}");
+        }
+    }
+
+    #[test]
     fn damage_is_found() {
         let cut = &DUMP[..DUMP.find("2\ty").expect("row")];
         let r = run(cut.as_bytes(), 5);

@@ -46,7 +46,11 @@ pub enum Command {
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<String>,
         /// The schedule file.
-        #[arg(long, default_value = "scenarios/schedule.yaml", env = "DRILL_SCHEDULE")]
+        #[arg(
+            long,
+            default_value = "scenarios/schedule.yaml",
+            env = "DRILL_SCHEDULE"
+        )]
         file: PathBuf,
     },
     /// A tiny HTTP service under a supervisor that restarts it after it dies (like a restart
@@ -154,7 +158,11 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
     }
 }
 
-fn schedule(common: &Common, date: Option<String>, file: &std::path::Path) -> Result<Code, Failure> {
+fn schedule(
+    common: &Common,
+    date: Option<String>,
+    file: &std::path::Path,
+) -> Result<Code, Failure> {
     let date = match &date {
         Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|e| {
             Failure::bad_input(anyhow::anyhow!("--date {d}: expected YYYY-MM-DD ({e})"))
@@ -188,7 +196,9 @@ fn schedule(common: &Common, date: Option<String>, file: &std::path::Path) -> Re
         ("exists", pick.exists.to_string()),
     ])?;
     if common.json {
-        common::print_json(&serde_json::to_value(&pick).map_err(|e| Failure::env(anyhow::anyhow!("{e}")))?);
+        common::print_json(
+            &serde_json::to_value(&pick).map_err(|e| Failure::env(anyhow::anyhow!("{e}")))?,
+        );
     } else {
         println!("{}", pick.scenario);
     }

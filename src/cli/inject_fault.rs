@@ -112,7 +112,12 @@ pub struct FillCmd {
     #[arg(long, value_name = "PATH", help_heading = "Fill")]
     pub mount: Option<String>,
     /// Stop when this much is left free (default 0: full, so writes get ENOSPC).
-    #[arg(long, value_name = "SIZE", conflicts_with = "to", help_heading = "Fill")]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        conflicts_with = "to",
+        help_heading = "Fill"
+    )]
     pub leave: Option<crate::units::Size>,
     /// Stop when this much of the filesystem is used, e.g. 95%.
     #[arg(long, value_name = "PERCENT", help_heading = "Fill")]
@@ -186,7 +191,13 @@ pub struct ApplyArgs {
     #[arg(long, env = "DRILL_ALLOW_PRODUCTION", help_heading = "Safety")]
     pub allow_production: bool,
     /// Only containers carrying this label may be targeted (repeatable, ANDed).
-    #[arg(long, value_name = "KEY=VALUE", env = "DRILL_REQUIRE_LABEL", value_delimiter = ',', help_heading = "Safety")]
+    #[arg(
+        long,
+        value_name = "KEY=VALUE",
+        env = "DRILL_REQUIRE_LABEL",
+        value_delimiter = ',',
+        help_heading = "Safety"
+    )]
     pub require_label: Vec<String>,
     /// Refuse (exit 2, nothing touched) when the selector matches more targets than this.
     #[arg(
@@ -470,15 +481,13 @@ async fn doctor(d: DoctorArgs, common: &Common) -> Result<Code, Failure> {
     if main.exists() && !journals.contains(&main) {
         journals.insert(0, main);
     }
-    let docker = match tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        crate::docker::connect(),
-    )
-    .await
-    {
-        Ok(Ok(d)) => Some(d),
-        _ => None,
-    };
+    let docker =
+        match tokio::time::timeout(std::time::Duration::from_secs(5), crate::docker::connect())
+            .await
+        {
+            Ok(Ok(d)) => Some(d),
+            _ => None,
+        };
     let scope = crate::doctor::Scope {
         journals,
         dirs: d.dir.clone(),
@@ -502,14 +511,18 @@ async fn doctor(d: DoctorArgs, common: &Common) -> Result<Code, Failure> {
     let leftovers = found.iter().filter(|f| !f.live).count();
     let failed = found.iter().filter(|f| f.error.is_some()).count();
     if common.json {
-        common::print_json(&serde_json::json!({"findings": found, "leftovers": leftovers, "fixed": d.fix, "failed": failed}));
+        common::print_json(
+            &serde_json::json!({"findings": found, "leftovers": leftovers, "fixed": d.fix, "failed": failed}),
+        );
     }
     if leftovers == 0 {
         say("doctor: no drillkit leftovers on this host");
         return Ok(Code::Ok);
     }
     if !d.fix {
-        say(&format!("doctor: {leftovers} leftover(s); remove them with --fix"));
+        say(&format!(
+            "doctor: {leftovers} leftover(s); remove them with --fix"
+        ));
         return Ok(Code::DrillFailed);
     }
     if failed > 0 {

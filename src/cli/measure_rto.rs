@@ -48,7 +48,7 @@ pub struct TargetFlags {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Sample probes in the background until SIGINT/SIGTERM (or --duration).
-    Watch(WatchArgs),
+    Watch(Box<WatchArgs>),
     /// Write sequence-numbered rows for a measured RPO, until SIGINT/SIGTERM.
     Canary(super::canary::CanaryArgs),
     /// Time a step: `phase NAME -- CMD...`, or `phase start NAME` … `phase end NAME`.
@@ -95,7 +95,7 @@ pub fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<Code, Failure> {
     match cli.command {
         None => measure(&cli.common, &cli.targets),
-        Some(Command::Watch(w)) => watch(&cli.common, w).await,
+        Some(Command::Watch(w)) => watch(&cli.common, *w).await,
         Some(Command::Canary(c)) => super::canary::run(c, &cli.common).await,
         Some(Command::Phase(p)) => phase(&cli.common, p).await,
     }

@@ -155,9 +155,19 @@ impl ProbeFlags {
         )?;
         let pg = !self.postgres.is_empty();
         orphan(self.query.is_some(), "--query", "--postgres", pg)?;
-        orphan(self.resolver.is_some(), "--resolver", "--dns", !self.dns.is_empty())?;
+        orphan(
+            self.resolver.is_some(),
+            "--resolver",
+            "--dns",
+            !self.dns.is_empty(),
+        )?;
         let expect_owner = self.query.is_some() || !self.dns.is_empty();
-        orphan(self.expect.is_some(), "--expect", "--query (with --postgres) or --dns", expect_owner)?;
+        orphan(
+            self.expect.is_some(),
+            "--expect",
+            "--query (with --postgres) or --dns",
+            expect_owner,
+        )?;
         orphan(self.writable, "--writable", "--postgres", pg)?;
         orphan(
             self.max_replication_lag.is_some(),

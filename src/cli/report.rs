@@ -64,10 +64,21 @@ pub struct ReportArgs {
     #[arg(long, value_name = "DIR")]
     pub history: Option<PathBuf>,
     /// Comment the report on this issue; a later report of the same drill updates that comment.
-    #[arg(long, value_name = "N", env = "DRILL_GITHUB_ISSUE", help_heading = "GitHub", conflicts_with = "github_issue_title")]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "DRILL_GITHUB_ISSUE",
+        help_heading = "GitHub",
+        conflicts_with = "github_issue_title"
+    )]
     pub github_issue: Option<u64>,
     /// Comment on the open issue with this title (created with label dr-drill when missing).
-    #[arg(long, value_name = "TITLE", env = "DRILL_GITHUB_ISSUE_TITLE", help_heading = "GitHub")]
+    #[arg(
+        long,
+        value_name = "TITLE",
+        env = "DRILL_GITHUB_ISSUE_TITLE",
+        help_heading = "GitHub"
+    )]
     pub github_issue_title: Option<String>,
     /// When the drill failed, open (or reuse) the issue "DR drill failed: SCENARIO" and comment there.
     #[arg(long, help_heading = "GitHub")]
@@ -256,9 +267,15 @@ async fn report(common: &Common, a: ReportArgs) -> Result<Code, Failure> {
     }
     let last = measurements.last();
     let num = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
-    let problems: Vec<String> = measurements.iter().flat_map(|m| m.problems.clone()).collect();
+    let problems: Vec<String> = measurements
+        .iter()
+        .flat_map(|m| m.problems.clone())
+        .collect();
     crate::actions::set_outputs(&[
-        ("result", if passed { "passed" } else { "failed" }.to_string()),
+        (
+            "result",
+            if passed { "passed" } else { "failed" }.to_string(),
+        ),
         ("rto-seconds", num(last.and_then(|m| m.rto_seconds))),
         (
             "rpo-seconds",
@@ -338,7 +355,10 @@ async fn publish(
             c.url.as_ref().map(|u| format!(": {u}")).unwrap_or_default()
         ));
         set_output("comment-url", c.url.clone().unwrap_or_default())?;
-        out.insert("comment".into(), serde_json::to_value(&c).unwrap_or_default());
+        out.insert(
+            "comment".into(),
+            serde_json::to_value(&c).unwrap_or_default(),
+        );
         commented_on = Some(n);
     }
     if a.open_issue_on_failure && !passed {

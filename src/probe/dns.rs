@@ -14,13 +14,23 @@ pub struct DnsProbe {
 }
 
 impl DnsProbe {
-    pub fn new(name: &str, expect: Option<&str>, resolver: Option<&str>) -> Result<DnsProbe, String> {
+    pub fn new(
+        name: &str,
+        expect: Option<&str>,
+        resolver: Option<&str>,
+    ) -> Result<DnsProbe, String> {
         let name = name.trim().trim_end_matches('.');
-        if name.is_empty() || name.len() > 253 || name.split('.').any(|l| l.is_empty() || l.len() > 63) {
+        if name.is_empty()
+            || name.len() > 253
+            || name.split('.').any(|l| l.is_empty() || l.len() > 63)
+        {
             return Err(format!("'{name}' is not a DNS name"));
         }
         let expect = expect
-            .map(|e| e.parse::<IpAddr>().map_err(|_| format!("expected address '{e}' is not an IP address")))
+            .map(|e| {
+                e.parse::<IpAddr>()
+                    .map_err(|_| format!("expected address '{e}' is not an IP address"))
+            })
             .transpose()?;
         let resolver = resolver
             .map(|r| {
@@ -29,7 +39,11 @@ impl DnsProbe {
                     .map_err(|_| format!("resolver '{r}' must be IP or IP:PORT"))
             })
             .transpose()?;
-        Ok(DnsProbe { name: name.to_string(), expect, resolver })
+        Ok(DnsProbe {
+            name: name.to_string(),
+            expect,
+            resolver,
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -52,12 +66,23 @@ impl DnsProbe {
         let addrs = match answer {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => return Outcome::fail(e, start.elapsed()),
-            Err(_) => return Outcome::fail(format!("no answer within {}", crate::units::Dur(timeout)), start.elapsed()),
+            Err(_) => {
+                return Outcome::fail(
+                    format!("no answer within {}", crate::units::Dur(timeout)),
+                    start.elapsed(),
+                )
+            }
         };
-        let shown = addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
+        let shown = addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         match self.expect {
             _ if addrs.is_empty() => Outcome::fail("no addresses", start.elapsed()),
-            Some(e) if !addrs.contains(&e) => Outcome::fail(format!("answers {shown}, not {e}"), start.elapsed()),
+            Some(e) if !addrs.contains(&e) => {
+                Outcome::fail(format!("answers {shown}, not {e}"), start.elapsed())
+            }
             _ => Outcome::pass(shown, start.elapsed()),
         }
     }
@@ -76,16 +101,29 @@ async fn system_lookup(name: &str) -> Result<Vec<IpAddr>, String> {
 
 /// Ask one server for A and AAAA records.
 async fn query(server: SocketAddr, name: &str) -> Result<Vec<IpAddr>, String> {
-    let bind: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
-    let sock = tokio::net::UdpSocket::bind(bind).await.map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    sock.connect(server).await.map_err(|e| format!("cannot reach resolver {server}: {e}"))?;
+    let bind: SocketAddr = if server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = tokio::net::UdpSocket::bind(bind)
+        .await
+        .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    sock.connect(server)
+        .await
+        .map_err(|e| format!("cannot reach resolver {server}: {e}"))?;
     let mut out = Vec::new();
     for qtype in [1u16, 28u16] {
         let id: u16 = rand::random();
-        sock.send(&encode_query(id, name, qtype)).await.map_err(|e| format!("send to {server}: {e}"))?;
+        sock.send(&encode_query(id, name, qtype))
+            .await
+            .map_err(|e| format!("send to {server}: {e}"))?;
         let mut buf = [0u8; 1500];
         loop {
-            let n = sock.recv(&mut buf).await.map_err(|e| format!("resolver {server}: {e}"))?;
+            let n = sock
+                .recv(&mut buf)
+                .await
+                .map_err(|e| format!("resolver {server}: {e}"))?;
             match decode_answer(&buf[..n], id) {
                 Ok(Some(mut a)) => {
                     out.append(&mut a);
@@ -117,7 +155,11 @@ fn encode_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
 
 /// `Ok(None)` for a reply to another id; NXDOMAIN is an empty answer, other rcodes errors.
 pub(crate) fn decode_answer(m: &[u8], id: u16) -> Result<Option<Vec<IpAddr>>, String> {
-    let be16 = |i: usize| m.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or("short DNS reply");
+    let be16 = |i: usize| {
+        m.get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or("short DNS reply")
+    };
     if be16(0)? != id {
         return Ok(None);
     }
@@ -176,7 +218,10 @@ mod tests {
         m[3] = 0x80;
         m[7] = 1; // ancount
         m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 2, 5]);
-        assert_eq!(decode_answer(&m, 7), Ok(Some(vec![IpAddr::from([10, 0, 2, 5])])));
+        assert_eq!(
+            decode_answer(&m, 7),
+            Ok(Some(vec![IpAddr::from([10, 0, 2, 5])]))
+        );
         assert_eq!(decode_answer(&m, 8), Ok(None));
         m[3] = 0x82;
         assert_eq!(decode_answer(&m, 7), Err("SERVFAIL".into()));

@@ -48,7 +48,8 @@ pub enum Probe {
     Docker(docker::DockerProbe),
     Redis(redis::RedisProbe),
     Command(command::CommandProbe),
-    Postgres(postgres::PostgresProbe),
+    /// Boxed: it holds a connection config and TLS setup, much larger than the other kinds.
+    Postgres(Box<postgres::PostgresProbe>),
     Dns(dns::DnsProbe),
 }
 
@@ -230,7 +231,11 @@ impl ProbeSpec {
     }
 
     fn dns_probe(&self) -> Result<dns::DnsProbe, String> {
-        dns::DnsProbe::new(self.dns.as_deref().unwrap_or_default(), self.expect.as_deref(), self.resolver.as_deref())
+        dns::DnsProbe::new(
+            self.dns.as_deref().unwrap_or_default(),
+            self.expect.as_deref(),
+            self.resolver.as_deref(),
+        )
     }
 
     fn postgres_probe(&self) -> Result<postgres::PostgresProbe, String> {
@@ -269,7 +274,7 @@ impl ProbeSpec {
         } else if self.dns.is_some() {
             Probe::Dns(self.dns_probe().map_err(bad)?)
         } else {
-            Probe::Postgres(self.postgres_probe().map_err(bad)?)
+            Probe::Postgres(Box::new(self.postgres_probe().map_err(bad)?))
         })
     }
 }

@@ -28,7 +28,11 @@ pub fn marker_key(m: &Measurement) -> String {
 const DR_METRICS: [(&str, &[&str], u32); 6] = [
     ("detection_time", &["detect"], 5),
     ("assessment_time", &["assess"], 30),
-    ("infrastructure_provisioning", &["provision", "infrastructure"], 60),
+    (
+        "infrastructure_provisioning",
+        &["provision", "infrastructure"],
+        60,
+    ),
     ("database_recovery", &["database", "restore"], 90),
     ("application_deployment", &["deploy", "application"], 90),
     ("verification", &["verif", "smoke"], 90),
@@ -89,7 +93,13 @@ fn dr_metrics_block(o: &mut String, m: &Measurement) {
     let rpo = m
         .rpo
         .as_ref()
-        .map(|r| format!("{} ({} writes lost)", fmt_duration(r.rpo_seconds), r.lost_writes))
+        .map(|r| {
+            format!(
+                "{} ({} writes lost)",
+                fmt_duration(r.rpo_seconds),
+                r.lost_writes
+            )
+        })
         .unwrap_or_else(|| "not measured".into());
     let _ = writeln!(o, "| rpo | 0 minutes (no data loss) | {rpo} |");
     let _ = writeln!(yaml, "  rpo: \"{rpo}\"");

@@ -121,7 +121,10 @@ pub fn section(merged: &[Merged]) -> String {
         return o;
     }
     let _ = writeln!(o, "\n## Smoke Tests (merged JUnit)\n");
-    let _ = writeln!(o, "| File | Suite | Tests | Failed | Errors | Skipped | Time |");
+    let _ = writeln!(
+        o,
+        "| File | Suite | Tests | Failed | Errors | Skipped | Time |"
+    );
     let _ = writeln!(o, "|---|---|---|---|---|---|---|");
     for m in merged {
         for s in &m.suites {

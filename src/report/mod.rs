@@ -87,7 +87,10 @@ mod tests {
 
     #[test]
     fn problem_keys_drop_the_numbers() {
-        assert_eq!(problem_key("RTO ≤ 5m 00s missed: 6m 12s"), "RTO ≤ 5m 00s missed");
+        assert_eq!(
+            problem_key("RTO ≤ 5m 00s missed: 6m 12s"),
+            "RTO ≤ 5m 00s missed"
+        );
         assert_eq!(
             problem_key("not recovered within 5m (http: refused)"),
             "not recovered within 5m"

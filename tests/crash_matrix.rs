@@ -1,0 +1,334 @@
+//! The crash-safety matrix: every fault type × every way a drill can end — normal (`revert`),
+//! `--duration` expiry, SIGINT, SIGTERM, SIGKILL then `inject-fault revert`, SIGKILL then
+//! `inject-fault doctor --fix` — and after each, the system is inspected: tagged iptables rules
+//! (host and namespace), drillkit qdiscs, delay proxies, fill files, the container's and the
+//! process's state, open faults in the journal. Every cell must be 0 leftovers. The table is
+//! printed (run with `--nocapture`); the README quotes it.
+
+mod support;
+
+use support::netns;
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+use support::cmd::Bin;
+use support::docker as dk;
+
+netns_helper!();
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum End {
+    Normal,
+    Duration,
+    Sigint,
+    Sigterm,
+    KillRevert,
+    KillDoctor,
+}
+
+const ENDS: [End; 6] = [
+    End::Normal,
+    End::Duration,
+    End::Sigint,
+    End::Sigterm,
+    End::KillRevert,
+    End::KillDoctor,
+];
+
+impl End {
+    fn label(self) -> &'static str {
+        match self {
+            End::Normal => "normal",
+            End::Duration => "--duration",
+            End::Sigint => "SIGINT",
+            End::Sigterm => "SIGTERM",
+            End::KillRevert => "KILL+revert",
+            End::KillDoctor => "KILL+doctor",
+        }
+    }
+}
+
+struct World {
+    container: String,
+    ns: netns::Ns,
+    fs: tempfile::TempDir,
+    echo: netns::Echo,
+}
+
+fn count_proxies() -> usize {
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| {
+                    std::fs::read(e.path().join("cmdline"))
+                        .map(|c| String::from_utf8_lossy(&c).contains("__degrade-proxy"))
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn host_rules() -> usize {
+    let mut n = 0;
+    for tool in ["iptables", "ip6tables"] {
+        for t in ["filter", "nat", "mangle"] {
+            if let Ok(o) = Command::new(tool).args(["-t", t, "-S"]).output() {
+                n += String::from_utf8_lossy(&o.stdout)
+                    .matches("drillkit:")
+                    .count();
+            }
+        }
+    }
+    n
+}
+
+fn proc_state(pid: u32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = s.rfind(')')?;
+    s[close + 2..].chars().next()
+}
+
+/// Leftovers after a case, each named.
+fn inspect(w: &World, j: &Path, pid: Option<u32>) -> Vec<String> {
+    let mut left = Vec::new();
+    let st = w.ns.state();
+    let rules = st.matches("drillkit:").count();
+    if rules > 0 {
+        left.push(format!("{rules} rule(s) in the namespace"));
+    }
+    if st.contains("dd17:") {
+        left.push("qdisc dd17:".into());
+    }
+    let hr = host_rules();
+    if hr > 0 {
+        left.push(format!("{hr} rule(s) on the host"));
+    }
+    let p = count_proxies();
+    if p > 0 {
+        left.push(format!("{p} proxy process(es)"));
+    }
+    let files = std::fs::read_dir(w.fs.path())
+        .map(|r| r.count())
+        .unwrap_or(0);
+    if files > 0 {
+        left.push(format!("{files} fill file(s)"));
+    }
+    let s = dk::docker([
+        "inspect",
+        "--format",
+        "{{.State.Running}} {{.State.Paused}} {{len .NetworkSettings.Networks}}",
+        &w.container,
+    ]);
+    if s != "true false 1" {
+        left.push(format!("container state {s}"));
+    }
+    if let Some(pid) = pid {
+        if proc_state(pid) == Some('T') {
+            left.push(format!("process {pid} stopped"));
+        }
+    }
+    if j.exists() {
+        let r = Bin::new("inject-fault")
+            .args(["list", "--json"])
+            .journal(j)
+            .succeeds();
+        let open = r.json().as_array().map(|a| a.len()).unwrap_or(0);
+        if open > 0 {
+            left.push(format!("{open} open fault(s) in the journal"));
+        }
+    }
+    left
+}
+
+fn wait_applied(j: &Path, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if j.exists()
+            && std::fs::read_to_string(j)
+                .unwrap_or_default()
+                .contains("\"fault_applied\"")
+        {
+            return;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("injector exited {st} before applying");
+        }
+        assert!(Instant::now() < deadline, "fault not applied within 20s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn run_case(w: &World, fault: &str, args: &[String], end: End, pid: Option<u32>) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let j = dir.path().join("journal.jsonl");
+    let bin = || Bin::new("inject-fault").journal(&j);
+    match end {
+        End::Normal => {
+            bin().args(args).succeeds();
+            bin().arg("revert").succeeds();
+        }
+        End::Duration => {
+            bin().args(args).args(["--duration", "300ms"]).succeeds();
+        }
+        End::Sigint | End::Sigterm | End::KillRevert | End::KillDoctor => {
+            let mut child = bin().args(args).args(["--duration", "60s"]).spawn();
+            wait_applied(&j, &mut child);
+            let sig = match end {
+                End::Sigint => "-INT",
+                End::Sigterm => "-TERM",
+                _ => "-KILL",
+            };
+            Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status()
+                .expect("kill");
+            let r = dk::wait_child(child, Duration::from_secs(30), fault);
+            match end {
+                End::Sigint | End::Sigterm => {
+                    assert_eq!(
+                        r.code,
+                        4,
+                        "{fault} {}: exit {} (expected 4)\n{}",
+                        end.label(),
+                        r.code,
+                        r.stderr
+                    )
+                }
+                End::KillRevert => {
+                    bin().arg("revert").succeeds();
+                }
+                _ => {
+                    bin().args(["doctor", "--fix"]).succeeds();
+                }
+            }
+        }
+    }
+    inspect(w, &j, pid)
+}
+
+#[test]
+fn every_fault_times_every_ending_leaves_nothing_behind() {
+    if !dk::available() || !netns::available() {
+        eprintln!("skipped: needs Docker, root and ip netns");
+        return;
+    }
+    let c = dk::sleeper("no").run_up();
+    let ns = netns::Ns::new(9);
+    let fs = tempfile::tempdir().expect("tmp");
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(fs.path())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "mount tmpfs");
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Umount(fs.path().to_path_buf());
+    let echo = netns::Echo::start(&ns.host_ip);
+    let w = World {
+        container: c.name.clone(),
+        ns,
+        fs,
+        echo,
+    };
+    let to = w.echo.addr.to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    let cname = w.container.clone();
+    let nsn = w.ns.name.clone();
+    let fsp = w.fs.path().display().to_string();
+    // (name, args, needs a fresh process)
+    let faults: Vec<(&str, Vec<String>, bool)> = vec![
+        (
+            "docker stop",
+            s(&["stop", "--container", &cname, "--timeout", "1s"]),
+            false,
+        ),
+        ("docker kill", s(&["kill", "--container", &cname]), false),
+        ("docker crash", s(&["crash", "--container", &cname]), false),
+        ("docker pause", s(&["pause", "--container", &cname]), false),
+        ("process stop", s(&["stop", "--timeout", "1s"]), true),
+        ("process pause", s(&["pause"]), true),
+        (
+            "partition docker",
+            s(&["partition", "--container", &cname]),
+            false,
+        ),
+        (
+            "partition iptables",
+            s(&["partition", "--netns", &nsn, "--to", &to]),
+            false,
+        ),
+        (
+            "degrade iptables+tbf",
+            s(&[
+                "degrade", "--netns", &nsn, "--loss", "5%", "--rate", "8mbit", "--method",
+                "iptables",
+            ]),
+            false,
+        ),
+        (
+            "degrade proxy",
+            s(&[
+                "degrade", "--netns", &nsn, "--delay", "50ms", "--to", &to, "--method", "proxy",
+            ]),
+            false,
+        ),
+        ("fill-disk", s(&["fill-disk", "--path", &fsp]), false),
+    ];
+    let mut table = String::new();
+    table.push_str(&format!("| {:<22} |", "fault \\ ending"));
+    for e in ENDS {
+        table.push_str(&format!(" {:<11} |", e.label()));
+    }
+    table.push('\n');
+    table.push_str(&format!("|{}|", "-".repeat(24)));
+    for _ in ENDS {
+        table.push_str(&format!("{}|", "-".repeat(13)));
+    }
+    table.push('\n');
+    let mut failures = Vec::new();
+    for (name, args, process) in &faults {
+        table.push_str(&format!("| {name:<22} |"));
+        for end in ENDS {
+            let mut child = None;
+            let mut args = args.clone();
+            if *process {
+                let ch = Command::new("sleep").arg("3600").spawn().expect("sleep");
+                args.extend(["--pid".to_string(), ch.id().to_string()]);
+                child = Some(ch);
+            }
+            let pid = child.as_ref().map(|c| c.id());
+            let left = run_case(&w, name, &args, end, pid);
+            if let Some(mut ch) = child {
+                let _ = ch.kill();
+                let _ = ch.wait();
+            }
+            // Bring the container back for the next case if a case left it down (already counted).
+            if !left.is_empty() {
+                let _ = dk::docker_output(["unpause", &cname]);
+                let _ = dk::docker_output(["start", &cname]);
+                failures.push(format!("{name} × {}: {}", end.label(), left.join(", ")));
+            }
+            c.wait_for("running", Duration::from_secs(20), |s| s.up());
+            table.push_str(&format!(
+                " {:<11} |",
+                if left.is_empty() {
+                    "0".to_string()
+                } else {
+                    format!("{} LEFT", left.len())
+                }
+            ));
+        }
+        table.push('\n');
+    }
+    println!("\nCrash-safety matrix (leftovers after each ending):\n{table}");
+    eprintln!("\nCrash-safety matrix (leftovers after each ending):\n{table}");
+    assert!(failures.is_empty(), "leftovers:\n{}", failures.join("\n"));
+}
