@@ -520,12 +520,20 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
 }
 
 fn probe_needle(p: &ProbeSpec) -> String {
-    [&p.http, &p.tcp, &p.docker, &p.redis, &p.command, &p.postgres, &p.dns]
-        .into_iter()
-        .flatten()
-        .next()
-        .cloned()
-        .unwrap_or_else(|| "probes:".into())
+    [
+        &p.http,
+        &p.tcp,
+        &p.docker,
+        &p.redis,
+        &p.command,
+        &p.postgres,
+        &p.dns,
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .cloned()
+    .unwrap_or_else(|| "probes:".into())
 }
 
 /// Replace `${VAR}` and `${VAR:-default}` with values from the environment (workflow inputs

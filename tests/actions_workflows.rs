@@ -314,7 +314,14 @@ fn the_install_script_builds_from_source_and_installs() {
         .arg(root().join("scripts/action-install.sh"))
         .arg("source")
         // The repo's own target dir: the build is already there, so this is a no-op rebuild.
-        .env("CARGO_TARGET_DIR", root().join("target"))
+        // The target dir this test run was built in (CI keeps one outside the clone): the
+        // script's release build then reuses the compiled dependencies.
+        .env(
+            "CARGO_TARGET_DIR",
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| root().join("target")),
+        )
         .env("ACTION_PATH", root())
         .env("DRILLKIT_INSTALL_DIR", &bin)
         .env("GITHUB_OUTPUT", &out_file)

@@ -31,6 +31,10 @@ pub enum Command {
         /// Allow `environment: production`.
         #[arg(long, env = "DRILL_ALLOW_PRODUCTION")]
         allow_production: bool,
+        /// Only targets carrying this label may be touched, KEY=VALUE (repeatable; added to the
+        /// scenario's `safety.require_label`; `DRILL_REQUIRE_LABEL` also applies).
+        #[arg(long, value_name = "KEY=VALUE")]
+        require_label: Vec<String>,
     },
     /// Check scenario files; exit 2 with file:line:column on the first mistake in each.
     Validate {
@@ -83,8 +87,11 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
             scenario,
             out,
             allow_production,
+            require_label,
         } => {
-            let s = crate::scenario::load(&scenario)?;
+            let mut s = crate::scenario::load(&scenario)?;
+            crate::target::parse_labels(&require_label, "--require-label")?;
+            s.safety.require_label.extend(require_label);
             let journal = cli
                 .common
                 .journal
