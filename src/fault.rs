@@ -279,21 +279,14 @@ async fn container_netns(
 ) -> Result<Netns, Failure> {
     let docker =
         docker.ok_or_else(|| Failure::env(anyhow::anyhow!("container targets need Docker")))?;
-    let facts = crate::docker::inspect(docker, id).await?;
-    if !facts.running || facts.pid <= 0 {
-        return Err(Failure::env(anyhow::anyhow!(
-            "container {name} is not running ({}); its network namespace exists only while it runs",
-            facts.status
-        )));
-    }
-    if !crate::docker::address().starts_with("unix://") {
-        return Err(Failure::env(anyhow::anyhow!(
-            "network faults inside a container enter its namespace on the Docker host; DOCKER_HOST={} is not local",
-            crate::docker::address()
-        )));
-    }
-    let pid = i32::try_from(facts.pid)
-        .map_err(|_| Failure::env(anyhow::anyhow!("bad pid {}", facts.pid)))?;
+    let pid = host_pid(
+        docker,
+        id,
+        name,
+        "its network namespace exists only while it runs",
+        "network faults inside a container enter its namespace on the Docker host",
+    )
+    .await?;
     let info = crate::process::info(pid).ok_or_else(|| {
         Failure::env(anyhow::anyhow!("cannot read /proc/{pid} of container {name} (drillkit must run in the Docker host's pid namespace)"))
     })?;
@@ -811,26 +804,45 @@ impl Injector<'_> {
 /// the Docker API marks the container as stopped by hand and its restart policy does not apply;
 /// a process dying by itself does, as it would in a real crash.
 async fn crash_container(docker: &bollard::Docker, id: &str, name: &str) -> Result<(), Failure> {
-    let facts = crate::docker::inspect(docker, id).await?;
-    if !facts.running || facts.pid <= 0 {
-        return Err(Failure::env(anyhow::anyhow!(
-            "container {name} is not running ({}); nothing to crash",
-            facts.status
-        )));
-    }
-    if !crate::docker::address().starts_with("unix://") {
-        return Err(Failure::env(anyhow::anyhow!(
-            "crash kills the container's main process from the Docker host; DOCKER_HOST={} is not local. Use kill or stop",
-            crate::docker::address()
-        )));
-    }
-    let pid = i32::try_from(facts.pid)
-        .map_err(|_| Failure::env(anyhow::anyhow!("bad pid {}", facts.pid)))?;
+    let pid = host_pid(
+        docker,
+        id,
+        name,
+        "nothing to crash",
+        "crash kills the container's main process from the Docker host (use kill or stop)",
+    )
+    .await?;
     crate::process::signal(pid, Signal::SIGKILL).map_err(|e| {
         Failure::env(anyhow::anyhow!(
             "{e} (crash needs root on the Docker host, in its pid namespace)"
         ))
     })
+}
+
+/// The host pid of a running container's main process. Needs the engine on this host (a local
+/// socket): the pid means nothing elsewhere. `why` completes the "not running" error, `needs`
+/// explains why a remote engine will not do.
+async fn host_pid(
+    docker: &bollard::Docker,
+    id: &str,
+    name: &str,
+    why: &str,
+    needs: &str,
+) -> Result<i32, Failure> {
+    let facts = crate::docker::inspect(docker, id).await?;
+    if !facts.running || facts.pid <= 0 {
+        return Err(Failure::env(anyhow::anyhow!(
+            "container {name} is not running ({}); {why}",
+            facts.status
+        )));
+    }
+    if !crate::docker::address().starts_with("unix://") {
+        return Err(Failure::env(anyhow::anyhow!(
+            "{needs}; DOCKER_HOST={} is not local",
+            crate::docker::address()
+        )));
+    }
+    i32::try_from(facts.pid).map_err(|_| Failure::env(anyhow::anyhow!("bad pid {}", facts.pid)))
 }
 
 /// Undo one open fault and record it. Idempotent: undoing what is already undone succeeds.
