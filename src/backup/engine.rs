@@ -1,8 +1,9 @@
 //! The one-pass engine: each backup file is read once, in 1 MiB buffers, by the calling thread;
 //! every buffer goes (shared, not copied) to a hashing thread and to a decode thread that
-//! inflates gzip/zstd and runs the format check on the inflated bytes. Bounded channels keep at
-//! most a few dozen MiB in flight whatever the file size, and hashing and inflating run on
-//! different cores.
+//! inflates gzip/zstd; the inflated buffers go (handed over, not copied) to a third thread that
+//! runs the format check. Bounded channels keep a few dozen MiB in flight whatever the file
+//! size, buffers go back to a pool when the last thread lets go of them, and hashing,
+//! inflating and checking run on whatever cores the machine has.
 
 use super::checksum::{Algo, Hasher};
 use super::gzip::{drain, GzipReader, GzipReport};
@@ -10,14 +11,94 @@ use super::zstd::{ZstdReader, ZstdReport};
 use super::{pgcustom, pgdump, rdb, FormatHint, FormatReport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufRead, Read};
+use std::ops::Deref;
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 const CHUNK: usize = 1 << 20;
 const IN_FLIGHT: usize = 6;
 
-type Chunk = Arc<Vec<u8>>;
+/// A buffer on its way between threads; its bytes go back to their pool when dropped.
+pub struct Buf {
+    data: Vec<u8>,
+    home: SyncSender<Vec<u8>>,
+}
+
+impl Deref for Buf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        // A full pool (or one whose owner has gone) just frees the buffer.
+        let _ = self.home.try_send(std::mem::take(&mut self.data));
+    }
+}
+
+type Chunk = Arc<Buf>;
+
+/// Buffers of one size, reused: no allocation or zeroing per buffer once the pipeline runs.
+struct Pool {
+    home: SyncSender<Vec<u8>>,
+    spare: Receiver<Vec<u8>>,
+    size: usize,
+}
+
+impl Pool {
+    fn new(size: usize) -> Pool {
+        let (home, spare) = sync_channel(IN_FLIGHT + 2);
+        Pool { home, spare, size }
+    }
+
+    /// A buffer `size` bytes long: a returned one when there is one.
+    fn get(&self) -> Vec<u8> {
+        match self.spare.try_recv() {
+            Ok(mut v) => {
+                v.resize(self.size, 0);
+                v
+            }
+            Err(_) => vec![0; self.size],
+        }
+    }
+
+    /// Share the first `len` bytes of `v` (which came from [`Pool::get`]).
+    fn share(&self, mut v: Vec<u8>, len: usize) -> Chunk {
+        v.truncate(len);
+        Arc::new(Buf {
+            data: v,
+            home: self.home.clone(),
+        })
+    }
+}
+
+/// A decompressing reader that can hand its filled output buffer over instead of copying it.
+pub trait HandOff: BufRead {
+    /// The size of the reader's output buffer.
+    const OUT: usize;
+    /// The next decoded bytes as `(buffer, length)`, with `spare` (`OUT` bytes long) taking the
+    /// buffer's place; `None` at the end of the stream.
+    fn hand_off(&mut self, spare: Vec<u8>) -> io::Result<Option<(Vec<u8>, usize)>>;
+}
+
+/// [`HandOff::hand_off`] over a reader's `out[pos..len]` window, once it has been filled.
+pub fn swap_out(
+    out: &mut Vec<u8>,
+    pos: &mut usize,
+    len: &mut usize,
+    spare: Vec<u8>,
+) -> (Vec<u8>, usize) {
+    let (from, to) = (*pos, *len);
+    let mut taken = std::mem::replace(out, spare);
+    (*pos, *len) = (0, 0);
+    if from > 0 {
+        taken.copy_within(from..to, 0);
+    }
+    (taken, to - from)
+}
 
 /// What the compression layer found.
 #[derive(Clone, Debug)]
@@ -37,11 +118,36 @@ pub struct Scan {
     pub read_error: Option<String>,
 }
 
-/// Buffers from the reader thread, read back as one stream.
+/// Buffers from another thread, read back as one stream.
 struct ChunkReader {
     rx: Receiver<Chunk>,
     cur: Option<Chunk>,
     pos: usize,
+}
+
+impl ChunkReader {
+    fn new(rx: Receiver<Chunk>) -> ChunkReader {
+        ChunkReader {
+            rx,
+            cur: None,
+            pos: 0,
+        }
+    }
+
+    /// The unread part of the stream a buffer at a time, shared rather than copied.
+    fn next_chunk(&mut self) -> Option<Chunk> {
+        match self.cur.take() {
+            Some(c) if self.pos == 0 => Some(c),
+            Some(c) if self.pos < c.len() => {
+                let (home, _) = sync_channel(0);
+                Some(Arc::new(Buf {
+                    data: c[self.pos..].to_vec(),
+                    home,
+                }))
+            }
+            _ => self.rx.recv().ok(),
+        }
+    }
 }
 
 impl Read for ChunkReader {
@@ -74,7 +180,6 @@ impl BufRead for ChunkReader {
         self.pos += amt;
     }
 }
-
 fn unknown(detail: &str) -> FormatReport {
     FormatReport {
         kind: "unknown".into(),
@@ -115,29 +220,51 @@ pub fn check_format(r: &mut dyn BufRead, hint: FormatHint) -> io::Result<FormatR
     }
 }
 
-fn decode(rx: Receiver<Chunk>, hint: FormatHint) -> io::Result<(Compression, FormatReport)> {
-    let mut raw = ChunkReader {
-        rx,
-        cur: None,
-        pos: 0,
-    };
+/// Where decoded buffers go: the format check, until it has seen enough and hangs up.
+struct Pass(Option<SyncSender<Chunk>>);
+
+impl Pass {
+    fn send(&mut self, c: Chunk) {
+        if self.0.as_ref().is_some_and(|tx| tx.send(c).is_err()) {
+            self.0 = None;
+        }
+    }
+}
+
+/// Decode `r` to its end, handing every output buffer to `pass`.
+fn pump<R: HandOff>(r: &mut R, pass: &mut Pass) -> io::Result<()> {
+    let pool = Pool::new(R::OUT);
+    while let Some((buf, len)) = r.hand_off(pool.get())? {
+        pass.send(pool.share(buf, len));
+    }
+    Ok(())
+}
+
+/// Undo the compression of the raw stream (checking it as it goes) and pass the decoded bytes
+/// to the format check on `out`.
+fn decode(rx: Receiver<Chunk>, out: SyncSender<Chunk>) -> io::Result<Compression> {
+    let mut raw = ChunkReader::new(rx);
     let head = raw.fill_buf()?;
+    let mut pass = Pass(Some(out));
     if head.starts_with(&[0x1f, 0x8b]) {
         let mut gz = GzipReader::new(raw);
-        let f = check_format(&mut gz, hint)?;
+        pump(&mut gz, &mut pass)?;
+        drop(pass);
         let (rep, mut raw) = gz.finish()?;
         drain(&mut raw)?;
-        Ok((Compression::Gzip(rep), f))
+        Ok(Compression::Gzip(rep))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         let mut z = ZstdReader::new(raw);
-        let f = check_format(&mut z, hint)?;
+        pump(&mut z, &mut pass)?;
+        drop(pass);
         let (rep, mut raw) = z.finish()?;
         drain(&mut raw)?;
-        Ok((Compression::Zstd(rep), f))
+        Ok(Compression::Zstd(rep))
     } else {
-        let f = check_format(&mut raw, hint)?;
-        drain(&mut raw)?;
-        Ok((Compression::None, f))
+        while let Some(c) = raw.next_chunk() {
+            pass.send(c);
+        }
+        Ok(Compression::None)
     }
 }
 
@@ -157,6 +284,7 @@ pub fn scan(path: &Path, algos: &BTreeSet<Algo>, hint: FormatHint) -> Scan {
     };
     let (hash_tx, hash_rx) = sync_channel::<Chunk>(IN_FLIGHT);
     let (dec_tx, dec_rx) = sync_channel::<Chunk>(IN_FLIGHT);
+    let (check_tx, check_rx) = sync_channel::<Chunk>(IN_FLIGHT);
     std::thread::scope(|s| {
         let hasher = s.spawn(move || {
             let mut hs: Vec<(Algo, Hasher)> = algos.iter().map(|&a| (a, Hasher::new(a))).collect();
@@ -169,12 +297,16 @@ pub fn scan(path: &Path, algos: &BTreeSet<Algo>, hint: FormatHint) -> Scan {
                 .map(|(a, h)| (a, h.finish()))
                 .collect::<BTreeMap<_, _>>()
         });
-        let decoder = s.spawn(move || decode(dec_rx, hint));
+        let decoder = s.spawn(move || decode(dec_rx, check_tx));
+        // The check may stop reading early (a custom dump's table of contents, an RDB's
+        // header…); dropping its reader then tells the decoder to stop passing buffers.
+        let checker = s.spawn(move || check_format(&mut ChunkReader::new(check_rx), hint));
+        let pool = Pool::new(CHUNK);
         let mut bytes = 0u64;
         let mut read_error = None;
         let mut dec_tx = Some(dec_tx);
         loop {
-            let mut buf = vec![0u8; CHUNK];
+            let mut buf = pool.get();
             let mut filled = 0;
             while filled < CHUNK {
                 match file.read(&mut buf[filled..]) {
@@ -191,9 +323,8 @@ pub fn scan(path: &Path, algos: &BTreeSet<Algo>, hint: FormatHint) -> Scan {
             if filled == 0 {
                 break;
             }
-            buf.truncate(filled);
             bytes += filled as u64;
-            let chunk = Arc::new(buf);
+            let chunk = pool.share(buf, filled);
             if let Some(tx) = &dec_tx {
                 if tx.send(Arc::clone(&chunk)).is_err() {
                     // The decoder stopped early (it failed); hashing goes on.
@@ -207,8 +338,14 @@ pub fn scan(path: &Path, algos: &BTreeSet<Algo>, hint: FormatHint) -> Scan {
         drop(dec_tx);
         drop(hash_tx);
         let digests = hasher.join().unwrap_or_default();
-        let (compression, format) = match decoder.join() {
-            Ok(Ok(x)) => x,
+        let decoded = decoder.join();
+        let format = match checker.join() {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => unknown(&format!("not checked: {e}")),
+            Err(_) => unknown("not checked: the format check thread failed"),
+        };
+        let (compression, format) = match decoded {
+            Ok(Ok(c)) => (c, format),
             Ok(Err(e)) => (Compression::None, unknown(&format!("not checked: {e}"))),
             Err(_) => (
                 Compression::None,
@@ -223,4 +360,76 @@ pub fn scan(path: &Path, algos: &BTreeSet<Algo>, hint: FormatHint) -> Scan {
             read_error,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    #[test]
+    fn handing_off_keeps_only_the_unread_bytes() {
+        let mut out = b"headbody".to_vec();
+        let (mut pos, mut len) = (4, 8);
+        let (taken, n) = swap_out(&mut out, &mut pos, &mut len, vec![0; 8]);
+        assert_eq!(&taken[..n], b"body");
+        assert_eq!((out.len(), pos, len), (8, 0, 0));
+    }
+
+    #[test]
+    fn buffers_return_to_their_pool() {
+        let pool = Pool::new(16);
+        let a = pool.share(pool.get(), 3);
+        assert_eq!(a.len(), 3);
+        let b = Arc::clone(&a);
+        drop(a);
+        assert!(
+            pool.spare.try_recv().is_err(),
+            "still held by another thread"
+        );
+        drop(b);
+        let back = pool.spare.try_recv().expect("returned");
+        assert_eq!(back.capacity(), 16);
+        // A returned buffer is full size again when handed out.
+        let home = pool.home.clone();
+        home.try_send(back).expect("room");
+        assert_eq!(pool.get().len(), 16);
+    }
+
+    #[test]
+    fn gzip_plain_dump_in_two_members_is_scanned_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("d.sql.gz");
+        let mut text =
+            b"--\n-- PostgreSQL database dump\n--\n\nCOPY public.t (a, b) FROM stdin;\n".to_vec();
+        for i in 0..200_000 {
+            text.extend_from_slice(format!("{i}\tvalue {i}\n").as_bytes());
+        }
+        text.extend_from_slice(b"\\.\n\n--\n-- PostgreSQL database dump complete\n--\n");
+        let mut file = Vec::new();
+        let half = text.len() / 2;
+        for part in [&text[..half], &text[half..]] {
+            let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(part).expect("write");
+            file.extend(e.finish().expect("finish"));
+        }
+        std::fs::write(&path, &file).expect("write file");
+        let algos = BTreeSet::from([Algo::Sha256, Algo::Md5]);
+        let scan = scan(&path, &algos, FormatHint::Auto);
+        assert_eq!(scan.bytes, file.len() as u64);
+        assert!(scan.read_error.is_none());
+        let mut h = Hasher::new(Algo::Sha256);
+        h.update(&file);
+        assert_eq!(scan.digests.get(&Algo::Sha256), Some(&h.finish()));
+        match &scan.compression {
+            Compression::Gzip(g) => {
+                assert_eq!((g.members, g.uncompressed), (2, text.len() as u64));
+                assert!(g.error.is_none(), "{:?}", g.error);
+            }
+            other => panic!("not gzip: {other:?}"),
+        }
+        assert!(scan.format.ok, "{}", scan.format.detail);
+        assert_eq!(scan.format.tables.get("public.t"), Some(&200_000));
+    }
 }

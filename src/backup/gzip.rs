@@ -293,6 +293,17 @@ impl<R: BufRead> BufRead for GzipReader<R> {
     }
 }
 
+impl<R: BufRead> super::engine::HandOff for GzipReader<R> {
+    const OUT: usize = OUT;
+    fn hand_off(&mut self, spare: Vec<u8>) -> io::Result<Option<(Vec<u8>, usize)>> {
+        if self.fill_buf()?.is_empty() {
+            return Ok(None);
+        }
+        let taken = super::engine::swap_out(&mut self.out, &mut self.pos, &mut self.len, spare);
+        Ok(Some(taken))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
