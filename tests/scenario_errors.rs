@@ -174,14 +174,38 @@ fn shipped_scenarios_validate() {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("scenarios/")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("schedule.yaml"))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
     assert!(files.len() >= 3, "{files:?}");
+    // `drill validate scenarios/*.yaml` meets the schedule too, and checks it as a schedule.
     let r = Bin::new("drill").arg("validate").args(&files).succeeds();
     assert_eq!(
         r.stderr.matches(": ok (").count(),
         files.len(),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("schedule.yaml: ok (schedule: ") && r.stderr.contains("all present)"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_broken_schedule_fails_validate_and_a_missing_scenario_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("schedule.yaml");
+    std::fs::write(&bad, "monthly:\n  week9: x.yaml\n").expect("write");
+    let r = Bin::new("drill").arg("validate").arg(&bad).code(2);
+    assert!(r.stderr.contains("unknown key 'week9'"), "{}", r.stderr);
+    let ok = dir.path().join("calendar.yaml");
+    std::fs::write(&ok, "monthly:\n  week1: [here.yaml, gone.yaml]\n").expect("write");
+    std::fs::write(dir.path().join("here.yaml"), "name: x\n").expect("write");
+    let r = Bin::new("drill").arg("validate").arg(&ok).succeeds();
+    assert!(
+        r.stderr.contains("2 scenario file(s) named; missing") && r.stderr.contains("gone.yaml"),
         "{}",
         r.stderr
     );

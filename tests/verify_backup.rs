@@ -601,3 +601,93 @@ fn restore_plain_and_custom_dumps_and_always_drop_the_scratch_database() {
         .code(3);
     assert!(!r.stderr.contains("s3cret"), "{}", r.stderr);
 }
+
+/// A plain dump whose one COPY block (~12 MB) is big enough to be split over helper sessions.
+/// Its data is Latin-1 under a schema search path, so a helper that did not replay the dump's
+/// `SET client_encoding` and `set_config('search_path', …)` would fail or load the wrong table.
+fn big_latin1_dump(rows: u64, in_transaction: bool) -> Vec<u8> {
+    let mut d = b"--\n-- PostgreSQL database dump\n--\n\nSET client_encoding = 'LATIN1';\n\
+CREATE SCHEMA s;\nSELECT pg_catalog.set_config('search_path', 's', false);\n\
+CREATE TABLE t (id bigint, note text);\n"
+        .to_vec();
+    if in_transaction {
+        d.extend_from_slice(b"BEGIN;\n");
+    }
+    d.extend_from_slice(b"COPY t (id, note) FROM stdin;\n");
+    for i in 1..=rows {
+        d.extend_from_slice(format!("{i}\t").as_bytes());
+        if i % 10 == 0 {
+            d.push(0xe9); // é in Latin-1: invalid on its own in UTF-8
+        } else {
+            d.extend_from_slice(b"padding padding padding padding padding padding padding padding");
+        }
+        d.push(b'\n');
+    }
+    d.extend_from_slice(b"\\.\n");
+    if in_transaction {
+        d.extend_from_slice(b"COMMIT;\n");
+    }
+    d.extend_from_slice(b"\n--\n-- PostgreSQL database dump complete\n--\n\n");
+    d
+}
+
+#[test]
+fn big_copy_blocks_load_over_several_sessions_with_the_dumps_settings() {
+    let pg = Pg::start();
+    let t = T::new();
+    let url = pg.url();
+    let rows = 150_000u64;
+    let dump = t.file("big.sql.gz", &gzip(&big_latin1_dump(rows, false)));
+    let r = t
+        .bin()
+        .arg(&dump)
+        .args([
+            "--restore-to",
+            &url,
+            "--restore-jobs",
+            "3",
+            "--keep",
+            "--json",
+        ])
+        .args(["--expect-rows", &format!("s.t={rows}")])
+        .succeeds();
+    let doc = r.json();
+    let restore = &doc["files"][0]["restore"];
+    assert_eq!(restore["copy_sessions"], 3, "{restore}");
+    assert_eq!(restore["copy_rows"], rows);
+    let db = restore["database"].as_str().expect("database").to_string();
+    // Every row once, and the Latin-1 bytes arrived as é whichever session carried them.
+    let got = pg.psql(
+        &db,
+        "SELECT count(*), count(DISTINCT id), sum(id), count(*) FILTER (WHERE note = 'é') FROM s.t",
+    );
+    let want = format!("{rows}|{rows}|{}|{}", rows * (rows + 1) / 2, rows / 10);
+    assert_eq!(got.trim(), want);
+    pg.psql("postgres", &format!("DROP DATABASE \"{db}\""));
+
+    // Inside BEGIN … COMMIT the block stays on the dump's own session.
+    let dump = t.file("txn.sql", &big_latin1_dump(rows, true));
+    let r = t
+        .bin()
+        .arg(&dump)
+        .args(["--restore-to", &url, "--restore-jobs", "3", "--json"])
+        .args(["--expect-rows", &format!("s.t={rows}")])
+        .succeeds();
+    assert_eq!(r.json()["files"][0]["restore"]["copy_sessions"], 1);
+    // --restore-jobs 1 loads like psql, over one session; the helpers never linger either way.
+    let r = t
+        .bin()
+        .arg(t.path("big.sql.gz"))
+        .args(["--restore-to", &url, "--restore-jobs", "1", "--json"])
+        .succeeds();
+    assert_eq!(r.json()["files"][0]["restore"]["copy_sessions"], 1);
+    assert!(pg.databases_like("drillkit_verify_").is_empty());
+    let r = t.bin().arg(&dump).args(["--restore-jobs", "2"]).code(2);
+    r.stderr_has("--restore-jobs needs --restore-to");
+    let r = t
+        .bin()
+        .arg(&dump)
+        .args(["--restore-to", &url, "--restore-jobs", "0"])
+        .code(2);
+    r.stderr_has("--restore-jobs");
+}

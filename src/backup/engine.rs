@@ -39,7 +39,15 @@ impl Drop for Buf {
     }
 }
 
-type Chunk = Arc<Buf>;
+/// A shared, read-only buffer of file or decoded bytes.
+pub type Chunk = Arc<Buf>;
+
+/// A second consumer of the decoded stream (a restore reads the dump from the verification pass
+/// instead of reading and inflating the file again). Its reader hanging up never stops the checks.
+pub fn tap() -> (SyncSender<Chunk>, ChunkReader) {
+    let (tx, rx) = sync_channel(IN_FLIGHT);
+    (tx, ChunkReader::new(rx))
+}
 
 /// Buffers of one size, reused: no allocation or zeroing per buffer once the pipeline runs.
 struct Pool {
@@ -119,7 +127,7 @@ pub struct Scan {
 }
 
 /// Buffers from another thread, read back as one stream.
-struct ChunkReader {
+pub struct ChunkReader {
     rx: Receiver<Chunk>,
     cur: Option<Chunk>,
     pos: usize,
@@ -220,14 +228,13 @@ pub fn check_format(r: &mut dyn BufRead, hint: FormatHint) -> io::Result<FormatR
     }
 }
 
-/// Where decoded buffers go: the format check, until it has seen enough and hangs up.
-struct Pass(Option<SyncSender<Chunk>>);
+/// Where decoded buffers go: the format check, and the tap when there is one, each until it
+/// has seen enough and hangs up.
+struct Pass(Vec<SyncSender<Chunk>>);
 
 impl Pass {
     fn send(&mut self, c: Chunk) {
-        if self.0.as_ref().is_some_and(|tx| tx.send(c).is_err()) {
-            self.0 = None;
-        }
+        self.0.retain(|tx| tx.send(Arc::clone(&c)).is_ok());
     }
 }
 
@@ -242,10 +249,14 @@ fn pump<R: HandOff>(r: &mut R, pass: &mut Pass) -> io::Result<()> {
 
 /// Undo the compression of the raw stream (checking it as it goes) and pass the decoded bytes
 /// to the format check on `out`.
-fn decode(rx: Receiver<Chunk>, out: SyncSender<Chunk>) -> io::Result<Compression> {
+fn decode(
+    rx: Receiver<Chunk>,
+    out: SyncSender<Chunk>,
+    tap: Option<SyncSender<Chunk>>,
+) -> io::Result<Compression> {
     let mut raw = ChunkReader::new(rx);
     let head = raw.fill_buf()?;
-    let mut pass = Pass(Some(out));
+    let mut pass = Pass(std::iter::once(out).chain(tap).collect());
     if head.starts_with(&[0x1f, 0x8b]) {
         let mut gz = GzipReader::new(raw);
         pump(&mut gz, &mut pass)?;
@@ -268,8 +279,14 @@ fn decode(rx: Receiver<Chunk>, out: SyncSender<Chunk>) -> io::Result<Compression
     }
 }
 
-/// Read `path` once: hash it with every algorithm in `algos` and decode + check its format.
-pub fn scan(path: &Path, algos: &BTreeSet<Algo>, hint: FormatHint) -> Scan {
+/// Read `path` once: hash it with every algorithm in `algos` and decode + check its format;
+/// the decoded bytes also go to `tap` when given (see [`tap`]).
+pub fn scan(
+    path: &Path,
+    algos: &BTreeSet<Algo>,
+    hint: FormatHint,
+    tap: Option<SyncSender<Chunk>>,
+) -> Scan {
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) => {
@@ -297,7 +314,7 @@ pub fn scan(path: &Path, algos: &BTreeSet<Algo>, hint: FormatHint) -> Scan {
                 .map(|(a, h)| (a, h.finish()))
                 .collect::<BTreeMap<_, _>>()
         });
-        let decoder = s.spawn(move || decode(dec_rx, check_tx));
+        let decoder = s.spawn(move || decode(dec_rx, check_tx, tap));
         // The check may stop reading early (a custom dump's table of contents, an RDB's
         // header…); dropping its reader then tells the decoder to stop passing buffers.
         let checker = s.spawn(move || check_format(&mut ChunkReader::new(check_rx), hint));
@@ -416,7 +433,7 @@ mod tests {
         }
         std::fs::write(&path, &file).expect("write file");
         let algos = BTreeSet::from([Algo::Sha256, Algo::Md5]);
-        let scan = scan(&path, &algos, FormatHint::Auto);
+        let scan = scan(&path, &algos, FormatHint::Auto, None);
         assert_eq!(scan.bytes, file.len() as u64);
         assert!(scan.read_error.is_none());
         let mut h = Hasher::new(Algo::Sha256);

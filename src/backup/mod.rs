@@ -406,6 +406,16 @@ fn expectations(path: &Path, opts: &Options, rep: &mut FileReport) -> Vec<Expect
 
 /// Verify one backup file or base-backup directory (everything but the restore).
 pub fn verify(path: &Path, opts: &Options) -> FileReport {
+    verify_tapped(path, opts, None)
+}
+
+/// [`verify`], also handing the decoded bytes of a single file to `tap` (a restore reading
+/// along: see [`engine::tap`]).
+pub fn verify_tapped(
+    path: &Path,
+    opts: &Options,
+    tap: Option<std::sync::mpsc::SyncSender<engine::Chunk>>,
+) -> FileReport {
     let mut rep = FileReport {
         file: path.display().to_string(),
         path: path.to_path_buf(),
@@ -429,7 +439,7 @@ pub fn verify(path: &Path, opts: &Options) -> FileReport {
     } else {
         opts.format
     };
-    let scan = engine::scan(path, &algos, hint);
+    let scan = engine::scan(path, &algos, hint, tap);
     match &scan.read_error {
         Some(e) => {
             rep.unreadable = true;

@@ -5,6 +5,7 @@
 //! Then row counts per table, `--expect-rows` and `--check-sql`. The scratch database is
 //! dropped on every way out (success, failure, timeout, SIGINT/SIGTERM) unless `--keep`.
 
+use super::engine::ChunkReader;
 use super::sql::{DumpReader, Item};
 use super::Check;
 use crate::exit::{Code, Failure};
@@ -73,6 +74,8 @@ pub struct RestoreOptions {
     pub keep: bool,
     pub pg_restore: Option<PathBuf>,
     pub timeout: Option<Duration>,
+    /// Sessions that load one big COPY block of a plain dump together (1: no splitting).
+    pub jobs: usize,
 }
 
 /// The evidence of a restore.
@@ -83,6 +86,8 @@ pub struct RestoreReport {
     pub seconds: f64,
     pub statements: u64,
     pub copy_rows: u64,
+    /// The most sessions one COPY block was loaded over (plain dumps; 0 for custom dumps).
+    pub copy_sessions: usize,
     pub tables: BTreeMap<String, u64>,
     pub kept: bool,
     pub dropped: bool,
@@ -193,16 +198,106 @@ fn short(s: &str) -> String {
 
 type CopySink = std::pin::Pin<Box<tokio_postgres::CopyInSink<std::io::Cursor<Vec<u8>>>>>;
 
-/// Restore a plain dump through the protocol. `Err` is a restore failure (a finding).
+/// A COPY block is split over more sessions once this much of it has been sent per session.
+const SPLIT_AFTER: usize = 4 << 20;
+
+/// A statement that changes how this session parses or names things (`SET client_encoding`,
+/// `set_config('search_path', …)`): helper sessions replay these before they load data.
+fn is_session_setting(stmt: &str) -> bool {
+    let upper = stmt.get(..30).unwrap_or(stmt).to_ascii_uppercase();
+    (upper.starts_with("SET ")
+        && !upper.starts_with("SET LOCAL ")
+        && !upper.starts_with("SET TRANSACTION")
+        && !upper.starts_with("SET CONSTRAINTS"))
+        || upper.starts_with("SELECT PG_CATALOG.SET_CONFIG(")
+}
+
+/// Whether `stmt` opens (`Some(true)`) or closes (`Some(false)`) an explicit transaction. A COPY
+/// inside one is never split: helper sessions would commit what the dump might roll back.
+fn transaction_edge(stmt: &str) -> Option<bool> {
+    let upper = stmt.get(..20).unwrap_or(stmt).to_ascii_uppercase();
+    let word = upper
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("");
+    match word {
+        "BEGIN" | "START" => Some(true),
+        "COMMIT" | "END" | "ROLLBACK" | "ABORT" => Some(false),
+        _ => None,
+    }
+}
+
+/// Extra sessions to the scratch database, connected when the first big COPY block needs them.
+struct Helpers<'a> {
+    cfg: &'a Config,
+    /// Each helper and how many of the dump's session settings it has replayed.
+    clients: Vec<(Client, usize)>,
+    /// A helper could not connect or start a COPY: load the rest over one session.
+    gave_up: bool,
+}
+
+impl Helpers<'_> {
+    /// Start `stmt` on helper `i` (connecting it first if needed), after replaying the session
+    /// settings it has not seen. `None` when that is not possible: the block then stays on the
+    /// sessions it has (a COPY into a temporary table, for one, only works on the main session).
+    async fn start(&mut self, i: usize, stmt: &str, session: &[String]) -> Option<CopySink> {
+        if self.gave_up {
+            return None;
+        }
+        if self.clients.len() <= i {
+            match connect(self.cfg).await {
+                Ok(c) => self.clients.push((c, 0)),
+                Err(_) => {
+                    self.gave_up = true;
+                    return None;
+                }
+            }
+        }
+        let (client, replayed) = self.clients.get_mut(i)?;
+        for setting in &session[*replayed..] {
+            // It ran on the main session; the same user on the same database can run it here.
+            let _ = client.batch_execute(setting).await;
+        }
+        *replayed = session.len();
+        match client.copy_in::<_, std::io::Cursor<Vec<u8>>>(stmt).await {
+            Ok(sink) => Some(Box::pin(sink)),
+            Err(_) => {
+                self.gave_up = true;
+                None
+            }
+        }
+    }
+}
+
+/// One COPY block on its way in: the main session's stream first, helpers' once it proves big.
+struct CopyLoad {
+    stmt: String,
+    line: u64,
+    sinks: Vec<CopySink>,
+    sent: usize,
+    next: usize,
+    may_split: bool,
+}
+
+/// Restore a plain dump through the protocol. `Err` is a restore failure (a finding). Big COPY
+/// blocks are loaded over up to `jobs` sessions at once (data lines dealt out in turn), which is
+/// how this beats `psql`, which has one.
 async fn restore_plain(
     client: &Client,
+    cfg: &Config,
+    jobs: usize,
     path: &Path,
+    source: Option<ChunkReader>,
     rep: &mut RestoreReport,
 ) -> Result<(), String> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Item, String>>(16);
     let p = path.to_path_buf();
     let producer = tokio::task::spawn_blocking(move || {
-        let r = match open_decoded(&p) {
+        let opened = match source {
+            Some(shared) => Ok(Box::new(shared) as Box<dyn BufRead + Send>),
+            None => open_decoded(&p),
+        };
+        let r = match opened {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.blocking_send(Err(format!("cannot read the dump: {e}")));
@@ -225,7 +320,14 @@ async fn restore_plain(
             }
         }
     });
-    let mut copy: Option<(CopySink, String, u64)> = None;
+    let mut copy: Option<CopyLoad> = None;
+    let mut session: Vec<String> = Vec::new();
+    let mut in_transaction = false;
+    let mut helpers = Helpers {
+        cfg,
+        clients: Vec::new(),
+        gave_up: jobs < 2,
+    };
     let result = async {
         while let Some(item) = rx.recv().await {
             match item? {
@@ -255,6 +357,10 @@ async fn restore_plain(
                         } else {
                             return Err(format!("line {line}: {} in: {}", pg_err(&e), short(&s)));
                         }
+                    } else if is_session_setting(&s) {
+                        session.push(s);
+                    } else if let Some(open) = transaction_edge(&s) {
+                        in_transaction = open;
                     }
                 }
                 Item::CopyStart(s, line) => {
@@ -262,23 +368,44 @@ async fn restore_plain(
                         .copy_in::<_, std::io::Cursor<Vec<u8>>>(s.as_str())
                         .await
                         .map_err(|e| format!("line {line}: {} in: {}", pg_err(&e), short(&s)))?;
-                    copy = Some((Box::pin(sink), s, line));
+                    copy = Some(CopyLoad {
+                        stmt: s,
+                        line,
+                        sinks: vec![Box::pin(sink)],
+                        sent: 0,
+                        next: 0,
+                        may_split: !in_transaction,
+                    });
                 }
                 Item::CopyData(data) => {
-                    if let Some((sink, s, line)) = copy.as_mut() {
-                        sink.send(std::io::Cursor::new(data))
+                    if let Some(c) = copy.as_mut() {
+                        if c.may_split && c.sinks.len() < jobs && c.sent >= SPLIT_AFTER * c.sinks.len() {
+                            match helpers.start(c.sinks.len() - 1, &c.stmt, &session).await {
+                                Some(sink) => c.sinks.push(sink),
+                                None => c.may_split = false,
+                            }
+                        }
+                        c.sent += data.len();
+                        let i = c.next % c.sinks.len();
+                        c.next += 1;
+                        c.sinks[i]
+                            .send(std::io::Cursor::new(data))
                             .await
-                            .map_err(|e| format!("COPY from line {line}: {} in: {}", pg_err(&e), short(s)))?;
+                            .map_err(|e| format!("COPY from line {}: {} in: {}", c.line, pg_err(&e), short(&c.stmt)))?;
                     }
                 }
                 Item::CopyEnd(_) => {
-                    if let Some((mut sink, s, line)) = copy.take() {
-                        let n = sink
-                            .as_mut()
-                            .finish()
-                            .await
-                            .map_err(|e| format!("COPY from line {line}: {} in: {}", pg_err(&e), short(&s)))?;
-                        rep.copy_rows += n;
+                    if let Some(mut c) = copy.take() {
+                        rep.copy_sessions = rep.copy_sessions.max(c.sinks.len());
+                        let done = futures_util::future::join_all(
+                            c.sinks.iter_mut().map(|sink| sink.as_mut().finish()),
+                        )
+                        .await;
+                        for n in done {
+                            rep.copy_rows += n.map_err(|e| {
+                                format!("COPY from line {}: {} in: {}", c.line, pg_err(&e), short(&c.stmt))
+                            })?;
+                        }
                     }
                 }
             }
@@ -595,10 +722,14 @@ pub fn parse_url(url: &str) -> Result<Config, Failure> {
 /// Restore `path` into a fresh scratch database and run the checks; the database is dropped on
 /// every way out unless `keep`. `Err` only when the tool could not do its job (server
 /// unreachable: exit 3; interrupted: exit 4); a restore that fails is a failed check.
+///
+/// `source`, when given, is the decoded dump as the verification pass reads it (a plain dump is
+/// then inflated once for both); otherwise the file is read again.
 pub async fn run(
     path: &Path,
     kind: DumpKind,
     opts: &RestoreOptions,
+    source: Option<ChunkReader>,
 ) -> Result<(RestoreReport, Vec<Check>), Failure> {
     let admin_cfg = parse_url(&opts.url)?;
     let shown = crate::redact::redact(&opts.url);
@@ -665,8 +796,12 @@ pub async fn run(
         })?;
         let restored = match kind {
             DumpKind::Plain => {
-                rep.method = "statements and COPY FROM STDIN through the protocol".into();
-                restore_plain(&client, path, &mut rep)
+                rep.method = if opts.jobs > 1 {
+                    format!("statements and COPY FROM STDIN through the protocol, big COPY blocks over up to {} sessions", opts.jobs)
+                } else {
+                    "statements and COPY FROM STDIN through the protocol".into()
+                };
+                restore_plain(&client, &scratch_cfg, opts.jobs, path, source, &mut rep)
                     .await
                     .map_err(|e| Failure::drill_failed(anyhow::anyhow!(e)))
             }

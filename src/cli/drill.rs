@@ -4,7 +4,7 @@ use super::common::{self, say, Common};
 use crate::exit::{Code, Failure};
 use crate::units::Dur;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const EXAMPLES: &str = "Examples:
   drill run scenarios/demo.yaml                 # a complete drill, no Docker needed
@@ -111,6 +111,18 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
         Command::Validate { scenarios } => {
             let mut bad = 0;
             for f in &scenarios {
+                // `drill validate scenarios/*.yaml` also meets the schedule: check it as one.
+                let text = std::fs::read_to_string(f).unwrap_or_default();
+                if crate::schedule::looks_like_schedule(&text) {
+                    match crate::schedule::load(f) {
+                        Ok(sched) => say(&schedule_line(f, &sched)),
+                        Err(e) => {
+                            bad += 1;
+                            say(&e);
+                        }
+                    }
+                    continue;
+                }
                 match crate::scenario::load(f) {
                     Ok(s) => say(&format!(
                         "{}: ok ({}: {} fault(s), {} recovery probe(s))",
@@ -210,4 +222,29 @@ fn schedule(
         println!("{}", pick.scenario);
     }
     Ok(Code::Ok)
+}
+
+/// `drill validate`'s line for a schedule file: what it names, and which of those are missing.
+fn schedule_line(f: &Path, sched: &crate::schedule::Schedule) -> String {
+    let base = f.parent().unwrap_or(Path::new("."));
+    let files = sched.files();
+    let missing: Vec<&str> = files
+        .iter()
+        .copied()
+        .filter(|n| !base.join(n).exists())
+        .collect();
+    let mut line = format!(
+        "{}: ok (schedule: {} scenario file(s) named",
+        f.display(),
+        files.len()
+    );
+    if missing.is_empty() {
+        line.push_str(", all present)");
+    } else {
+        line.push_str(&format!(
+            "; missing, `drill schedule` will warn when it picks them: {})",
+            missing.join(", ")
+        ));
+    }
+    line
 }

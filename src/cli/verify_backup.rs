@@ -179,6 +179,17 @@ pub struct Args {
     )]
     pub restore_timeout: Option<Dur>,
 
+    /// Sessions that load a plain dump's big COPY blocks together (1 loads them over one, like
+    /// psql; default: this machine's cores, at most 4). Custom dumps restore in one transaction.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "DRILL_RESTORE_JOBS",
+        value_parser = clap::value_parser!(u16).range(1..=64),
+        help_heading = "Restore test"
+    )]
+    pub restore_jobs: Option<u16>,
+
     /// The pg_restore to use for custom-format dumps (default: newest installed).
     #[arg(
         long,
@@ -368,12 +379,21 @@ async fn run(args: Args) -> Result<Code, Failure> {
         keep: args.keep,
         pg_restore: args.pg_restore.clone(),
         timeout: args.restore_timeout.map(|d| d.0),
+        jobs: args.restore_jobs.map(usize::from).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get().min(4))
+                .unwrap_or(1)
+        }),
     });
     if let Some(r) = &restore_opts {
         restore::parse_url(&r.url)?;
     } else if !args.expect_rows.is_empty() || !args.check_sql.is_empty() {
         return Err(Failure::bad_input(anyhow::anyhow!(
             "--expect-rows and --check-sql need --restore-to (they run against the restored copy)"
+        )));
+    } else if args.restore_jobs.is_some() {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--restore-jobs needs --restore-to"
         )));
     }
     let journal_path = args.common.journal_path();
@@ -424,12 +444,21 @@ async fn run(args: Args) -> Result<Code, Failure> {
         let early = restore_opts
             .as_ref()
             .and_then(|ro| restore::sniff(&path).map(|k| (ro, k)));
+        // A plain dump is restored from the verification pass's decoded bytes: one read, one
+        // inflate for both.
+        let (tap, source) = match early {
+            Some((_, DumpKind::Plain)) => {
+                let (tx, rx) = backup::engine::tap();
+                (Some(tx), Some(rx))
+            }
+            _ => (None, None),
+        };
         let o = opts.clone();
         let p = path.clone();
-        let verify = tokio::task::spawn_blocking(move || backup::verify(&p, &o));
+        let verify = tokio::task::spawn_blocking(move || backup::verify_tapped(&p, &o, tap));
         let (verified, mut restored) = match early {
             Some((ro, kind)) => {
-                let (v, r) = tokio::join!(verify, restore::run(&path, kind, ro));
+                let (v, r) = tokio::join!(verify, restore::run(&path, kind, ro, source));
                 (v, Some(r))
             }
             None => (verify.await, None),
@@ -484,7 +513,7 @@ async fn run(args: Args) -> Result<Code, Failure> {
                 }
                 Some(kind) => Some(match restored.take() {
                     Some(r) => r,
-                    None => restore::run(&path, kind, ro).await,
+                    None => restore::run(&path, kind, ro, None).await,
                 }),
             };
             if let Some(result) = outcome {

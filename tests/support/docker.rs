@@ -63,7 +63,7 @@ fn show(args: &[std::ffi::OsString]) -> String {
 /// Whether a Docker engine answers (`docker info`).
 pub fn available() -> bool {
     static UP: OnceLock<bool> = OnceLock::new();
-    *UP.get_or_init(|| {
+    let up = *UP.get_or_init(|| {
         Command::new("docker")
             .args(["info", "--format", "{{.ServerVersion}}"])
             .stdin(Stdio::null())
@@ -72,7 +72,8 @@ pub fn available() -> bool {
             .status()
             .map(|s| s.success())
             .unwrap_or(false)
-    })
+    });
+    super::fixture("a Docker engine (`docker info`)", up)
 }
 
 /// `drillkit-test-<pid>-<n>`: unique in this process, and tells a later run whose it was.

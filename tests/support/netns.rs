@@ -36,7 +36,7 @@ fn sh(args: &[&str]) -> String {
 
 /// Whether this machine lets us make namespaces (root, iproute2, iptables).
 pub fn available() -> bool {
-    Command::new("ip")
+    let ok = Command::new("ip")
         .args(["netns", "list"])
         .output()
         .map(|o| o.status.success())
@@ -46,7 +46,8 @@ pub fn available() -> bool {
                 s.lines()
                     .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
             })
-            .unwrap_or(false)
+            .unwrap_or(false);
+    super::fixture("root and `ip netns`", ok)
 }
 
 impl Ns {

@@ -18,7 +18,10 @@ pub const APP_PASSWORD: &str = "app-s3cret";
 
 /// Is PostgreSQL installed here? Tests skip (with a message) when it is not.
 pub fn available() -> bool {
-    Path::new(BIN).join("initdb").exists()
+    super::fixture(
+        "PostgreSQL 15 (initdb)",
+        Path::new(BIN).join("initdb").exists(),
+    )
 }
 
 /// A port nobody listens on right now (bind port 0, read it, close).
