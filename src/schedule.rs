@@ -99,7 +99,8 @@ pub fn load(path: &Path) -> Result<Schedule, String> {
 }
 
 impl Schedule {
-    /// Every scenario file the schedule names, once each, in file order.
+    /// Every scenario file the schedule names, once each: weeks in key order, then the tabletop
+    /// and the full DR test.
     pub fn files(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         let monthly = self.monthly.values().flat_map(|v| match v {

@@ -674,6 +674,22 @@ fn big_copy_blocks_load_over_several_sessions_with_the_dumps_settings() {
         .args(["--expect-rows", &format!("s.t={rows}")])
         .succeeds();
     assert_eq!(r.json()["files"][0]["restore"]["copy_sessions"], 1);
+    // A table with a unique index while it loads stays on one session: two sessions inserting
+    // the same key would wait on each other through this client.
+    let mut keyed = big_latin1_dump(rows, false);
+    let at = keyed
+        .windows(7)
+        .position(|w| w == b"bigint,")
+        .expect("column list");
+    keyed.splice(at + 6..at + 6, b" PRIMARY KEY".iter().copied());
+    let dump = t.file("keyed.sql", &keyed);
+    let r = t
+        .bin()
+        .arg(&dump)
+        .args(["--restore-to", &url, "--restore-jobs", "3", "--json"])
+        .args(["--expect-rows", &format!("s.t={rows}")])
+        .succeeds();
+    assert_eq!(r.json()["files"][0]["restore"]["copy_sessions"], 1);
     // --restore-jobs 1 loads like psql, over one session; the helpers never linger either way.
     let r = t
         .bin()
@@ -690,4 +706,41 @@ fn big_copy_blocks_load_over_several_sessions_with_the_dumps_settings() {
         .args(["--restore-to", &url, "--restore-jobs", "0"])
         .code(2);
     r.stderr_has("--restore-jobs");
+}
+
+#[test]
+fn a_restore_read_from_the_pass_fails_when_the_pass_finds_damage() {
+    let pg = Pg::start();
+    let t = T::new();
+    let url = pg.url();
+    // The deflate data is intact (every statement and row inflates), only the CRC trailer is
+    // wrong: the restore, which reads the pass's inflated bytes, must fail with it.
+    let mut gz = read("plain.sql.gz");
+    let n = gz.len();
+    gz[n - 8] ^= 0xff;
+    let bad = t.file("badcrc.sql.gz", &gz);
+    let r = fails(
+        &t,
+        &bad,
+        &["--restore-to", &url],
+        "restore",
+        "CRC-32 mismatch",
+    );
+    assert_eq!(check(&r.json(), "gzip")["ok"], false);
+    assert_eq!(check(&r.json(), "cleanup")["ok"], true);
+    // Cut at a line boundary inside the data: a clean-looking end of text, but a truncated gzip.
+    let text = read("plain.sql");
+    let cut = text.len() * 2 / 3;
+    let cut = cut + text[cut..].iter().position(|&b| b == b'\n').unwrap_or(0) + 1;
+    let whole = gzip(&text[..cut]);
+    let truncated = t.file("cut.sql.gz", &whole[..whole.len() - 8]);
+    let r = fails(
+        &t,
+        &truncated,
+        &["--restore-to", &url],
+        "restore",
+        "truncated",
+    );
+    assert_eq!(check(&r.json(), "cleanup")["ok"], true);
+    assert!(pg.databases_like("drillkit_verify_").is_empty());
 }

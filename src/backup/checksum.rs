@@ -74,7 +74,7 @@ impl fmt::Display for Algo {
     }
 }
 
-/// A streaming hasher for one algorithm. SHA-256/384/512 use ring (its assembly picks AVX2 or
+/// A streaming hasher for one algorithm. SHA-256/384/512 use ring (its assembly picks AVX or
 /// SHA-NI at run time; 1.6x the portable sha2 code for SHA-256 on the benchmark machine, see
 /// bench/RESULTS.md); MD5, SHA-1 and SHA-224 the RustCrypto crates.
 pub enum Hasher {

@@ -14,7 +14,7 @@ use std::io::{self, BufRead, Read};
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const CHUNK: usize = 1 << 20;
 const IN_FLIGHT: usize = 6;
@@ -42,14 +42,81 @@ impl Drop for Buf {
 /// A shared, read-only buffer of file or decoded bytes.
 pub type Chunk = Arc<Buf>;
 
-/// A second consumer of the decoded stream (a restore reads the dump from the verification pass
-/// instead of reading and inflating the file again). Its reader hanging up never stops the checks.
-pub fn tap() -> (SyncSender<Chunk>, ChunkReader) {
-    let (tx, rx) = sync_channel(IN_FLIGHT);
-    (tx, ChunkReader::new(rx))
+/// How the pass ended, as the tap's reader learns it at the end of the stream.
+type Verdict = Arc<Mutex<Option<Result<(), String>>>>;
+
+/// The sending end of a tap, given to [`scan`].
+pub struct Tap {
+    tx: SyncSender<Chunk>,
+    verdict: Verdict,
 }
 
-/// Buffers of one size, reused: no allocation or zeroing per buffer once the pipeline runs.
+impl Tap {
+    /// Record how the pass ended; the stream closes when the last sender (this one) goes.
+    fn finish(self, verdict: Result<(), String>) {
+        if let Ok(mut v) = self.verdict.lock() {
+            *v = Some(verdict);
+        }
+    }
+}
+
+/// The decoded stream as a second consumer reads it. Its end is a clean end of file only when
+/// the pass found the file whole: a CRC mismatch, a truncated stream or a read error ends it
+/// with that error (the bytes before it were already handed out), and so does a pass that
+/// stopped without a verdict.
+pub struct TapReader {
+    inner: ChunkReader,
+    verdict: Verdict,
+}
+
+/// A second consumer of the decoded stream (a restore reads the dump from the verification pass
+/// instead of reading and inflating the file again). Its reader hanging up never stops the checks.
+pub fn tap() -> (Tap, TapReader) {
+    let (tx, rx) = sync_channel(IN_FLIGHT);
+    let verdict = Verdict::default();
+    (
+        Tap {
+            tx,
+            verdict: Arc::clone(&verdict),
+        },
+        TapReader {
+            inner: ChunkReader::new(rx),
+            verdict,
+        },
+    )
+}
+
+impl Read for TapReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for TapReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.inner.fill_buf()?.is_empty() {
+            let verdict = self.verdict.lock().ok().and_then(|v| v.clone());
+            return match verdict {
+                Some(Ok(())) => Ok(&[]),
+                Some(Err(e)) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                None => Err(io::Error::other(
+                    "the verification pass stopped before the end of the file",
+                )),
+            };
+        }
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.inner.consume(amt);
+    }
+}
+
+/// Buffers of one size, reused: once the pipeline runs, no allocation per buffer (a returned
+/// buffer that was only partly filled has its tail zeroed again).
 struct Pool {
     home: SyncSender<Vec<u8>>,
     spare: Receiver<Vec<u8>>,
@@ -281,12 +348,7 @@ fn decode(
 
 /// Read `path` once: hash it with every algorithm in `algos` and decode + check its format;
 /// the decoded bytes also go to `tap` when given (see [`tap`]).
-pub fn scan(
-    path: &Path,
-    algos: &BTreeSet<Algo>,
-    hint: FormatHint,
-    tap: Option<SyncSender<Chunk>>,
-) -> Scan {
+pub fn scan(path: &Path, algos: &BTreeSet<Algo>, hint: FormatHint, tap: Option<Tap>) -> Scan {
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) => {
@@ -314,7 +376,8 @@ pub fn scan(
                 .map(|(a, h)| (a, h.finish()))
                 .collect::<BTreeMap<_, _>>()
         });
-        let decoder = s.spawn(move || decode(dec_rx, check_tx, tap));
+        let tap_tx = tap.as_ref().map(|t| t.tx.clone());
+        let decoder = s.spawn(move || decode(dec_rx, check_tx, tap_tx));
         // The check may stop reading early (a custom dump's table of contents, an RDB's
         // header…); dropping its reader then tells the decoder to stop passing buffers.
         let checker = s.spawn(move || check_format(&mut ChunkReader::new(check_rx), hint));
@@ -361,14 +424,30 @@ pub fn scan(
             Ok(Err(e)) => unknown(&format!("not checked: {e}")),
             Err(_) => unknown("not checked: the format check thread failed"),
         };
-        let (compression, format) = match decoded {
-            Ok(Ok(c)) => (c, format),
-            Ok(Err(e)) => (Compression::None, unknown(&format!("not checked: {e}"))),
+        let (compression, format, decode_error) = match decoded {
+            Ok(Ok(c)) => (c, format, None),
+            Ok(Err(e)) => (
+                Compression::None,
+                unknown(&format!("not checked: {e}")),
+                Some(e.to_string()),
+            ),
             Err(_) => (
                 Compression::None,
                 unknown("not checked: the decode thread failed"),
+                Some("the decode thread failed".to_string()),
             ),
         };
+        if let Some(tap) = tap {
+            let damage = match &compression {
+                Compression::Gzip(g) => g.error.as_ref().map(|e| format!("gzip: {e}")),
+                Compression::Zstd(z) => z.error.as_ref().map(|e| format!("zstd: {e}")),
+                Compression::None => None,
+            };
+            tap.finish(match read_error.clone().or(decode_error).or(damage) {
+                Some(e) => Err(e),
+                None => Ok(()),
+            });
+        }
         Scan {
             bytes,
             digests,

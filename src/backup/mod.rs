@@ -411,11 +411,7 @@ pub fn verify(path: &Path, opts: &Options) -> FileReport {
 
 /// [`verify`], also handing the decoded bytes of a single file to `tap` (a restore reading
 /// along: see [`engine::tap`]).
-pub fn verify_tapped(
-    path: &Path,
-    opts: &Options,
-    tap: Option<std::sync::mpsc::SyncSender<engine::Chunk>>,
-) -> FileReport {
+pub fn verify_tapped(path: &Path, opts: &Options, tap: Option<engine::Tap>) -> FileReport {
     let mut rep = FileReport {
         file: path.display().to_string(),
         path: path.to_path_buf(),

@@ -5,7 +5,7 @@
 //! Then row counts per table, `--expect-rows` and `--check-sql`. The scratch database is
 //! dropped on every way out (success, failure, timeout, SIGINT/SIGTERM) unless `--keep`.
 
-use super::engine::ChunkReader;
+use super::engine::TapReader;
 use super::sql::{DumpReader, Item};
 use super::Check;
 use crate::exit::{Code, Failure};
@@ -202,28 +202,65 @@ type CopySink = std::pin::Pin<Box<tokio_postgres::CopyInSink<std::io::Cursor<Vec
 const SPLIT_AFTER: usize = 4 << 20;
 
 /// A statement that changes how this session parses or names things (`SET client_encoding`,
-/// `set_config('search_path', …)`): helper sessions replay these before they load data.
+/// `RESET search_path`, `set_config('search_path', …)`): helper sessions replay these before
+/// they load data.
 fn is_session_setting(stmt: &str) -> bool {
-    let upper = stmt.get(..30).unwrap_or(stmt).to_ascii_uppercase();
-    (upper.starts_with("SET ")
+    let upper: String = stmt
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let set = (upper.starts_with("SET ") || upper.starts_with("RESET "))
         && !upper.starts_with("SET LOCAL ")
         && !upper.starts_with("SET TRANSACTION")
-        && !upper.starts_with("SET CONSTRAINTS"))
-        || upper.starts_with("SELECT PG_CATALOG.SET_CONFIG(")
+        && !upper.starts_with("SET SESSION CHARACTERISTICS")
+        && !upper.starts_with("SET CONSTRAINTS");
+    set || upper.starts_with("SELECT PG_CATALOG.SET_CONFIG(")
+        || upper.starts_with("SELECT SET_CONFIG(")
 }
 
-/// Whether `stmt` opens (`Some(true)`) or closes (`Some(false)`) an explicit transaction. A COPY
-/// inside one is never split: helper sessions would commit what the dump might roll back.
+/// Whether `stmt` opens (`Some(true)`) or plainly closes (`Some(false)`) an explicit
+/// transaction; `None` for anything else, including what only looks like a close (`ROLLBACK TO
+/// SAVEPOINT`, `COMMIT AND CHAIN`, `COMMIT PREPARED`): a COPY inside a transaction is never
+/// split, since helper sessions would commit what the dump might still roll back.
 fn transaction_edge(stmt: &str) -> Option<bool> {
-    let upper = stmt.get(..20).unwrap_or(stmt).to_ascii_uppercase();
-    let word = upper
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("");
-    match word {
-        "BEGIN" | "START" => Some(true),
-        "COMMIT" | "END" | "ROLLBACK" | "ABORT" => Some(false),
+    let words: Vec<String> = stmt
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+        .split_whitespace()
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["BEGIN", ..] | ["START", "TRANSACTION", ..] => Some(true),
+        ["COMMIT" | "END" | "ROLLBACK" | "ABORT"]
+        | ["COMMIT" | "END" | "ROLLBACK" | "ABORT", "WORK" | "TRANSACTION"] => Some(false),
         _ => None,
+    }
+}
+
+/// The table a `COPY name [(columns)] FROM stdin;` statement loads, as written.
+fn copy_target(stmt: &str) -> Option<&str> {
+    let rest = stmt.get(5..)?;
+    let end = rest
+        .find(" (")
+        .or_else(|| rest.to_ascii_uppercase().find(" FROM "))?;
+    Some(rest[..end].trim())
+}
+
+/// Rows of one table may be loaded by several sessions at once: it has no unique or exclusion
+/// index (two sessions inserting the same key would wait on each other, through this client,
+/// forever) and no trigger. Asked on the helper, whose search path is the dump's.
+async fn splittable(client: &Client, stmt: &str) -> bool {
+    let Some(table) = copy_target(stmt) else {
+        return false;
+    };
+    let sql = "SELECT to_regclass($1) IS NOT NULL \
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i \
+                        WHERE i.indrelid = to_regclass($1)::oid AND (i.indisunique OR i.indisexclusion)) \
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = to_regclass($1)::oid)";
+    match client.query_one(sql, &[&table]).await {
+        Ok(row) => row.try_get::<_, bool>(0).unwrap_or(false),
+        Err(_) => false,
     }
 }
 
@@ -238,8 +275,8 @@ struct Helpers<'a> {
 
 impl Helpers<'_> {
     /// Start `stmt` on helper `i` (connecting it first if needed), after replaying the session
-    /// settings it has not seen. `None` when that is not possible: the block then stays on the
-    /// sessions it has (a COPY into a temporary table, for one, only works on the main session).
+    /// settings it has not seen and checking the table can take concurrent loads. `None` when
+    /// that is not possible: the block then stays on the sessions it has.
     async fn start(&mut self, i: usize, stmt: &str, session: &[String]) -> Option<CopySink> {
         if self.gave_up {
             return None;
@@ -255,17 +292,24 @@ impl Helpers<'_> {
         }
         let (client, replayed) = self.clients.get_mut(i)?;
         for setting in &session[*replayed..] {
-            // It ran on the main session; the same user on the same database can run it here.
-            let _ = client.batch_execute(setting).await;
-        }
-        *replayed = session.len();
-        match client.copy_in::<_, std::io::Cursor<Vec<u8>>>(stmt).await {
-            Ok(sink) => Some(Box::pin(sink)),
-            Err(_) => {
+            // It ran on the main session; if it fails here, this session would load data under
+            // other settings: use none of the helpers from now on.
+            if client.batch_execute(setting).await.is_err() {
                 self.gave_up = true;
-                None
+                return None;
             }
         }
+        *replayed = session.len();
+        if !splittable(client, stmt).await {
+            return None;
+        }
+        // A COPY a helper cannot start (a temporary table of the main session) keeps this block
+        // on the sessions it has; the next block may split again.
+        client
+            .copy_in::<_, std::io::Cursor<Vec<u8>>>(stmt)
+            .await
+            .ok()
+            .map(|sink| Box::pin(sink) as CopySink)
     }
 }
 
@@ -287,7 +331,7 @@ async fn restore_plain(
     cfg: &Config,
     jobs: usize,
     path: &Path,
-    source: Option<ChunkReader>,
+    source: Option<TapReader>,
     rep: &mut RestoreReport,
 ) -> Result<(), String> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Item, String>>(16);
@@ -729,7 +773,7 @@ pub async fn run(
     path: &Path,
     kind: DumpKind,
     opts: &RestoreOptions,
-    source: Option<ChunkReader>,
+    source: Option<TapReader>,
 ) -> Result<(RestoreReport, Vec<Check>), Failure> {
     let admin_cfg = parse_url(&opts.url)?;
     let shown = crate::redact::redact(&opts.url);
@@ -897,4 +941,78 @@ pub async fn run(
     }
     outcome?;
     Ok((rep, checks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_edges_only_for_plain_opens_and_closes() {
+        for open in [
+            "BEGIN;",
+            "begin transaction isolation level serializable;",
+            "START TRANSACTION;",
+        ] {
+            assert_eq!(transaction_edge(open), Some(true), "{open}");
+        }
+        for close in [
+            "COMMIT;",
+            "end;",
+            "ROLLBACK WORK;",
+            "abort transaction;",
+            "COMMIT",
+        ] {
+            assert_eq!(transaction_edge(close), Some(false), "{close}");
+        }
+        for neither in [
+            "ROLLBACK TO SAVEPOINT a;",
+            "ROLLBACK TO a;",
+            "COMMIT AND CHAIN;",
+            "ROLLBACK AND CHAIN;",
+            "COMMIT PREPARED 'x';",
+            "PREPARE TRANSACTION 'x';",
+            "ENDPOINT;",
+            "CREATE TABLE begin (a int);",
+        ] {
+            assert_eq!(transaction_edge(neither), None, "{neither}");
+        }
+    }
+
+    #[test]
+    fn session_settings_are_told_from_other_sets() {
+        for yes in [
+            "SET client_encoding = 'UTF8';",
+            "SELECT pg_catalog.set_config('search_path', '', false);",
+            "select set_config('search_path', 's', false);",
+            "RESET search_path;",
+            "SET default_tablespace = '';",
+        ] {
+            assert!(is_session_setting(yes), "{yes}");
+        }
+        for no in [
+            "SET LOCAL search_path = s;",
+            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE;",
+            "SET CONSTRAINTS ALL DEFERRED;",
+            "SELECT 1;",
+            "CREATE TABLE t (a int);",
+            "SÉLECT ééééééééééééééééééééééééééééééééééééééééééé",
+        ] {
+            assert!(!is_session_setting(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn copy_targets_as_written() {
+        assert_eq!(
+            copy_target("COPY public.t (a, b) FROM stdin;"),
+            Some("public.t")
+        );
+        assert_eq!(
+            copy_target("COPY \"S\".\"T\" FROM stdin;"),
+            Some("\"S\".\"T\"")
+        );
+        assert_eq!(copy_target("COPY t from stdin;"), Some("t"));
+        assert_eq!(copy_target("COPY"), None);
+    }
 }

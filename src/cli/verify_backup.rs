@@ -184,7 +184,6 @@ pub struct Args {
     #[arg(
         long,
         value_name = "N",
-        env = "DRILL_RESTORE_JOBS",
         value_parser = clap::value_parser!(u16).range(1..=64),
         help_heading = "Restore test"
     )]
