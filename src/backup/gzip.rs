@@ -266,11 +266,7 @@ pub fn drain(r: &mut impl BufRead) -> io::Result<u64> {
 
 impl<R: BufRead> Read for GzipReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = avail.len().min(buf.len());
-        buf[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
+        super::engine::read_buffered(self, buf)
     }
 }
 

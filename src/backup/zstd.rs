@@ -157,11 +157,7 @@ impl<R: BufRead> ZstdReader<R> {
 
 impl<R: BufRead> Read for ZstdReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = avail.len().min(buf.len());
-        buf[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
+        super::engine::read_buffered(self, buf)
     }
 }
 
