@@ -709,6 +709,57 @@ fn big_copy_blocks_load_over_several_sessions_with_the_dumps_settings() {
 }
 
 #[test]
+fn rows_longer_than_a_piece_reach_one_session_whole() {
+    // 1.5 MB values (a big text or bytea row) are sent in bounded parts; the block is still split
+    // over sessions, but never inside a line.
+    let pg = Pg::start();
+    let t = T::new();
+    let (rows, long_every, long_len) = (100_000u64, 20_000u64, 150_000usize);
+    let mut d =
+        b"--\n-- PostgreSQL database dump\n--\n\nCREATE TABLE public.t (id bigint, note text);\n\
+COPY public.t (id, note) FROM stdin;\n"
+            .to_vec();
+    for i in 1..=rows {
+        if i % long_every == 0 {
+            d.extend_from_slice(format!("{i}\t{}{i}\n", "0123456789".repeat(long_len)).as_bytes());
+        } else {
+            d.extend_from_slice(
+                format!("{i}\tpadding padding padding padding padding padding\n").as_bytes(),
+            );
+        }
+    }
+    d.extend_from_slice(b"\\.\n\n--\n-- PostgreSQL database dump complete\n--\n\n");
+    let dump = t.file("long.sql.gz", &gzip(&d));
+    let r = t
+        .bin()
+        .arg(&dump)
+        .args([
+            "--restore-to",
+            &pg.url(),
+            "--restore-jobs",
+            "3",
+            "--keep",
+            "--json",
+        ])
+        .succeeds();
+    let restore = &r.json()["files"][0]["restore"];
+    assert_eq!(restore["copy_sessions"], 3, "{restore}");
+    assert_eq!(restore["copy_rows"], rows);
+    let db = restore["database"].as_str().expect("database").to_string();
+    let got = pg.psql(
+        &db,
+        &format!(
+            "SELECT count(*), sum(id), count(*) FILTER (WHERE note = repeat('0123456789', {long_len}) || id) FROM public.t"
+        ),
+    );
+    assert_eq!(
+        got.trim(),
+        format!("{rows}|{}|{}", rows * (rows + 1) / 2, rows / long_every)
+    );
+    pg.psql("postgres", &format!("DROP DATABASE \"{db}\""));
+}
+
+#[test]
 fn a_restore_read_from_the_pass_fails_when_the_pass_finds_damage() {
     let pg = Pg::start();
     let t = T::new();

@@ -321,6 +321,47 @@ struct CopyLoad {
     sent: usize,
     next: usize,
     may_split: bool,
+    /// The last piece sent ended inside a data line.
+    mid_line: bool,
+}
+
+/// Send one piece of a COPY block. Whole-line pieces are dealt out over the block's sessions
+/// in turn (starting a helper once enough has gone); a piece that ends inside a line (`whole`
+/// false) keeps the next piece on the same session, which must receive the rest of that line.
+async fn send_copy(
+    copy: Option<&mut CopyLoad>,
+    data: Vec<u8>,
+    whole: bool,
+    jobs: usize,
+    helpers: &mut Helpers<'_>,
+    session: &[String],
+) -> Result<(), String> {
+    let Some(c) = copy else {
+        return Ok(());
+    };
+    if !c.mid_line && c.may_split && c.sinks.len() < jobs && c.sent >= SPLIT_AFTER * c.sinks.len() {
+        match helpers.start(c.sinks.len() - 1, &c.stmt, session).await {
+            Some(sink) => c.sinks.push(sink),
+            None => c.may_split = false,
+        }
+    }
+    c.sent += data.len();
+    let i = c.next % c.sinks.len();
+    c.mid_line = !whole;
+    if whole {
+        c.next += 1;
+    }
+    c.sinks[i]
+        .send(std::io::Cursor::new(data))
+        .await
+        .map_err(|e| {
+            format!(
+                "COPY from line {}: {} in: {}",
+                c.line,
+                pg_err(&e),
+                short(&c.stmt)
+            )
+        })
 }
 
 /// Restore a plain dump through the protocol. `Err` is a restore failure (a finding). Big COPY
@@ -419,25 +460,11 @@ async fn restore_plain(
                         sent: 0,
                         next: 0,
                         may_split: !in_transaction,
+                        mid_line: false,
                     });
                 }
-                Item::CopyData(data) => {
-                    if let Some(c) = copy.as_mut() {
-                        if c.may_split && c.sinks.len() < jobs && c.sent >= SPLIT_AFTER * c.sinks.len() {
-                            match helpers.start(c.sinks.len() - 1, &c.stmt, &session).await {
-                                Some(sink) => c.sinks.push(sink),
-                                None => c.may_split = false,
-                            }
-                        }
-                        c.sent += data.len();
-                        let i = c.next % c.sinks.len();
-                        c.next += 1;
-                        c.sinks[i]
-                            .send(std::io::Cursor::new(data))
-                            .await
-                            .map_err(|e| format!("COPY from line {}: {} in: {}", c.line, pg_err(&e), short(&c.stmt)))?;
-                    }
-                }
+                Item::CopyData(data) => send_copy(copy.as_mut(), data, true, jobs, &mut helpers, &session).await?,
+                Item::CopyPart(data) => send_copy(copy.as_mut(), data, false, jobs, &mut helpers, &session).await?,
                 Item::CopyEnd(_) => {
                     if let Some(mut c) = copy.take() {
                         rep.copy_sessions = rep.copy_sessions.max(c.sinks.len());

@@ -15,7 +15,11 @@ pub enum Item {
     Statement(String, u64),
     /// `COPY … FROM stdin;`: data follows.
     CopyStart(String, u64),
+    /// Data lines, whole.
     CopyData(Vec<u8>),
+    /// The start or middle of one data line longer than a piece: the next `CopyPart` or
+    /// `CopyData` continues it, so both must go to the same session.
+    CopyPart(Vec<u8>),
     /// The `\.` line; the number of data lines sent.
     CopyEnd(u64),
     /// A psql meta-command line (`\restrict KEY`, `\connect db`).
@@ -41,6 +45,8 @@ pub struct DumpReader<R> {
     in_copy: bool,
     copy_rows: u64,
     copy_end_pending: bool,
+    /// The last data piece ended inside a line.
+    copy_mid_line: bool,
     line: Vec<u8>,
     /// Unprocessed rest of a line after a statement ended mid-line.
     rest: Vec<u8>,
@@ -77,6 +83,7 @@ impl<R: BufRead> DumpReader<R> {
             in_copy: false,
             copy_rows: 0,
             copy_end_pending: false,
+            copy_mid_line: false,
             line: Vec::new(),
             rest: Vec::new(),
         }
@@ -225,12 +232,16 @@ impl<R: BufRead> DumpReader<R> {
         }
     }
 
+    /// The next piece of a COPY block: whole data lines up to about `COPY_PIECE` bytes, or a
+    /// `CopyPart` of a line longer than that (a big `bytea` or `text` value), so memory stays
+    /// bounded whatever the rows hold.
     fn copy_piece(&mut self) -> io::Result<Item> {
         let mut piece = Vec::with_capacity(COPY_PIECE + 4096);
+        // Where the line being read started in `piece` (0 when it began in an earlier piece).
+        let mut line_start = 0;
         loop {
-            let before = piece.len();
-            let n = self.r.read_until(b'\n', &mut piece)?;
-            if n == 0 {
+            let buf = self.r.fill_buf()?;
+            if buf.is_empty() {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     format!(
@@ -239,21 +250,40 @@ impl<R: BufRead> DumpReader<R> {
                     ),
                 ));
             }
+            // A line shorter than a piece is never cut: a piece stops growing at COPY_PIECE, so
+            // at least that much room is left for the line being read.
+            let room = (2 * COPY_PIECE).saturating_sub(piece.len()).max(1);
+            let (take, line_ends) = match super::pgdump::find_nl(&buf[..buf.len().min(room)]) {
+                Some(nl) => (nl + 1, true),
+                None => (buf.len().min(room), false),
+            };
+            piece.extend_from_slice(&buf[..take]);
+            self.r.consume(take);
+            if !line_ends {
+                if piece.len() >= 2 * COPY_PIECE {
+                    self.copy_mid_line = true;
+                    return Ok(Item::CopyPart(piece));
+                }
+                continue;
+            }
             self.line_no += 1;
-            let line = &piece[before..];
+            let whole_line = !self.copy_mid_line;
+            self.copy_mid_line = false;
+            let line = &piece[line_start..];
             let body = line.strip_suffix(b"\n").unwrap_or(line);
             let body = body.strip_suffix(b"\r").unwrap_or(body);
-            if body == b"\\." {
-                piece.truncate(before);
+            if whole_line && body == b"\\." {
+                piece.truncate(line_start);
                 if piece.is_empty() {
                     self.in_copy = false;
                     return Ok(Item::CopyEnd(self.copy_rows));
                 }
-                // Send the data first; the `\.` line is read again next time.
+                // Send the data first; the end comes next time.
                 self.copy_end_pending = true;
                 return Ok(Item::CopyData(piece));
             }
             self.copy_rows += 1;
+            line_start = piece.len();
             if piece.len() >= COPY_PIECE {
                 return Ok(Item::CopyData(piece));
             }
@@ -296,6 +326,36 @@ COPY public.t (a) FROM stdin;\n1\n2\n\\.\nSELECT 'a;''b', \"x;\" /* ; */; SELECT
         assert!(matches!(&got[6], Item::Statement(s, _) if s.ends_with("/* ; */;")));
         assert_eq!(got[7], Item::Statement("SELECT 2;".into(), 10));
         assert_eq!(got.len(), 8);
+    }
+
+    #[test]
+    fn a_long_data_line_comes_in_bounded_parts() {
+        // Cut where its last part is `\.` alone: still data, not the end of the block.
+        let long = format!("{}\\.", "x".repeat(2 * COPY_PIECE - 2));
+        let dump = format!("COPY t (a) FROM stdin;\n1\n{long}\n\\.x\n\\.\nSELECT 1;\n");
+        let got = items(&dump);
+        assert!(matches!(&got[0], Item::CopyStart(..)));
+        let mut data = Vec::new();
+        let mut parts = 0;
+        for item in &got[1..got.len() - 2] {
+            match item {
+                Item::CopyPart(d) => {
+                    assert!(d.len() <= 2 * COPY_PIECE, "a part of {} bytes", d.len());
+                    parts += 1;
+                    data.extend_from_slice(d);
+                }
+                Item::CopyData(d) => {
+                    assert!(d.len() <= 2 * COPY_PIECE, "a piece of {} bytes", d.len());
+                    assert!(d.ends_with(b"\n"));
+                    data.extend_from_slice(d);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(parts >= 1, "{parts} parts");
+        assert_eq!(data, format!("1\n{long}\n\\.x\n").into_bytes());
+        assert_eq!(got[got.len() - 2], Item::CopyEnd(3));
+        assert_eq!(got[got.len() - 1], Item::Statement("SELECT 1;".into(), 6));
     }
 
     #[test]

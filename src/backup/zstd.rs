@@ -8,6 +8,9 @@ use zstd::stream::raw::{DParameter, Decoder, Operation};
 
 const OUT: usize = 256 * 1024;
 
+/// The largest frame window decoded: 2^27 = 128 MiB, the `zstd` tool's own default limit.
+const WINDOW_LOG_MAX: u32 = 27;
+
 /// The outcome of the zstd check.
 #[derive(Clone, Debug, Default)]
 pub struct ZstdReport {
@@ -38,8 +41,9 @@ impl<R: BufRead> ZstdReader<R> {
         let mut report = ZstdReport::default();
         let dec = match Decoder::new() {
             Ok(mut d) => {
-                // Accept the long windows `zstd --long=31` writes.
-                let _ = d.set_parameter(DParameter::WindowLogMax(31));
+                // The window is memory every decoder must hold: allow what `zstd -d` allows
+                // without flags (128 MiB, enough for --long and --ultra -22), refuse more.
+                let _ = d.set_parameter(DParameter::WindowLogMax(WINDOW_LOG_MAX));
                 Some(d)
             }
             Err(e) => {
@@ -124,7 +128,17 @@ impl<R: BufRead> ZstdReader<R> {
             Err(e) => {
                 let at = self.offset;
                 let frame = self.report.frames.max(1);
-                self.fail(format!("frame {frame}: {e} (near offset {at})"));
+                if e.to_string().contains("too much memory") {
+                    self.fail(format!(
+                        "frame {frame} needs a window over {} MiB (written with --long={} or more): \
+                         not decoded, to keep memory bounded (`zstd -t` refuses it too unless \
+                         given --long=31 or --memory)",
+                        1u64 << (WINDOW_LOG_MAX - 20),
+                        WINDOW_LOG_MAX + 1
+                    ));
+                } else {
+                    self.fail(format!("frame {frame}: {e} (near offset {at})"));
+                }
             }
             Ok(st) => {
                 self.inner.consume(st.bytes_read);
@@ -220,5 +234,29 @@ mod tests {
         z[n - 2] ^= 0x10;
         let (_, rep) = check(&z);
         assert!(rep.error.is_some());
+    }
+
+    #[test]
+    fn a_window_over_the_limit_is_refused_by_name() {
+        use zstd::stream::raw::CParameter;
+        let data = b"long window ".repeat(50_000);
+        let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).expect("enc");
+        enc.set_parameter(CParameter::EnableLongDistanceMatching(true))
+            .expect("ldm");
+        enc.set_parameter(CParameter::WindowLog(WINDOW_LOG_MAX + 1))
+            .expect("window");
+        std::io::Write::write_all(&mut enc, &data).expect("write");
+        let z = enc.finish().expect("finish");
+        let (_, rep) = check(&z);
+        let err = rep.error.expect("a window of 256 MiB is refused");
+        assert!(err.contains("needs a window over 128 MiB"), "{err}");
+        // The same data with the largest allowed window decodes.
+        let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).expect("enc");
+        enc.set_parameter(CParameter::WindowLog(WINDOW_LOG_MAX))
+            .expect("window");
+        std::io::Write::write_all(&mut enc, &data).expect("write");
+        let (out, rep) = check(&enc.finish().expect("finish"));
+        assert!(rep.error.is_none(), "{:?}", rep.error);
+        assert_eq!(out, data);
     }
 }
