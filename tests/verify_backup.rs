@@ -413,6 +413,34 @@ fn zstd_rdb_and_base_backup_damage() {
     let z = t.file("bad.sql.zst", &z);
     fails(&t, &z, &[], "zstd", "frame");
 
+    // Through a pipe, `zstd --long=28` declares a 256 MiB window whatever the size: refused by
+    // default (as `zstd -d` refuses it), decoded when allowed.
+    let long = t.path("long.sql.zst");
+    sh(&format!(
+        "zstd -q --long=28 -c < {} > {}",
+        fx().join("plain.sql").display(),
+        long.display()
+    ));
+    fails(
+        &t,
+        &long,
+        &[],
+        "zstd",
+        "needs a 256 MiB window, over the 128 MiB allowed",
+    );
+    let r = t
+        .bin()
+        .arg(&long)
+        .args(["--zstd-max-window", "200MiB", "--json"])
+        .succeeds();
+    assert_eq!(check(&r.json(), "format")["ok"], true);
+    let r = t
+        .bin()
+        .arg(&long)
+        .args(["--zstd-max-window", "3GiB"])
+        .code(2);
+    r.stderr_has("--zstd-max-window");
+
     let mut rdb = read("dump.rdb");
     let mid = rdb.len() / 2;
     rdb[mid] ^= 0x01;

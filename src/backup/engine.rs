@@ -321,6 +321,7 @@ fn decode(
     rx: Receiver<Chunk>,
     out: SyncSender<Chunk>,
     tap: Option<SyncSender<Chunk>>,
+    zstd_window_log: u32,
 ) -> io::Result<Compression> {
     let mut raw = ChunkReader::new(rx);
     let head = raw.fill_buf()?;
@@ -333,7 +334,7 @@ fn decode(
         drain(&mut raw)?;
         Ok(Compression::Gzip(rep))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        let mut z = ZstdReader::new(raw);
+        let mut z = ZstdReader::new(raw, zstd_window_log);
         pump(&mut z, &mut pass)?;
         drop(pass);
         let (rep, mut raw) = z.finish()?;
@@ -347,9 +348,16 @@ fn decode(
     }
 }
 
-/// Read `path` once: hash it with every algorithm in `algos` and decode + check its format;
-/// the decoded bytes also go to `tap` when given (see [`tap`]).
-pub fn scan(path: &Path, algos: &BTreeSet<Algo>, hint: FormatHint, tap: Option<Tap>) -> Scan {
+/// Read `path` once: hash it with every algorithm in `algos` and decode + check its format
+/// (zstd frames with windows up to 2^`zstd_window_log`); the decoded bytes also go to `tap`
+/// when given (see [`tap`]).
+pub fn scan(
+    path: &Path,
+    algos: &BTreeSet<Algo>,
+    hint: FormatHint,
+    tap: Option<Tap>,
+    zstd_window_log: u32,
+) -> Scan {
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) => {
@@ -378,7 +386,7 @@ pub fn scan(path: &Path, algos: &BTreeSet<Algo>, hint: FormatHint, tap: Option<T
                 .collect::<BTreeMap<_, _>>()
         });
         let tap_tx = tap.as_ref().map(|t| t.tx.clone());
-        let decoder = s.spawn(move || decode(dec_rx, check_tx, tap_tx));
+        let decoder = s.spawn(move || decode(dec_rx, check_tx, tap_tx, zstd_window_log));
         // The check may stop reading early (a custom dump's table of contents, an RDB's
         // header…); dropping its reader then tells the decoder to stop passing buffers.
         let checker = s.spawn(move || check_format(&mut ChunkReader::new(check_rx), hint));
@@ -513,7 +521,13 @@ mod tests {
         }
         std::fs::write(&path, &file).expect("write file");
         let algos = BTreeSet::from([Algo::Sha256, Algo::Md5]);
-        let scan = scan(&path, &algos, FormatHint::Auto, None);
+        let scan = scan(
+            &path,
+            &algos,
+            FormatHint::Auto,
+            None,
+            crate::backup::zstd::WINDOW_LOG_MAX,
+        );
         assert_eq!(scan.bytes, file.len() as u64);
         assert!(scan.read_error.is_none());
         let mut h = Hasher::new(Algo::Sha256);

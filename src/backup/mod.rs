@@ -226,6 +226,14 @@ pub struct Options {
     pub checksum_files: Vec<ChecksumFile>,
     pub sidecars: bool,
     pub format: FormatHint,
+    /// The largest zstd window decoded, as a power of two (`None`: 128 MiB, `zstd`'s default).
+    pub zstd_window_log: Option<u32>,
+}
+
+impl Options {
+    pub fn zstd_window_log(&self) -> u32 {
+        self.zstd_window_log.unwrap_or(self::zstd::WINDOW_LOG_MAX)
+    }
 }
 
 fn fmt_age(secs: f64) -> String {
@@ -435,7 +443,7 @@ pub fn verify_tapped(path: &Path, opts: &Options, tap: Option<engine::Tap>) -> F
     } else {
         opts.format
     };
-    let scan = engine::scan(path, &algos, hint, tap);
+    let scan = engine::scan(path, &algos, hint, tap, opts.zstd_window_log());
     match &scan.read_error {
         Some(e) => {
             rep.unreadable = true;

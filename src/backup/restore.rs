@@ -76,6 +76,8 @@ pub struct RestoreOptions {
     pub timeout: Option<Duration>,
     /// Sessions that load one big COPY block of a plain dump together (1: no splitting).
     pub jobs: usize,
+    /// The largest zstd window decoded when the dump is read again, as a power of two.
+    pub zstd_window_log: u32,
 }
 
 /// The evidence of a restore.
@@ -128,7 +130,7 @@ async fn connect(cfg: &Config) -> Result<Client, tokio_postgres::Error> {
 }
 
 /// Open the file and undo gzip/zstd, as one stream.
-fn open_decoded(path: &Path) -> std::io::Result<Box<dyn BufRead + Send>> {
+fn open_decoded(path: &Path, zstd_window_log: u32) -> std::io::Result<Box<dyn BufRead + Send>> {
     let mut f = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
     let head = f.fill_buf()?.to_vec();
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
@@ -137,18 +139,17 @@ fn open_decoded(path: &Path) -> std::io::Result<Box<dyn BufRead + Send>> {
             flate2::bufread::MultiGzDecoder::new(f),
         ))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(BufReader::with_capacity(
-            1 << 20,
-            zstd::stream::read::Decoder::with_buffer(f)?,
-        ))
+        let mut z = zstd::stream::read::Decoder::with_buffer(f)?;
+        z.window_log_max(zstd_window_log)?;
+        Box::new(BufReader::with_capacity(1 << 20, z))
     } else {
         Box::new(f)
     })
 }
 
 /// The dump kind of `path` from its first decoded bytes, before any check has run.
-pub fn sniff(path: &Path) -> Option<DumpKind> {
-    let mut r = open_decoded(path).ok()?;
+pub fn sniff(path: &Path, zstd_window_log: u32) -> Option<DumpKind> {
+    let mut r = open_decoded(path, zstd_window_log).ok()?;
     let head = r.fill_buf().ok()?;
     if head.starts_with(b"PGDMP") {
         Some(DumpKind::Custom)
@@ -318,11 +319,37 @@ struct CopyLoad {
     stmt: String,
     line: u64,
     sinks: Vec<CopySink>,
+    deal: Deal,
+    may_split: bool,
+}
+
+/// How a COPY block's pieces are dealt out over its sessions.
+#[derive(Debug, Default)]
+struct Deal {
     sent: usize,
     next: usize,
-    may_split: bool,
     /// The last piece sent ended inside a data line.
     mid_line: bool,
+}
+
+impl Deal {
+    /// Whether another session should join before the next piece: enough has gone to each of
+    /// the `sessions` there are, and the next piece starts a line.
+    fn wants_session(&self, sessions: usize, jobs: usize) -> bool {
+        !self.mid_line && sessions < jobs && self.sent >= SPLIT_AFTER * sessions
+    }
+
+    /// The session the next piece of `len` bytes goes to. Whole-line pieces go round in turn; a
+    /// piece that ends inside a line (`whole` false) keeps the next one on the same session.
+    fn route(&mut self, sessions: usize, len: usize, whole: bool) -> usize {
+        self.sent += len;
+        let i = self.next % sessions.max(1);
+        self.mid_line = !whole;
+        if whole {
+            self.next += 1;
+        }
+        i
+    }
 }
 
 /// Send one piece of a COPY block. Whole-line pieces are dealt out over the block's sessions
@@ -339,18 +366,13 @@ async fn send_copy(
     let Some(c) = copy else {
         return Ok(());
     };
-    if !c.mid_line && c.may_split && c.sinks.len() < jobs && c.sent >= SPLIT_AFTER * c.sinks.len() {
+    if c.may_split && c.deal.wants_session(c.sinks.len(), jobs) {
         match helpers.start(c.sinks.len() - 1, &c.stmt, session).await {
             Some(sink) => c.sinks.push(sink),
             None => c.may_split = false,
         }
     }
-    c.sent += data.len();
-    let i = c.next % c.sinks.len();
-    c.mid_line = !whole;
-    if whole {
-        c.next += 1;
-    }
+    let i = c.deal.route(c.sinks.len(), data.len(), whole);
     c.sinks[i]
         .send(std::io::Cursor::new(data))
         .await
@@ -373,6 +395,7 @@ async fn restore_plain(
     jobs: usize,
     path: &Path,
     source: Option<TapReader>,
+    zstd_window_log: u32,
     rep: &mut RestoreReport,
 ) -> Result<(), String> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Item, String>>(16);
@@ -380,7 +403,7 @@ async fn restore_plain(
     let producer = tokio::task::spawn_blocking(move || {
         let opened = match source {
             Some(shared) => Ok(Box::new(shared) as Box<dyn BufRead + Send>),
-            None => open_decoded(&p),
+            None => open_decoded(&p, zstd_window_log),
         };
         let r = match opened {
             Ok(r) => r,
@@ -457,10 +480,8 @@ async fn restore_plain(
                         stmt: s,
                         line,
                         sinks: vec![Box::pin(sink)],
-                        sent: 0,
-                        next: 0,
+                        deal: Deal::default(),
                         may_split: !in_transaction,
-                        mid_line: false,
                     });
                 }
                 Item::CopyData(data) => send_copy(copy.as_mut(), data, true, jobs, &mut helpers, &session).await?,
@@ -579,10 +600,13 @@ async fn restore_custom(
     if compressed {
         if let Some(mut stdin) = child.stdin.take() {
             let p = path.to_path_buf();
+            let window_log = opts.zstd_window_log;
             let handle = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || {
                 use tokio::io::AsyncWriteExt;
-                let Ok(mut r) = open_decoded(&p) else { return };
+                let Ok(mut r) = open_decoded(&p, window_log) else {
+                    return;
+                };
                 let mut buf = vec![0u8; 256 * 1024];
                 loop {
                     match r.read(&mut buf) {
@@ -872,9 +896,17 @@ pub async fn run(
                 } else {
                     "statements and COPY FROM STDIN through the protocol".into()
                 };
-                restore_plain(&client, &scratch_cfg, opts.jobs, path, source, &mut rep)
-                    .await
-                    .map_err(|e| Failure::drill_failed(anyhow::anyhow!(e)))
+                restore_plain(
+                    &client,
+                    &scratch_cfg,
+                    opts.jobs,
+                    path,
+                    source,
+                    opts.zstd_window_log,
+                    &mut rep,
+                )
+                .await
+                .map_err(|e| Failure::drill_failed(anyhow::anyhow!(e)))
             }
             DumpKind::Custom => restore_custom(&scratch_cfg, path, opts, &mut rep).await,
         };
@@ -973,6 +1005,35 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_cut_into_parts_stays_on_one_session() {
+        // Pieces of 1 MiB; every third is a line cut in three parts, so session changes fall
+        // both between whole pieces and right after a line's last part.
+        let mut deal = Deal::default();
+        let (jobs, mut sessions) = (8, 1);
+        let mut line_session: Option<usize> = None;
+        let mut used = std::collections::BTreeSet::new();
+        for n in 0..200 {
+            let parts = if n % 3 == 0 { 3 } else { 1 };
+            for p in 0..parts {
+                if deal.wants_session(sessions, jobs) {
+                    assert!(line_session.is_none(), "a session joined inside a line");
+                    sessions += 1;
+                }
+                let whole = p == parts - 1;
+                let i = deal.route(sessions, 1 << 20, whole);
+                assert!(i < sessions);
+                if let Some(s) = line_session {
+                    assert_eq!(i, s, "piece {n} part {p} went to another session");
+                }
+                line_session = if whole { None } else { Some(i) };
+                used.insert(i);
+            }
+        }
+        assert_eq!(sessions, jobs);
+        assert_eq!(used.len(), jobs, "every session got pieces");
+    }
 
     #[test]
     fn transaction_edges_only_for_plain_opens_and_closes() {

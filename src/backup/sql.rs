@@ -236,26 +236,32 @@ impl<R: BufRead> DumpReader<R> {
     /// `CopyPart` of a line longer than that (a big `bytea` or `text` value), so memory stays
     /// bounded whatever the rows hold.
     fn copy_piece(&mut self) -> io::Result<Item> {
-        let mut piece = Vec::with_capacity(COPY_PIECE + 4096);
+        let mut piece = Vec::with_capacity(2 * COPY_PIECE);
         // Where the line being read started in `piece` (0 when it began in an earlier piece).
         let mut line_start = 0;
         loop {
             let buf = self.r.fill_buf()?;
-            if buf.is_empty() {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "the dump ends inside a COPY block after {} rows",
-                        self.copy_rows
-                    ),
-                ));
-            }
-            // A line shorter than a piece is never cut: a piece stops growing at COPY_PIECE, so
-            // at least that much room is left for the line being read.
-            let room = (2 * COPY_PIECE).saturating_sub(piece.len()).max(1);
-            let (take, line_ends) = match super::pgdump::find_nl(&buf[..buf.len().min(room)]) {
-                Some(nl) => (nl + 1, true),
-                None => (buf.len().min(room), false),
+            let (take, line_ends) = if buf.is_empty() {
+                // Only the `\.` line may end the dump without its newline.
+                let last = &piece[line_start..];
+                if self.copy_mid_line || last.strip_suffix(b"\r").unwrap_or(last) != b"\\." {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the dump ends inside a COPY block after {} rows",
+                            self.copy_rows
+                        ),
+                    ));
+                }
+                (0, true)
+            } else {
+                // A line shorter than a piece is never cut: a piece stops growing at
+                // COPY_PIECE, so at least that much room is left for the line being read.
+                let room = (2 * COPY_PIECE).saturating_sub(piece.len());
+                match super::pgdump::find_nl(&buf[..buf.len().min(room)]) {
+                    Some(nl) => (nl + 1, true),
+                    None => (buf.len().min(room), false),
+                }
             };
             piece.extend_from_slice(&buf[..take]);
             self.r.consume(take);
@@ -328,12 +334,27 @@ COPY public.t (a) FROM stdin;\n1\n2\n\\.\nSELECT 'a;''b', \"x;\" /* ; */; SELECT
         assert_eq!(got.len(), 8);
     }
 
+    /// Every item of `text` read through a `BufReader` of `cap` bytes, or the first error.
+    fn items_through(text: &[u8], cap: usize) -> io::Result<Vec<Item>> {
+        let mut r = DumpReader::new(io::BufReader::with_capacity(cap, text));
+        let mut out = Vec::new();
+        while let Some(i) = r.next_item()? {
+            out.push(i);
+        }
+        Ok(out)
+    }
+
     #[test]
     fn a_long_data_line_comes_in_bounded_parts() {
         // Cut where its last part is `\.` alone: still data, not the end of the block.
         let long = format!("{}\\.", "x".repeat(2 * COPY_PIECE - 2));
-        let dump = format!("COPY t (a) FROM stdin;\n1\n{long}\n\\.x\n\\.\nSELECT 1;\n");
+        let dump = format!("COPY t (a) FROM stdin;\n1\n{long}\n\\.x\n\\.\r\nSELECT 1;\n");
         let got = items(&dump);
+        // However the bytes arrive, the pieces are the same.
+        for cap in [7, 4099, 3 * COPY_PIECE] {
+            let other = items_through(dump.as_bytes(), cap).expect("items");
+            assert!(other == got, "different items through a {cap}-byte buffer");
+        }
         assert!(matches!(&got[0], Item::CopyStart(..)));
         let mut data = Vec::new();
         let mut parts = 0;
@@ -356,6 +377,33 @@ COPY public.t (a) FROM stdin;\n1\n2\n\\.\nSELECT 'a;''b', \"x;\" /* ; */; SELECT
         assert_eq!(data, format!("1\n{long}\n\\.x\n").into_bytes());
         assert_eq!(got[got.len() - 2], Item::CopyEnd(3));
         assert_eq!(got[got.len() - 1], Item::Statement("SELECT 1;".into(), 6));
+    }
+
+    #[test]
+    fn the_end_of_a_copy_block_at_the_end_of_the_file() {
+        // `\.` may end the file without its newline; anything else there is a cut dump.
+        for cap in [1, 64] {
+            let got = items_through(b"COPY t (a) FROM stdin;\n1\n\\.", cap).expect("items");
+            assert_eq!(
+                got[1..],
+                [Item::CopyData(b"1\n".to_vec()), Item::CopyEnd(1)]
+            );
+            for cut in [
+                b"COPY t (a) FROM stdin;\n1\n\\".to_vec(),
+                b"COPY t (a) FROM stdin;\n1\n2".to_vec(),
+                [
+                    b"COPY t (a) FROM stdin;\n".to_vec(),
+                    vec![b'y'; 3 * COPY_PIECE],
+                ]
+                .concat(),
+            ] {
+                let err = items_through(&cut, cap).expect_err("a cut COPY block");
+                assert!(
+                    err.to_string().contains("ends inside a COPY block"),
+                    "{err}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -8,8 +8,37 @@ use zstd::stream::raw::{DParameter, Decoder, Operation};
 
 const OUT: usize = 256 * 1024;
 
-/// The largest frame window decoded: 2^27 = 128 MiB, the `zstd` tool's own default limit.
-const WINDOW_LOG_MAX: u32 = 27;
+/// The largest frame window decoded by default: 2^27 = 128 MiB, the `zstd` tool's own limit.
+pub const WINDOW_LOG_MAX: u32 = 27;
+/// The largest window `--zstd-max-window` can allow: 2 GiB (`zstd --long=31`).
+pub const WINDOW_LOG_LIMIT: u32 = 31;
+
+/// The window a frame declares, from its first bytes (magic, descriptor, window descriptor,
+/// dictionary id, content size); `None` until enough of them are there.
+fn frame_window(h: &[u8]) -> Option<u64> {
+    if !h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return None;
+    }
+    let fhd = *h.get(4)?;
+    let single = fhd & 0x20 != 0;
+    if !single {
+        let wd = *h.get(5)?;
+        let base = 1u64 << (10 + u32::from(wd >> 3));
+        return Some(base + base / 8 * u64::from(wd & 7));
+    }
+    // A single-segment frame's window is its content size.
+    let did = [0, 1, 2, 4][usize::from(fhd & 3)];
+    let fcs = [1, 2, 4, 8][usize::from(fhd >> 6)];
+    let at = 5 + did;
+    let b = h.get(at..at + fcs)?;
+    let mut v = [0u8; 8];
+    v[..fcs].copy_from_slice(b);
+    let n = u64::from_le_bytes(v);
+    Some(if fcs == 2 { n + 256 } else { n })
+}
+
+/// Bytes of a frame header that [`frame_window`] may need.
+const HEAD: usize = 18;
 
 /// The outcome of the zstd check.
 #[derive(Clone, Debug, Default)]
@@ -28,8 +57,9 @@ pub struct ZstdReader<R> {
     out: Vec<u8>,
     pos: usize,
     len: usize,
-    /// Header bytes of the frame being started (magic + frame header descriptor).
+    /// Header bytes of the frame being started (magic, descriptors, content size).
     head: Vec<u8>,
+    window_log_max: u32,
     at_frame_start: bool,
     done: bool,
     report: ZstdReport,
@@ -37,13 +67,15 @@ pub struct ZstdReader<R> {
 }
 
 impl<R: BufRead> ZstdReader<R> {
-    pub fn new(inner: R) -> Self {
+    /// A reader that decodes frames with windows up to 2^`window_log_max` bytes. The window
+    /// is memory every decoder must hold; [`WINDOW_LOG_MAX`] allows what `zstd -d` allows
+    /// without flags (128 MiB: `--long`, `--ultra -22`).
+    pub fn new(inner: R, window_log_max: u32) -> Self {
         let mut report = ZstdReport::default();
+        let window_log_max = window_log_max.clamp(10, WINDOW_LOG_LIMIT);
         let dec = match Decoder::new() {
             Ok(mut d) => {
-                // The window is memory every decoder must hold: allow what `zstd -d` allows
-                // without flags (128 MiB, enough for --long and --ultra -22), refuse more.
-                let _ = d.set_parameter(DParameter::WindowLogMax(WINDOW_LOG_MAX));
+                let _ = d.set_parameter(DParameter::WindowLogMax(window_log_max));
                 Some(d)
             }
             Err(e) => {
@@ -58,7 +90,8 @@ impl<R: BufRead> ZstdReader<R> {
             out: vec![0; OUT],
             pos: 0,
             len: 0,
-            head: Vec::with_capacity(5),
+            head: Vec::with_capacity(HEAD),
+            window_log_max,
             at_frame_start: true,
             done,
             report,
@@ -73,11 +106,12 @@ impl<R: BufRead> ZstdReader<R> {
         self.done = true;
     }
 
-    /// Note the frame header's checksum flag as its first bytes go by.
+    /// Note the frame header's checksum flag (and keep what tells its window) as its first
+    /// bytes go by.
     fn observe_header(&mut self, input: &[u8]) {
-        let need = 5 - self.head.len();
+        let need = HEAD.saturating_sub(self.head.len());
         self.head.extend_from_slice(&input[..need.min(input.len())]);
-        if self.head.len() < 5 {
+        if self.head.len() < 5 || !self.at_frame_start {
             return;
         }
         self.at_frame_start = false;
@@ -108,10 +142,10 @@ impl<R: BufRead> ZstdReader<R> {
             return Ok(());
         }
         let input = self.inner.fill_buf()?;
-        let head_needed = self.at_frame_start;
-        let snapshot: [u8; 5] = {
-            let mut s = [0u8; 5];
-            let n = input.len().min(5);
+        let head_needed = self.head.len() < HEAD && (self.at_frame_start || !self.head.is_empty());
+        let snapshot: [u8; HEAD] = {
+            let mut s = [0u8; HEAD];
+            let n = input.len().min(HEAD);
             s[..n].copy_from_slice(&input[..n]);
             s
         };
@@ -122,19 +156,24 @@ impl<R: BufRead> ZstdReader<R> {
         };
         let status = dec.run_on_buffers(input, &mut self.out);
         if head_needed {
-            self.observe_header(&snapshot[..avail.min(5)]);
+            self.observe_header(&snapshot[..avail.min(HEAD)]);
         }
         match status {
             Err(e) => {
                 let at = self.offset;
                 let frame = self.report.frames.max(1);
-                if e.to_string().contains("too much memory") {
+                let limit = 1u64 << self.window_log_max;
+                let window = frame_window(&self.head).filter(|&w| w > limit);
+                if window.is_some() || e.to_string().contains("too much memory") {
+                    let needs = window.map_or_else(
+                        || "more".to_string(),
+                        |w| format!("{} MiB", w.div_ceil(1 << 20)),
+                    );
                     self.fail(format!(
-                        "frame {frame} needs a window over {} MiB (written with --long={} or more): \
-                         not decoded, to keep memory bounded (`zstd -t` refuses it too unless \
-                         given --long=31 or --memory)",
-                        1u64 << (WINDOW_LOG_MAX - 20),
-                        WINDOW_LOG_MAX + 1
+                        "frame {frame} needs a {needs} window, over the {} MiB allowed: not \
+                         decoded (a window is memory every decoder must hold); allow it with \
+                         --zstd-max-window, as `zstd -d` needs --long=31 or --memory",
+                        limit >> 20
                     ));
                 } else {
                     self.fail(format!("frame {frame}: {e} (near offset {at})"));
@@ -207,7 +246,7 @@ mod tests {
     use super::*;
 
     fn check(bytes: &[u8]) -> (Vec<u8>, ZstdReport) {
-        let mut r = ZstdReader::new(bytes);
+        let mut r = ZstdReader::new(bytes, WINDOW_LOG_MAX);
         let mut out = Vec::new();
         r.read_to_end(&mut out).expect("read");
         let (rep, _) = r.finish().expect("finish");
@@ -247,9 +286,20 @@ mod tests {
             .expect("window");
         std::io::Write::write_all(&mut enc, &data).expect("write");
         let z = enc.finish().expect("finish");
+        assert_eq!(frame_window(&z[..6]), Some(256 << 20));
         let (_, rep) = check(&z);
         let err = rep.error.expect("a window of 256 MiB is refused");
-        assert!(err.contains("needs a window over 128 MiB"), "{err}");
+        assert!(
+            err.contains("needs a 256 MiB window, over the 128 MiB allowed"),
+            "{err}"
+        );
+        // Allowed when asked for.
+        let mut r = ZstdReader::new(&z[..], WINDOW_LOG_MAX + 1);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).expect("read");
+        let (rep, _) = r.finish().expect("finish");
+        assert!(rep.error.is_none(), "{:?}", rep.error);
+        assert_eq!(out, data);
         // The same data with the largest allowed window decodes.
         let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).expect("enc");
         enc.set_parameter(CParameter::WindowLog(WINDOW_LOG_MAX))
@@ -258,5 +308,28 @@ mod tests {
         let (out, rep) = check(&enc.finish().expect("finish"));
         assert!(rep.error.is_none(), "{:?}", rep.error);
         assert_eq!(out, data);
+    }
+
+    #[test]
+    fn window_sizes_from_frame_headers() {
+        // Window descriptor: exponent 17 (2^27), mantissa 0 / 3.
+        assert_eq!(
+            frame_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x04, 17 << 3]),
+            Some(1 << 27)
+        );
+        assert_eq!(
+            frame_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x04, (17 << 3) | 3]),
+            Some((1 << 27) + (1 << 24) * 3)
+        );
+        // Single segment, 4-byte content size: the window is the content size.
+        let mut h = vec![0x28, 0xb5, 0x2f, 0xfd, 0xa0];
+        h.extend_from_slice(&300_000_000u32.to_le_bytes());
+        assert_eq!(frame_window(&h), Some(300_000_000));
+        // Single segment, 2-byte content size (+256), after a 1-byte dictionary id.
+        assert_eq!(
+            frame_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x61, 9, 0x10, 0x00]),
+            Some(16 + 256)
+        );
+        assert_eq!(frame_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x04]), None);
     }
 }

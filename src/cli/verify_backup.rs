@@ -60,6 +60,16 @@ pub struct Args {
     )]
     pub format: FormatArg,
 
+    /// The largest zstd window to decode (memory every decoder must hold); a frame that needs
+    /// more fails the zstd check. Default 128MiB, as `zstd -d`; at most 2GiB (`zstd --long=31`).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        env = "DRILL_BACKUP_ZSTD_MAX_WINDOW",
+        help_heading = "What to check"
+    )]
+    pub zstd_max_window: Option<Size>,
+
     /// Fail when the backup was modified longer ago than this (24h with --latest).
     #[arg(
         long,
@@ -259,6 +269,17 @@ fn options(args: &Args) -> Result<Options, Failure> {
         ),
         None => None,
     };
+    // A window is a power of two (plus eighths of one): round the limit up to the next one.
+    let zstd_window_log = match args.zstd_max_window {
+        None => None,
+        Some(Size(n)) if (1 << 10..=1 << 31).contains(&n) => Some(64 - (n - 1).leading_zeros()),
+        Some(_) => {
+            return Err(anyhow::anyhow!(
+                "--zstd-max-window: give a size from 1KiB to 2GiB (2GiB for zstd --long=31)"
+            ))
+            .or_bad_input()
+        }
+    };
     let max_age = args.max_age.map(|d| d.0).or(if args.latest {
         Some(Dur::secs(24 * 3600).0)
     } else {
@@ -272,6 +293,7 @@ fn options(args: &Args) -> Result<Options, Failure> {
         expected,
         checksum_files: lists,
         sidecars: !args.no_sidecars,
+        zstd_window_log,
         format: match args.format {
             FormatArg::Auto => FormatHint::Auto,
             FormatArg::Plain => FormatHint::Plain,
@@ -378,6 +400,7 @@ async fn run(args: Args) -> Result<Code, Failure> {
         keep: args.keep,
         pg_restore: args.pg_restore.clone(),
         timeout: args.restore_timeout.map(|d| d.0),
+        zstd_window_log: opts.zstd_window_log(),
         jobs: args.restore_jobs.map(usize::from).unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get().min(4))
@@ -442,7 +465,7 @@ async fn run(args: Args) -> Result<Code, Failure> {
         // The restore (when asked) runs alongside the one-pass checks: both read the file.
         let early = restore_opts
             .as_ref()
-            .and_then(|ro| restore::sniff(&path).map(|k| (ro, k)));
+            .and_then(|ro| restore::sniff(&path, ro.zstd_window_log).map(|k| (ro, k)));
         // A plain dump is restored from the verification pass's decoded bytes: one read, one
         // inflate for both.
         let (tap, source) = match early {
