@@ -426,7 +426,7 @@ fn zstd_rdb_and_base_backup_damage() {
         &long,
         &[],
         "zstd",
-        "needs a 256 MiB window, over the 128 MiB allowed",
+        "needs a 256.0 MiB window, over the 128.0 MiB allowed",
     );
     let r = t
         .bin()

@@ -166,14 +166,14 @@ impl<R: BufRead> ZstdReader<R> {
                 let window = frame_window(&self.head).filter(|&w| w > limit);
                 if window.is_some() || e.to_string().contains("too much memory") {
                     let needs = window.map_or_else(
-                        || "more".to_string(),
-                        |w| format!("{} MiB", w.div_ceil(1 << 20)),
+                        || "bigger".to_string(),
+                        |w| crate::units::Size(w).to_string(),
                     );
                     self.fail(format!(
-                        "frame {frame} needs a {needs} window, over the {} MiB allowed: not \
+                        "frame {frame} needs a {needs} window, over the {} allowed: not \
                          decoded (a window is memory every decoder must hold); allow it with \
                          --zstd-max-window, as `zstd -d` needs --long=31 or --memory",
-                        limit >> 20
+                        crate::units::Size(limit)
                     ));
                 } else {
                     self.fail(format!("frame {frame}: {e} (near offset {at})"));
@@ -290,7 +290,7 @@ mod tests {
         let (_, rep) = check(&z);
         let err = rep.error.expect("a window of 256 MiB is refused");
         assert!(
-            err.contains("needs a 256 MiB window, over the 128 MiB allowed"),
+            err.contains("needs a 256.0 MiB window, over the 128.0 MiB allowed"),
             "{err}"
         );
         // Allowed when asked for.
