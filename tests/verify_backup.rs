@@ -179,6 +179,14 @@ fn fails(t: &T, file: &Path, extra: &[&str], name: &str, needle: &str) -> Run {
     r
 }
 
+/// A restore into `url` that fails with `needle` and still drops its scratch database.
+fn restore_fails_and_drops(t: &T, pg: &Pg, file: &Path, url: &str, needle: &str) -> Run {
+    let r = fails(t, file, &["--restore-to", url], "restore", needle);
+    assert_eq!(check(&r.json(), "cleanup")["ok"], true);
+    assert!(pg.databases_like("drillkit_verify_").is_empty());
+    r
+}
+
 #[test]
 fn intact_backups_pass_every_check() {
     let t = T::new();
@@ -603,15 +611,7 @@ fn restore_plain_and_custom_dumps_and_always_drop_the_scratch_database() {
     let at = text.find("COPY public.orders").expect("copy");
     let bad = format!("{}SELECT 1/0;\n{}", &text[..at], &text[at..]);
     let bad = t.file("bad.sql", bad.as_bytes());
-    let r = fails(
-        &t,
-        &bad,
-        &["--restore-to", &url],
-        "restore",
-        "division by zero",
-    );
-    assert_eq!(check(&r.json(), "cleanup")["ok"], true);
-    assert!(pg.databases_like("drillkit_verify_").is_empty());
+    restore_fails_and_drops(&t, &pg, &bad, &url, "division by zero");
     let r = t
         .bin()
         .arg(fx().join("plain.sql"))
@@ -798,28 +798,13 @@ fn a_restore_read_from_the_pass_fails_when_the_pass_finds_damage() {
     let n = gz.len();
     gz[n - 8] ^= 0xff;
     let bad = t.file("badcrc.sql.gz", &gz);
-    let r = fails(
-        &t,
-        &bad,
-        &["--restore-to", &url],
-        "restore",
-        "CRC-32 mismatch",
-    );
+    let r = restore_fails_and_drops(&t, &pg, &bad, &url, "CRC-32 mismatch");
     assert_eq!(check(&r.json(), "gzip")["ok"], false);
-    assert_eq!(check(&r.json(), "cleanup")["ok"], true);
     // Cut at a line boundary inside the data: a clean-looking end of text, but a truncated gzip.
     let text = read("plain.sql");
     let cut = text.len() * 2 / 3;
     let cut = cut + text[cut..].iter().position(|&b| b == b'\n').unwrap_or(0) + 1;
     let whole = gzip(&text[..cut]);
     let truncated = t.file("cut.sql.gz", &whole[..whole.len() - 8]);
-    let r = fails(
-        &t,
-        &truncated,
-        &["--restore-to", &url],
-        "restore",
-        "truncated",
-    );
-    assert_eq!(check(&r.json(), "cleanup")["ok"], true);
-    assert!(pg.databases_like("drillkit_verify_").is_empty());
+    restore_fails_and_drops(&t, &pg, &truncated, &url, "truncated");
 }
