@@ -693,15 +693,19 @@ fn big_copy_blocks_load_over_several_sessions_with_the_dumps_settings() {
     assert_eq!(got.trim(), want);
     pg.psql("postgres", &format!("DROP DATABASE \"{db}\""));
 
+    // How many sessions loaded the block, every row arriving either way.
+    let copy_sessions = |dump: &Path, jobs: &str| {
+        t.bin()
+            .arg(dump)
+            .args(["--restore-to", &url, "--restore-jobs", jobs, "--json"])
+            .args(["--expect-rows", &format!("s.t={rows}")])
+            .succeeds()
+            .json()["files"][0]["restore"]["copy_sessions"]
+            .clone()
+    };
     // Inside BEGIN … COMMIT the block stays on the dump's own session.
     let dump = t.file("txn.sql", &big_latin1_dump(rows, true));
-    let r = t
-        .bin()
-        .arg(&dump)
-        .args(["--restore-to", &url, "--restore-jobs", "3", "--json"])
-        .args(["--expect-rows", &format!("s.t={rows}")])
-        .succeeds();
-    assert_eq!(r.json()["files"][0]["restore"]["copy_sessions"], 1);
+    assert_eq!(copy_sessions(&dump, "3"), 1);
     // A table with a unique index while it loads stays on one session: two sessions inserting
     // the same key would wait on each other through this client.
     let mut keyed = big_latin1_dump(rows, false);
@@ -711,20 +715,9 @@ fn big_copy_blocks_load_over_several_sessions_with_the_dumps_settings() {
         .expect("column list");
     keyed.splice(at + 6..at + 6, b" PRIMARY KEY".iter().copied());
     let dump = t.file("keyed.sql", &keyed);
-    let r = t
-        .bin()
-        .arg(&dump)
-        .args(["--restore-to", &url, "--restore-jobs", "3", "--json"])
-        .args(["--expect-rows", &format!("s.t={rows}")])
-        .succeeds();
-    assert_eq!(r.json()["files"][0]["restore"]["copy_sessions"], 1);
+    assert_eq!(copy_sessions(&dump, "3"), 1);
     // --restore-jobs 1 loads like psql, over one session; the helpers never linger either way.
-    let r = t
-        .bin()
-        .arg(t.path("big.sql.gz"))
-        .args(["--restore-to", &url, "--restore-jobs", "1", "--json"])
-        .succeeds();
-    assert_eq!(r.json()["files"][0]["restore"]["copy_sessions"], 1);
+    assert_eq!(copy_sessions(&t.path("big.sql.gz"), "1"), 1);
     assert!(pg.databases_like("drillkit_verify_").is_empty());
     let r = t.bin().arg(&dump).args(["--restore-jobs", "2"]).code(2);
     r.stderr_has("--restore-jobs needs --restore-to");
