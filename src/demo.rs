@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Run the supervisor until SIGINT/SIGTERM: start the worker, restart it after it dies.
+/// Run the supervisor until `cancel` (SIGINT/SIGTERM): start the worker, restart it after it
+/// dies.
 pub async fn supervise(
     exe: &Path,
     listen: &str,
     pidfile: &Path,
     restart_delay: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
-    let cancel = crate::signal::shutdown_token();
     loop {
         let mut child = tokio::process::Command::new(exe)
             .args(["demo-service", "--worker", "--listen", listen, "--pidfile"])

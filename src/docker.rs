@@ -1,9 +1,42 @@
 //! The Docker engine, through its API (bollard): connecting with a clear error, and the few
 //! container facts drillkit needs (state, main pid, health, labels).
 
-use crate::exit::Failure;
+use crate::exit::{Code, Failure};
 use bollard::models::ContainerInspectResponse;
 use bollard::Docker;
+
+/// What goes wrong talking to an engine. All of it is the environment's (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach Docker at {address}: {detail} (is dockerd running? set DOCKER_HOST to point elsewhere)")]
+    Unreachable { address: String, detail: String },
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
+    #[error("{what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+impl Error {
+    pub fn code(&self) -> Code {
+        Code::Environment
+    }
+
+    /// An API call that failed, with what drillkit was doing.
+    pub fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Api { what, source }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::new(e.code(), e)
+    }
+}
 
 /// Where the engine is expected: `DOCKER_HOST` or the default socket.
 pub fn address() -> String {
@@ -14,10 +47,11 @@ pub fn address() -> String {
 }
 
 /// Connect and negotiate the API version (engines as old as 20.10 answer); exit 3 when unreachable.
-pub async fn connect() -> Result<Docker, Failure> {
-    let addr = address();
-    let unreachable = |e: &dyn std::fmt::Display| {
-        Failure::env(anyhow::anyhow!("cannot reach Docker at {addr}: {e} (is dockerd running? set DOCKER_HOST to point elsewhere)"))
+pub async fn connect() -> Result<Docker, Error> {
+    let address = address();
+    let unreachable = |e: &dyn std::fmt::Display| Error::Unreachable {
+        address: address.clone(),
+        detail: e.to_string(),
     };
     let docker = Docker::connect_with_local_defaults().map_err(|e| unreachable(&e))?;
     let docker = tokio::time::timeout(
@@ -78,15 +112,14 @@ impl ContainerFacts {
 }
 
 /// Inspect one container; a missing one is exit 3 naming it.
-pub async fn inspect(docker: &Docker, name: &str) -> Result<ContainerFacts, Failure> {
+pub async fn inspect(docker: &Docker, name: &str) -> Result<ContainerFacts, Error> {
     match docker.inspect_container(name, None).await {
         Ok(c) => Ok(ContainerFacts::from_inspect(&c)),
-        Err(e) if is_not_found(&e) => {
-            Err(Failure::env(anyhow::anyhow!("no such container: {name}")))
-        }
-        Err(e) => Err(Failure::env(anyhow::anyhow!(
-            "cannot inspect container {name}: {e}"
-        ))),
+        Err(e) if is_not_found(&e) => Err(Error::NoSuchContainer(name.to_string())),
+        Err(source) => Err(Error::Api {
+            what: format!("cannot inspect container {name}"),
+            source,
+        }),
     }
 }
 

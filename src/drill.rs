@@ -3,20 +3,34 @@
 //! (success, failure, timeout, SIGINT, SIGTERM, panic) reverts what the journal shows as open.
 
 use crate::exit::{Code, Failure};
-use crate::fault::{self, Injector, Options};
+use crate::faults::{self, safety, Fault, Injector};
 use crate::journal::{self, Journal, Kind};
+use crate::progress::{Progress, Section, Sink};
 use crate::scenario::{RecoverySpec, Scenario, Step};
-use crate::target::Target;
-use crate::units::fmt_duration;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// How long `drill run` lets the samplers take a baseline before the first fault.
+const SAMPLER_BASELINE: Duration = Duration::from_millis(300);
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub out_dir: PathBuf,
     pub journal: PathBuf,
     pub allow_production: bool,
+    /// Where the runner says it is (`DRILL_ENVIRONMENT`), besides the scenario's `environment:`.
+    pub environment: Option<String>,
+    /// Labels every container target must carry, besides the scenario's `safety.require_label`.
+    pub require_label: Vec<String>,
+}
+
+/// How a drill ended: its exit code, the measurement the reports were made from, and where the
+/// evidence is.
+pub struct Finished {
+    pub code: Code,
+    pub measurement: crate::measure::Measurement,
+    pub outputs: Outputs,
 }
 
 /// Where a drill's evidence goes.
@@ -36,19 +50,6 @@ impl Outputs {
             summary: opts.out_dir.join("summary.json"),
         }
     }
-}
-
-/// Refuse production unless allowed (scenario `environment:` or `DRILL_ENVIRONMENT`).
-pub fn guard_production(s: &Scenario, allow: bool) -> Result<(), Failure> {
-    let env_var = std::env::var("DRILL_ENVIRONMENT").unwrap_or_default();
-    let prod = s.is_production() || env_var.eq_ignore_ascii_case("production");
-    if prod && !allow {
-        return Err(Failure::bad_input(anyhow::anyhow!(
-            "scenario '{}' targets production; refusing without --allow-production (nothing was touched)",
-            s.name
-        )));
-    }
-    Ok(())
 }
 
 /// The steps `drill plan` prints, in order. Resolves nothing and touches nothing.
@@ -107,10 +108,25 @@ fn describe_spec(p: &crate::probe::ProbeSpec) -> String {
     crate::redact::redact(&serde_json::to_string(p).unwrap_or_default())
 }
 
-/// Run a scenario; returns the exit code (0 passed, 1 drill failed, 4 interrupted).
-pub async fn run(s: Scenario, file: &Path, opts: RunOptions) -> Result<Code, Failure> {
-    guard_production(&s, opts.allow_production)?;
-    let cancel = crate::signal::shutdown_token();
+/// Run a scenario: the exit code (0 passed, 1 drill failed, 3 a fault could not be reverted,
+/// 4 interrupted) with the measurement and the evidence written.
+pub async fn run(
+    s: Scenario,
+    file: &Path,
+    opts: RunOptions,
+    cancel: &CancellationToken,
+    obs: Sink,
+) -> Result<Finished, Failure> {
+    safety::guard_production(
+        &[
+            ("the scenario's environment", s.environment.as_deref()),
+            ("DRILL_ENVIRONMENT", opts.environment.as_deref()),
+        ],
+        opts.allow_production,
+    )?;
+    let mut require_label = s.safety.require_label.clone();
+    require_label.extend(opts.require_label.iter().cloned());
+    let required = safety::parse_labels(&require_label, "--require-label")?;
     let outputs = Outputs::new(&opts);
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
         Failure::env(anyhow::anyhow!(
@@ -121,7 +137,7 @@ pub async fn run(s: Scenario, file: &Path, opts: RunOptions) -> Result<Code, Fai
 
     // Services first (they are the system under test for demo drills); they stop on drop.
     let mut services = Services::default();
-    let started = services.start(&s, &cancel).await;
+    let started = services.start(&s, cancel, obs.as_ref()).await;
     if let Err(e) = started {
         services.stop().await;
         return Err(e);
@@ -140,24 +156,23 @@ pub async fn run(s: Scenario, file: &Path, opts: RunOptions) -> Result<Code, Fai
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     )?;
-    crate::cli::common::say(&format!(
-        "drill {} ({}) started; journal {}",
-        s.name,
-        journal.drill_id(),
-        opts.journal.display()
-    ));
+    obs.progress(Progress::DrillStarted {
+        name: s.name.clone(),
+        id: journal.drill_id().to_string(),
+        journal: opts.journal.display().to_string(),
+    });
 
     // The body runs in its own task so that a panic is caught here and cleanup still runs.
     let body = {
-        let (s, j, c) = (s.clone(), journal.clone(), cancel.clone());
-        tokio::spawn(async move { body(&s, &j, &c).await })
+        let (s, j, c, o) = (s.clone(), journal.clone(), cancel.clone(), obs.clone());
+        tokio::spawn(async move { body(&s, &j, &c, &o, &required).await })
     };
     let result = body.await;
     let (code, outcome) = match result {
         Ok(Ok(BodyEnd::Finished)) => (None, "finished"),
         Ok(Ok(BodyEnd::Interrupted)) => (Some(Code::Interrupted), "interrupted"),
         Ok(Err(e)) => {
-            crate::cli::common::say(&format!("drill: {:#}", e.error));
+            obs.progress(Progress::DrillStopped(format!("{:#}", e.error)));
             journal.append(Kind::Note {
                 message: crate::redact::redact(&format!("drill stopped: {:#}", e.error)),
             })?;
@@ -169,7 +184,9 @@ pub async fn run(s: Scenario, file: &Path, opts: RunOptions) -> Result<Code, Fai
             } else {
                 "the drill task was cancelled"
             };
-            crate::cli::common::say(&format!("drill: {msg}; reverting every open fault"));
+            obs.progress(Progress::DrillStopped(format!(
+                "{msg}; reverting every open fault"
+            )));
             journal.append(Kind::Note {
                 message: msg.into(),
             })?;
@@ -178,24 +195,50 @@ pub async fn run(s: Scenario, file: &Path, opts: RunOptions) -> Result<Code, Fai
     };
 
     // The safety net: whatever happened, nothing this drill injected stays injected.
-    let (_, errors) = fault::revert_open(&journal, Some(journal.drill_id()), None).await?;
-    for e in &errors {
-        crate::cli::common::say(&format!("REVERT FAILED: {e}"));
-    }
+    let reverted = revert_all(&journal, None, obs.as_ref()).await?;
     services.stop().await;
     journal.append(Kind::DrillFinished {
         outcome: outcome.into(),
     })?;
 
     let m = write_reports(&journal, &outputs)?;
-    print_summary(&m, &outputs);
     let code = match code {
         Some(c) => c,
-        None if !errors.is_empty() => Code::Environment,
+        None if !reverted.failed.is_empty() => Code::Environment,
         None if m.passed => Code::Ok,
         None => Code::DrillFailed,
     };
-    Ok(code)
+    Ok(Finished {
+        code,
+        measurement: m,
+        outputs,
+    })
+}
+
+/// Revert every open fault of the journal's drill, telling the observer about each.
+async fn revert_all(
+    journal: &Journal,
+    docker: Option<&bollard::Docker>,
+    obs: &dyn crate::progress::Observer,
+) -> Result<faults::Reverted, Failure> {
+    let r = faults::revert_open(journal, docker, Some(journal.drill_id()), None).await?;
+    tell_reverted(&r, obs);
+    Ok(r)
+}
+
+/// One progress event per fault a revert undid or could not undo.
+pub fn tell_reverted(r: &faults::Reverted, obs: &dyn crate::progress::Observer) {
+    for (f, how) in &r.done {
+        obs.progress(Progress::Reverted {
+            id: f.id.clone(),
+            action: f.action.clone(),
+            target: f.target.clone(),
+            how: how.clone(),
+        });
+    }
+    for line in r.errors() {
+        obs.progress(Progress::RevertFailed(line));
+    }
 }
 
 enum BodyEnd {
@@ -207,10 +250,12 @@ async fn body(
     s: &Scenario,
     journal: &Journal,
     cancel: &CancellationToken,
+    obs: &Sink,
+    required: &[(String, String)],
 ) -> Result<BodyEnd, Failure> {
     // 1. Baseline: the system must be healthy before we break it.
     if !s.preflight.is_empty() {
-        let _g = crate::actions::Group::start("preflight");
+        let _g = Section::start(obs.as_ref(), "preflight");
         let probes = crate::probe::build_all(&s.preflight).await?;
         for p in &probes {
             let o = p.check(Duration::from_secs(5)).await;
@@ -227,11 +272,15 @@ async fn body(
                     o.detail
                 )));
             }
-            crate::cli::common::say(&format!("preflight ✓ {}: {}", p.describe(), o.detail));
+            obs.progress(Progress::PreflightPassed {
+                probe: p.describe(),
+                detail: o.detail,
+            });
         }
     }
 
-    // 2. Resolve every target before touching anything (a refused selector touches nothing).
+    // 2. Resolve and plan every fault before touching anything (a refused selector touches
+    //    nothing).
     let needs_docker = s
         .faults
         .iter()
@@ -241,42 +290,19 @@ async fn body(
     } else {
         None
     };
-    let mut planned: Vec<(Vec<fault::Step>, Options)> = Vec::new();
+    let mut planned: Vec<(Vec<faults::Step>, Option<Duration>)> = Vec::new();
     for f in &s.faults {
         let spec = s
             .target_of(f)
             .ok_or_else(|| Failure::bad_input(anyhow::anyhow!("fault has no target")))?;
         let max = f.max_targets.unwrap_or(s.safety.max_targets);
-        let targets: Vec<Target> = spec.resolve(docker.as_ref(), max).await?;
-        // Opt-in guard: scenario `safety.require_label`, plus DRILL_REQUIRE_LABEL.
-        let mut required = s.safety.require_label.clone();
-        if let Ok(env) = std::env::var("DRILL_REQUIRE_LABEL") {
-            required.extend(
-                env.split(',')
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|l| l.trim().to_string()),
-            );
-        }
-        let required = crate::target::parse_labels(&required, "require_label")?;
-        crate::target::check_required_labels(&targets, docker.as_ref(), &required).await?;
-        let signal = match &f.signal {
-            Some(sig) => Some(
-                crate::process::parse_signal(sig)
-                    .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?,
-            ),
-            None => None,
-        };
-        let opts = Options {
-            action: f.action,
-            signal,
-            stop_timeout: f.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10)),
-            duration: f.duration.map(|d| d.0),
-            extra: fault::Extra {
-                journal: Some(journal.path().to_path_buf()),
-                ..fault::extra_from_spec(f).map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?
-            },
-        };
-        planned.push((fault::plan(&targets, &opts, docker.as_ref()).await?, opts));
+        safety::check_max_targets(max)?;
+        let targets = spec.resolve(docker.as_ref(), max).await?;
+        safety::check_required_labels(&targets, docker.as_ref(), required).await?;
+        let fault = Fault::from_spec(f, Some(journal.path().to_path_buf()))
+            .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
+        let steps = faults::plan(&targets, &fault, docker.as_ref()).await?;
+        planned.push((steps, f.duration.map(|d| d.0)));
     }
 
     // 3. Background samplers.
@@ -284,11 +310,17 @@ async fn body(
     let mut background = tokio::task::JoinSet::new();
     for w in &s.watch {
         let probe = w.build(&mut None).await?;
-        let interval = w.interval.map(|d| d.0).unwrap_or(Duration::from_millis(50));
-        let timeout = w.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(1));
-        let (j, c) = (journal.clone(), samplers.clone());
+        let interval = w
+            .interval
+            .map(|d| d.0)
+            .unwrap_or(crate::watch::DEFAULT_INTERVAL);
+        let timeout = w
+            .timeout
+            .map(|d| d.0)
+            .unwrap_or(crate::watch::DEFAULT_TIMEOUT);
+        let (j, c, o) = (journal.clone(), samplers.clone(), obs.clone());
         background.spawn(async move {
-            crate::watch::watch(probe, interval, timeout, &j, &c)
+            crate::watch::watch(probe, interval, timeout, &j, &c, o.as_ref())
                 .await
                 .map(|_| ())
                 .map_err(Failure::from)
@@ -309,7 +341,7 @@ async fn body(
     }
     if !s.watch.is_empty() || s.canary.is_some() {
         // Let the samplers take a baseline before the fault.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(SAMPLER_BASELINE).await;
         // A sampler that could not start (a canary table that is not ours, a server that is not
         // there) stops the drill before any fault, with its own exit code.
         while let Some(done) = background.try_join_next() {
@@ -321,7 +353,7 @@ async fn body(
         }
     }
 
-    let end = drive(s, journal, cancel, docker.as_ref(), planned).await;
+    let end = drive(s, journal, cancel, obs, docker.as_ref(), planned).await;
 
     samplers.cancel();
     while let Some(r) = background.join_next().await {
@@ -337,25 +369,33 @@ async fn drive(
     s: &Scenario,
     journal: &Journal,
     cancel: &CancellationToken,
+    obs: &Sink,
     docker: Option<&bollard::Docker>,
-    planned: Vec<(Vec<fault::Step>, Options)>,
+    planned: Vec<(Vec<faults::Step>, Option<Duration>)>,
 ) -> Result<BodyEnd, Failure> {
     let injector = Injector { journal, docker };
     let mut timed_reverts = tokio::task::JoinSet::new();
     {
-        let _g = crate::actions::Group::start("inject faults");
-        for (steps, opts) in &planned {
+        let _g = Section::start(obs.as_ref(), "inject faults");
+        for (steps, hold) in &planned {
             for step in steps {
                 if cancel.is_cancelled() {
                     return Ok(BodyEnd::Interrupted);
                 }
-                let id = injector.apply(step, opts).await?;
-                crate::cli::common::say(&format!("injected {id}: {}", step.describe()));
-                if let Some(d) = opts.duration {
-                    let (j, docker, id) = (journal.clone(), docker.cloned(), id.clone());
+                let id = injector.apply(step, *hold).await?;
+                obs.progress(Progress::Injected {
+                    id: id.clone(),
+                    step: step.describe(),
+                });
+                if let Some(d) = *hold {
+                    let (j, docker, o) = (journal.clone(), docker.cloned(), obs.clone());
                     timed_reverts.spawn(async move {
                         tokio::time::sleep(d).await;
-                        let _ = fault::revert_open_with(&j, docker.as_ref(), Some(&id)).await;
+                        if let Ok(r) =
+                            faults::revert_open(&j, docker.as_ref(), None, Some(&[id])).await
+                        {
+                            tell_reverted(&r, o.as_ref());
+                        }
                     });
                 }
             }
@@ -364,11 +404,11 @@ async fn drive(
 
     if let Some(r) = &s.recovery {
         for a in &r.actions {
-            if run_step(a, journal, cancel).await? {
+            if run_step(a, journal, cancel, obs, docker).await? {
                 return Ok(BodyEnd::Interrupted);
             }
         }
-        if wait_for(r, journal, cancel, "recovery").await? {
+        if wait_for(r, journal, cancel, obs, "recovery").await? {
             return Ok(BodyEnd::Interrupted);
         }
     }
@@ -378,13 +418,13 @@ async fn drive(
         _ = cancel.cancelled() => return Ok(BodyEnd::Interrupted),
     }
     for st in &s.restore {
-        if run_step(st, journal, cancel).await? {
+        if run_step(st, journal, cancel, obs, docker).await? {
             return Ok(BodyEnd::Interrupted);
         }
     }
     if let Some(v) = &s.verify {
-        fault::revert_open(journal, Some(journal.drill_id()), None).await?;
-        if wait_for(v, journal, cancel, "verify").await? {
+        revert_all(journal, docker, obs.as_ref()).await?;
+        if wait_for(v, journal, cancel, obs, "verify").await? {
             return Ok(BodyEnd::Interrupted);
         }
     }
@@ -396,16 +436,18 @@ async fn run_step(
     st: &Step,
     journal: &Journal,
     cancel: &CancellationToken,
+    obs: &Sink,
+    docker: Option<&bollard::Docker>,
 ) -> Result<bool, Failure> {
-    let _g = crate::actions::Group::start(&st.label());
+    let _g = Section::start(obs.as_ref(), st.label());
     if st.revert.is_some() {
         journal.append(Kind::PhaseStarted { name: st.label() })?;
-        let (_, errors) = fault::revert_open(journal, Some(journal.drill_id()), None).await?;
-        let ok = errors.is_empty();
+        let r = revert_all(journal, docker, obs.as_ref()).await?;
+        let ok = r.failed.is_empty();
         journal.append(Kind::PhaseFinished {
             name: st.label(),
             ok,
-            detail: (!ok).then(|| errors.join("; ")),
+            detail: (!ok).then(|| r.errors().join("; ")),
         })?;
         return Ok(false);
     }
@@ -413,9 +455,10 @@ async fn run_step(
     let ended = crate::phase::run(
         journal,
         &st.label(),
-        &[cmd],
+        &crate::phase::Command::Shell(cmd),
         st.timeout.map(|d| d.0),
         cancel,
+        obs.as_ref(),
     )
     .await?;
     Ok(ended == crate::phase::Ended::Interrupted)
@@ -426,30 +469,29 @@ async fn wait_for(
     r: &RecoverySpec,
     journal: &Journal,
     cancel: &CancellationToken,
+    obs: &Sink,
     what: &str,
 ) -> Result<bool, Failure> {
-    let _g = crate::actions::Group::start(what);
+    let _g = Section::start(obs.as_ref(), what);
     let probes = crate::probe::build_all(&r.probes).await?;
     let cfg = crate::wait::Config {
         timeout: r.timeout.0,
         interval: r.interval.0,
         consecutive: r.consecutive,
-        request_timeout: Duration::from_secs(2).min(r.timeout.0),
+        request_timeout: crate::wait::DEFAULT_REQUEST_TIMEOUT.min(r.timeout.0),
     };
-    match crate::wait::wait(&probes, &cfg, journal, cancel).await? {
-        crate::wait::Outcome::Recovered { waited_s, .. } => {
-            crate::cli::common::say(&format!(
-                "{what}: all probes pass; recovered {} after the wait began",
-                fmt_duration(waited_s)
-            ));
-            Ok(false)
-        }
-        crate::wait::Outcome::TimedOut { .. } => {
-            crate::cli::common::say(&format!("{what}: NOT recovered within {}", r.timeout));
-            Ok(false)
-        }
-        crate::wait::Outcome::Interrupted => Ok(true),
-    }
+    let outcome = crate::wait::wait(&probes, &cfg, journal, cancel, obs.as_ref()).await?;
+    let (recovered, seconds) = match outcome {
+        crate::wait::Outcome::Recovered { waited_s, .. } => (true, waited_s),
+        crate::wait::Outcome::TimedOut { .. } => (false, r.timeout.0.as_secs_f64()),
+        crate::wait::Outcome::Interrupted => return Ok(true),
+    };
+    obs.progress(Progress::WaitEnded {
+        what: what.to_string(),
+        recovered,
+        seconds,
+    });
+    Ok(false)
 }
 
 /// Measure the journal's current drill and write report.md, junit.xml and summary.json (local
@@ -485,33 +527,6 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .map_err(|e| Failure::env(anyhow::anyhow!("cannot write {}: {e}", path.display())))
 }
 
-fn print_summary(m: &crate::measure::Measurement, out: &Outputs) {
-    let verdict = if m.passed { "PASSED" } else { "FAILED" };
-    crate::cli::common::say(&format!("drill {} {verdict}", m.name));
-    if let Some(r) = m.rto_seconds {
-        // The runbook's own line, now with a measured number.
-        crate::cli::common::say(&format!("Recovery completed in {:.3} seconds", r));
-    }
-    for o in &m.objectives {
-        crate::cli::common::say(&format!(
-            "  {} {}: {}",
-            if o.passed { "✓" } else { "✗" },
-            o.name,
-            o.achieved
-        ));
-    }
-    for p in &m.problems {
-        crate::cli::common::say(&format!("  problem: {p}"));
-    }
-    crate::cli::common::say(&format!(
-        "evidence: {}, {}, {}, {}",
-        out.report.display(),
-        out.junit.display(),
-        out.summary.display(),
-        out.journal.display()
-    ));
-}
-
 /// Services a scenario asks drillkit to run for the length of the drill.
 #[derive(Default)]
 struct Services {
@@ -519,7 +534,12 @@ struct Services {
 }
 
 impl Services {
-    async fn start(&mut self, s: &Scenario, cancel: &CancellationToken) -> Result<(), Failure> {
+    async fn start(
+        &mut self,
+        s: &Scenario,
+        cancel: &CancellationToken,
+        obs: &dyn crate::progress::Observer,
+    ) -> Result<(), Failure> {
         for svc in &s.services {
             let mut cmd = if let Some(d) = &svc.demo {
                 let exe = std::env::current_exe().map_err(|e| {
@@ -568,7 +588,7 @@ impl Services {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
-            crate::cli::common::say(&format!("service {} started", svc.name));
+            obs.progress(Progress::ServiceStarted(svc.name.clone()));
         }
         Ok(())
     }

@@ -8,7 +8,7 @@
 //! `GITHUB_API_URL` (GitHub Enterprise Server), `GITHUB_SERVER_URL`, `GITHUB_RUN_ID`. The token
 //! is masked (`::add-mask::`) and registered for redaction before anything is sent.
 
-use crate::exit::Failure;
+use crate::exit::{Code, Failure};
 use octocrab::service::middleware::retry::RetryConfig;
 use octocrab::Octocrab;
 use serde_json::{json, Value};
@@ -54,25 +54,27 @@ fn var(name: &str) -> Option<String> {
 
 impl Env {
     /// Read the environment; `flag` names the option that needs GitHub (for the error).
-    pub fn from_env(flag: &str) -> Result<Env, Failure> {
+    /// The token is registered with [`crate::redact`] at once; the caller also masks it in the
+    /// Actions log.
+    pub fn from_env(flag: &str) -> Result<Env, Error> {
         let token = var("GITHUB_TOKEN").ok_or_else(|| {
-            Failure::bad_input(anyhow::anyhow!(
+            Error::Config(format!(
                 "{flag} needs GITHUB_TOKEN in the environment (in a workflow: env: GITHUB_TOKEN: ${{{{ github.token }}}})"
             ))
         })?;
-        crate::actions::add_mask(&token);
+        crate::redact::register_secret(&token);
         if !token.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(Failure::bad_input(anyhow::anyhow!(
-                "GITHUB_TOKEN contains characters that cannot be sent in an HTTP header"
-            )));
+            return Err(Error::Config(
+                "GITHUB_TOKEN contains characters that cannot be sent in an HTTP header".into(),
+            ));
         }
         let repository = var("GITHUB_REPOSITORY").ok_or_else(|| {
-            Failure::bad_input(anyhow::anyhow!(
+            Error::Config(format!(
                 "{flag} needs GITHUB_REPOSITORY (owner/name) in the environment"
             ))
         })?;
         let (owner, repo) = split_repository(&repository).ok_or_else(|| {
-            Failure::bad_input(anyhow::anyhow!(
+            Error::Config(format!(
                 "GITHUB_REPOSITORY must be owner/name, got {repository:?}"
             ))
         })?;
@@ -192,7 +194,7 @@ impl Backoff {
 
 /// Why talking to GitHub failed (all map to exit 3: the environment stopped the tool).
 #[derive(Debug, thiserror::Error)]
-pub enum GhError {
+pub enum Error {
     #[error("GitHub answered {status} to {method} {path}: {message}")]
     Status {
         status: u16,
@@ -215,11 +217,31 @@ pub enum GhError {
     },
     #[error("cannot set up the GitHub client for {api}: {detail}")]
     Setup { api: String, detail: String },
+    /// The environment does not say how to reach GitHub (token, repository).
+    #[error("{0}")]
+    Config(String),
 }
 
-impl From<GhError> for Failure {
-    fn from(e: GhError) -> Failure {
-        Failure::env(anyhow::anyhow!(crate::redact::redact(&e.to_string())))
+impl Error {
+    /// The exit-code table for GitHub errors: a missing setting is bad input, anything GitHub
+    /// (or the way to it) did is the environment's.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Config(_) => Code::BadInput,
+            Error::Status { .. }
+            | Error::Transport { .. }
+            | Error::Decode { .. }
+            | Error::Setup { .. } => Code::Environment,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::new(
+            e.code(),
+            anyhow::anyhow!(crate::redact::redact(&e.to_string())),
+        )
     }
 }
 
@@ -262,15 +284,16 @@ pub struct Client {
     oc: Octocrab,
     env: Env,
     backoff: Backoff,
+    obs: crate::progress::Sink,
 }
 
 impl Client {
-    pub fn new(env: Env) -> Result<Client, GhError> {
+    pub fn new(env: Env) -> Result<Client, Error> {
         Client::with_backoff(env, Backoff::from_env())
     }
 
-    pub fn with_backoff(env: Env, backoff: Backoff) -> Result<Client, GhError> {
-        let setup = |detail: String| GhError::Setup {
+    pub fn with_backoff(env: Env, backoff: Backoff) -> Result<Client, Error> {
+        let setup = |detail: String| Error::Setup {
             api: env.api_url.clone(),
             detail,
         };
@@ -287,7 +310,18 @@ impl Client {
             .personal_token(env.token.clone())
             .build()
             .map_err(|e| setup(e.to_string()))?;
-        Ok(Client { oc, env, backoff })
+        Ok(Client {
+            oc,
+            env,
+            backoff,
+            obs: crate::progress::silent(),
+        })
+    }
+
+    /// Tell `obs` about retries.
+    pub fn with_observer(mut self, obs: crate::progress::Sink) -> Client {
+        self.obs = obs;
+        self
     }
 
     pub fn env(&self) -> &Env {
@@ -299,12 +333,7 @@ impl Client {
     }
 
     /// One API call with retries. Returns the decoded JSON body (Null when empty).
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, GhError> {
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, Error> {
         // A base URL with a path (GHES: https://host/api/v3) keeps it: octocrab joins them.
         // Nothing leaves with a secret in it, whoever built the body.
         let redacted = body.map(|b| crate::redact::redact_json(b.clone()));
@@ -327,7 +356,7 @@ impl Client {
                         if text.trim().is_empty() {
                             return Ok(Value::Null);
                         }
-                        return serde_json::from_str(&text).map_err(|e| GhError::Decode {
+                        return serde_json::from_str(&text).map_err(|e| Error::Decode {
                             method: method.as_str(),
                             path: path.to_string(),
                             detail: e.to_string(),
@@ -363,7 +392,7 @@ impl Client {
                     let retryable = status >= 500
                         || status == 429
                         || (status == 403 && (retry_after.is_some() || primary_limit || secondary));
-                    let err = GhError::Status {
+                    let err = Error::Status {
                         status,
                         method: method.as_str(),
                         path: path.to_string(),
@@ -380,7 +409,7 @@ impl Client {
                 }
             };
             if attempt >= self.backoff.attempts {
-                return Err(GhError::Transport {
+                return Err(Error::Transport {
                     api: self.env.api_url.clone(),
                     method: method.as_str(),
                     path: path.to_string(),
@@ -388,12 +417,12 @@ impl Client {
                 });
             }
             let d = self.backoff.delay(attempt, retry_after);
-            crate::cli::common::say(&format!(
-                "GitHub: {why}; retrying in {} (attempt {} of {})",
-                crate::units::fmt_duration(d.as_secs_f64()),
-                attempt + 1,
-                self.backoff.attempts
-            ));
+            self.obs.progress(crate::progress::Progress::GitHubRetry {
+                why,
+                delay_s: d.as_secs_f64(),
+                attempt: attempt + 1,
+                attempts: self.backoff.attempts,
+            });
             tokio::time::sleep(d).await;
         }
     }
@@ -404,7 +433,7 @@ impl Client {
         &self,
         path: &str,
         mut stop: impl FnMut(&Value) -> bool,
-    ) -> Result<Option<Value>, GhError> {
+    ) -> Result<Option<Value>, Error> {
         let sep = if path.contains('?') { '&' } else { '?' };
         for page in 1..=MAX_PAGES {
             let v = self
@@ -434,7 +463,7 @@ impl Client {
         issue: u64,
         marker: &str,
         body: &str,
-    ) -> Result<CommentOutcome, GhError> {
+    ) -> Result<CommentOutcome, Error> {
         let body = fit_body(body, self.env.run_url().as_deref());
         let existing = self
             .list_until(&self.repo_path(&format!("/issues/{issue}/comments")), |c| {
@@ -483,7 +512,7 @@ impl Client {
         title: &str,
         body: &str,
         extra_labels: &[&str],
-    ) -> Result<IssueRef, GhError> {
+    ) -> Result<IssueRef, Error> {
         let want = title.trim();
         let found = self
             .list_until(&self.repo_path("/issues?state=open"), |i| {
@@ -506,7 +535,7 @@ impl Client {
         title: &str,
         body: &str,
         extra_labels: &[&str],
-    ) -> Result<IssueRef, GhError> {
+    ) -> Result<IssueRef, Error> {
         let mut labels = vec![DRILL_LABEL];
         labels.extend(extra_labels.iter().copied().filter(|l| *l != DRILL_LABEL));
         let payload = json!({
@@ -520,7 +549,7 @@ impl Client {
         let number = v
             .get("number")
             .and_then(|n| n.as_u64())
-            .ok_or_else(|| GhError::Decode {
+            .ok_or_else(|| Error::Decode {
                 method: "POST",
                 path: self.repo_path("/issues"),
                 detail: "no issue number in the answer".into(),
@@ -539,7 +568,7 @@ impl Client {
         title: &str,
         marker: &str,
         body: &str,
-    ) -> Result<IssueRef, GhError> {
+    ) -> Result<IssueRef, Error> {
         let found = self
             .list_until(
                 &self.repo_path(&format!("/issues?state=all&labels={ACTION_ITEM_LABEL}")),

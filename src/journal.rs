@@ -7,6 +7,7 @@
 //! or tear. Readers skip (and report) a torn line or a line from a newer version; nothing already
 //! written is ever rewritten.
 
+use crate::faults::Undo;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fs::{File, OpenOptions};
@@ -64,62 +65,6 @@ pub struct Event {
     pub by: String,
     #[serde(flatten)]
     pub kind: Kind,
-}
-
-/// How to undo a fault; written before the fault is applied.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Undo {
-    /// Nothing to undo by drillkit: e.g. a crash that the restart policy recovers from.
-    Nothing { reason: String },
-    /// Start the container again (after stop or kill), unless it is already running.
-    DockerStart { id: String, name: String },
-    /// Unpause the container.
-    DockerUnpause { id: String, name: String },
-    /// Send SIGCONT to a process that was stopped with SIGSTOP. `start_time` guards against pid reuse.
-    ProcessContinue { pid: i32, start_time: u64 },
-    /// A process that was stopped or killed cannot be brought back by a signal; the scenario's
-    /// restore step (or a person) must. Recorded so reports and `list` show it.
-    Manual { hint: String },
-    /// Several undos, reverted last first (a degrade is a qdisc, a rule and a proxy).
-    All { steps: Vec<Undo> },
-    /// Connect the container to the network again, with the aliases and addresses it had.
-    DockerReconnect {
-        id: String,
-        name: String,
-        network: String,
-        network_id: String,
-        #[serde(default)]
-        aliases: Vec<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        ipv4: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        ipv6: Option<String>,
-    },
-    /// Delete one iptables rule (it carries `-m comment --comment drillkit:<fault id>`).
-    IptablesDelete {
-        netns: crate::netns::Netns,
-        /// `iptables` or `ip6tables`.
-        tool: String,
-        table: String,
-        chain: String,
-        rule: Vec<String>,
-    },
-    /// Delete drillkit's root qdisc (handle `dd17:`) so the previous one — the kernel's default,
-    /// the only kind drillkit replaces — is back.
-    QdiscRestore {
-        netns: crate::netns::Netns,
-        dev: String,
-        /// `tc qdisc show dev DEV root` before the fault, for the record.
-        previous: String,
-    },
-    /// Stop drillkit's delay proxy for this fault (found by its command line).
-    ProxyStop {
-        fault: String,
-        netns: crate::netns::Netns,
-    },
-    /// Delete the file drillkit created (fill-disk).
-    RemoveFile { path: String },
 }
 
 /// A probe result inside a sampler batch.
@@ -265,6 +210,11 @@ pub enum Kind {
     },
     PhaseStarted {
         name: String,
+    },
+    /// A phase of a dry run: recorded as planned, nothing was run.
+    PhasePlanned {
+        name: String,
+        command: String,
     },
     PhaseFinished {
         name: String,

@@ -2,7 +2,8 @@
 //! rate, probe latency, phase times — and the verdict against the objectives. A pure function of
 //! the events, so the same journal always gives the same numbers.
 
-use crate::journal::{Event, Kind, Latency, Objectives, Ts, Undo};
+use crate::faults::Undo;
+use crate::journal::{Event, Kind, Latency, Objectives, Ts};
 use crate::units::{fmt_duration, Ratio};
 use serde::Serialize;
 
@@ -27,6 +28,9 @@ pub struct PhaseRow {
     pub seconds: Option<f64>,
     pub ok: Option<bool>,
     pub detail: Option<String>,
+    /// A dry run's phase: planned, not run (`detail` holds the command).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub planned: bool,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -254,6 +258,16 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
                 seconds: None,
                 ok: None,
                 detail: None,
+                planned: false,
+            }),
+            Kind::PhasePlanned { name, command } => m.phases.push(PhaseRow {
+                name: name.clone(),
+                started_at: e.ts,
+                finished_at: None,
+                seconds: None,
+                ok: None,
+                detail: Some(command.clone()),
+                planned: true,
             }),
             Kind::PhaseFinished { name, ok, detail } => {
                 if let Some(p) = m
@@ -534,7 +548,7 @@ fn judge(m: &mut Measurement, o: &Objectives) {
             problems.push(format!("fault {} {} {}: {e}", f.id, f.action, f.target));
         }
     }
-    for p in &m.phases {
+    for p in m.phases.iter().filter(|p| !p.planned) {
         match p.ok {
             Some(false) => problems.push(format!(
                 "phase {} failed{}",

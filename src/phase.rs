@@ -2,9 +2,38 @@
 //! into the journal, so the report shows how long each took.
 
 use crate::journal::{Journal, Kind};
+use crate::progress::{Observer, Progress};
 use crate::units::fmt_duration;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// What a phase runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// A scenario's `run:` line, through `sh -c` (it is written as shell).
+    Shell(String),
+    /// A program and its arguments, run as given: no shell parses them.
+    Argv(Vec<String>),
+}
+
+impl Command {
+    /// The command as a person would type it.
+    pub fn describe(&self) -> String {
+        match self {
+            Command::Shell(line) => line.clone(),
+            Command::Argv(argv) => crate::faults::netns::shell(argv),
+        }
+    }
+}
+
+/// A dry run's phase: recorded as planned; nothing is run.
+pub fn plan(journal: &Journal, name: &str, command: &Command) -> std::io::Result<()> {
+    journal.append(Kind::PhasePlanned {
+        name: name.to_string(),
+        command: command.describe(),
+    })?;
+    Ok(())
+}
 
 /// How a command phase ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,35 +43,38 @@ pub enum Ended {
     Interrupted,
 }
 
-/// Run `sh -c CMD` (or an argv) as a phase. Output goes to our stderr; the phase fails on a
-/// non-zero exit or after `timeout`, and the child is killed if we are interrupted.
+/// Run a command as a phase. Output goes to our stderr; the phase fails on a non-zero exit or
+/// after `timeout`, and the child is killed if we are interrupted.
 pub async fn run(
     journal: &Journal,
     name: &str,
-    argv: &[String],
+    command: &Command,
     timeout: Option<Duration>,
     cancel: &CancellationToken,
+    obs: &dyn Observer,
 ) -> std::io::Result<Ended> {
     journal.append(Kind::PhaseStarted {
         name: name.to_string(),
     })?;
     let started = std::time::Instant::now();
-    let mut cmd = match argv {
-        [one] => {
+    let (mut cmd, program) = match command {
+        Command::Shell(line) => {
             let mut c = tokio::process::Command::new("sh");
-            c.arg("-c").arg(one);
-            c
+            c.arg("-c").arg(line);
+            (c, "sh")
         }
-        [prog, args @ ..] => {
-            let mut c = tokio::process::Command::new(prog);
-            c.args(args);
-            c
-        }
-        [] => {
-            let ended = Ended::Failed("empty command".into());
-            finish(journal, name, &ended)?;
-            return Ok(ended);
-        }
+        Command::Argv(argv) => match argv.as_slice() {
+            [prog, args @ ..] => {
+                let mut c = tokio::process::Command::new(prog);
+                c.args(args);
+                (c, prog.as_str())
+            }
+            [] => {
+                let ended = Ended::Failed("empty command".into());
+                finish(journal, name, &ended)?;
+                return Ok(ended);
+            }
+        },
     };
     // Child output goes to our stderr so stdout stays machine-readable.
     let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
@@ -50,7 +82,7 @@ pub async fn run(
         .stdout(stderr)
         .kill_on_drop(true);
     let ended = match cmd.spawn() {
-        Err(e) => Ended::Failed(format!("cannot start {}: {e}", argv[0])),
+        Err(e) => Ended::Failed(format!("cannot start {program}: {e}")),
         Ok(mut child) => {
             let limit = timeout.unwrap_or(Duration::from_secs(24 * 3600));
             tokio::select! {
@@ -71,16 +103,16 @@ pub async fn run(
         }
     };
     finish(journal, name, &ended)?;
-    let took = fmt_duration(started.elapsed().as_secs_f64());
-    match &ended {
-        Ended::Ok => crate::cli::common::say(&format!("phase {name}: done in {took}")),
-        Ended::Failed(e) => {
-            crate::cli::common::say(&format!("phase {name}: FAILED after {took}: {e}"))
-        }
-        Ended::Interrupted => {
-            crate::cli::common::say(&format!("phase {name}: interrupted after {took}"))
-        }
-    }
+    obs.progress(Progress::PhaseEnded {
+        name: name.to_string(),
+        took_s: started.elapsed().as_secs_f64(),
+        ok: ended == Ended::Ok,
+        interrupted: ended == Ended::Interrupted,
+        detail: match &ended {
+            Ended::Failed(e) => Some(e.clone()),
+            _ => None,
+        },
+    });
     Ok(ended)
 }
 

@@ -8,7 +8,7 @@ fn extra() -> &'static Mutex<Vec<String>> {
 }
 
 /// Register a value (a token, a password) that must never be printed. Under GitHub Actions the
-/// caller should also emit `::add-mask::` for it (see [`crate::actions::add_mask`]).
+/// caller should also emit `::add-mask::` for it (`cli::actions::add_mask` does).
 pub fn register_secret(value: &str) {
     if value.len() < 4 {
         return;

@@ -2,10 +2,10 @@
 //! with `file:line:column` and what was expected.
 
 use crate::exit::Failure;
-use crate::fault::Action;
+use crate::faults::target::TargetSpec;
+use crate::faults::Action;
 use crate::journal::Objectives;
 use crate::probe::ProbeSpec;
-use crate::target::TargetSpec;
 use crate::units::{Dur, Ratio, Size};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -97,7 +97,7 @@ pub struct Safety {
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "crate::target::one_or_many"
+        deserialize_with = "crate::faults::target::one_or_many"
     )]
     pub require_label: Vec<String>,
 }
@@ -213,7 +213,7 @@ pub struct FaultSpec {
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "crate::target::one_or_many"
+        deserialize_with = "crate::faults::target::one_or_many"
     )]
     pub network: Vec<String>,
     /// partition and degrade: CIDR, address or HOST:PORT (one or a list); fill-disk: how full,
@@ -221,7 +221,7 @@ pub struct FaultSpec {
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "crate::target::one_or_many"
+        deserialize_with = "crate::faults::target::one_or_many"
     )]
     pub to: Vec<String>,
     /// partition: auto|docker|iptables; degrade: auto|netem|iptables|proxy.
@@ -242,7 +242,7 @@ pub struct FaultSpec {
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "crate::target::one_or_many"
+        deserialize_with = "crate::faults::target::one_or_many"
     )]
     pub dev: Vec<String>,
     /// fill-disk: leave this much free (default 0).
@@ -274,13 +274,13 @@ pub struct RecoverySpec {
 }
 
 fn five_minutes() -> Dur {
-    Dur::secs(300)
+    Dur(crate::wait::DEFAULT_TIMEOUT)
 }
 fn quarter_second() -> Dur {
-    Dur::millis(250)
+    Dur(crate::wait::DEFAULT_INTERVAL)
 }
 fn three() -> u32 {
-    3
+    crate::wait::DEFAULT_CONSECUTIVE
 }
 
 /// A restore or recovery step: undo faults, or run a command as a timed phase.
@@ -430,7 +430,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         only(f.mount.is_some(), "mount", &[fd])?;
         only(f.allow_root_fs, "allow_root_fs", &[fd])?;
         only(f.allow_journal_fs, "allow_journal_fs", &[fd])?;
-        if let Err(m) = crate::fault::extra_from_spec(f) {
+        if let Err(m) = crate::faults::Fault::from_spec(f, None) {
             let key = m.split(':').next().unwrap_or("action").to_string();
             return Err(at(&format!("{key}:"), m));
         }
@@ -607,12 +607,6 @@ impl Scenario {
             TargetRef::Named(n) => self.targets.get(n),
             TargetRef::Inline(t) => Some(t),
         }
-    }
-
-    pub fn is_production(&self) -> bool {
-        self.environment
-            .as_deref()
-            .is_some_and(|e| e.eq_ignore_ascii_case("production") || e.eq_ignore_ascii_case("prod"))
     }
 }
 

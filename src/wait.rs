@@ -1,12 +1,19 @@
 //! Waiting for recovery: ask every probe each interval until all pass N times in a row, or the
-//! timeout. A line is printed when a probe changes state (not every poll); first and stable
+//! timeout. The observer hears when a probe changes state (not every poll); first and stable
 //! success go to the journal.
 
 use crate::journal::{Journal, Kind, Latency, ProbeFailure, Ts};
 use crate::probe::Probe;
-use crate::units::fmt_duration;
+use crate::progress::{Observer, Progress};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Defaults of a recovery wait, for `wait-recovery` flags and scenario `recovery:` alike.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
+pub const DEFAULT_CONSECUTIVE: u32 = 3;
+/// Per-request timeout of each probe.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -29,6 +36,7 @@ pub async fn wait(
     cfg: &Config,
     journal: &Journal,
     cancel: &CancellationToken,
+    obs: &dyn Observer,
 ) -> std::io::Result<Outcome> {
     let names: Vec<String> = probes.iter().map(|p| p.describe()).collect();
     journal.append(Kind::RecoveryStarted {
@@ -59,14 +67,13 @@ pub async fn wait(
             latencies.push(o.latency.as_secs_f64() * 1000.0);
             let changed = last[i].as_ref().is_none_or(|(ok, _)| *ok != o.ok);
             if changed {
-                let mark = if o.ok { "✓" } else { "✗" };
-                crate::cli::common::say(&format!(
-                    "[+{}] {mark} {}: {} ({})",
-                    fmt_duration(round.since(started)),
-                    names[i],
-                    o.detail,
-                    fmt_duration(o.latency.as_secs_f64())
-                ));
+                obs.progress(Progress::ProbeChanged {
+                    elapsed_s: round.since(started),
+                    ok: o.ok,
+                    probe: names[i].clone(),
+                    detail: o.detail.clone(),
+                    latency_s: o.latency.as_secs_f64(),
+                });
                 journal.append(Kind::ProbeChanged {
                     probe: names[i].clone(),
                     ok: o.ok,

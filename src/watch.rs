@@ -4,10 +4,15 @@
 
 use crate::journal::{Journal, Kind, Sample, Ts};
 use crate::probe::Probe;
-use crate::units::fmt_duration;
+use crate::progress::{Observer, Progress};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// How often a watch sampler asks, when not told (`measure-rto watch`, scenario `watch:`).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(50);
+/// Per-request timeout of a watch sample.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How often collected samples are appended to the journal.
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
@@ -24,6 +29,7 @@ pub async fn watch(
     request_timeout: Duration,
     journal: &Journal,
     cancel: &CancellationToken,
+    obs: &dyn Observer,
 ) -> std::io::Result<Summary> {
     let source = probe.describe();
     journal.append(Kind::WatchStarted {
@@ -56,7 +62,7 @@ pub async fn watch(
             }
             Some(s) = rx.recv() => pending.push(s),
             _ = flush.tick() => {
-                flush_samples(journal, &source, &mut pending, &mut summary, &mut state, started)?;
+                flush_samples(journal, &source, &mut pending, &mut summary, &mut state, started, obs)?;
             }
             Some(_) = in_flight.join_next() => {}
         }
@@ -78,12 +84,13 @@ pub async fn watch(
         &mut summary,
         &mut state,
         started,
+        obs,
     )?;
     journal.append(Kind::WatchStopped { source })?;
     Ok(summary)
 }
 
-/// Write the batch in send-time order, and print a line where the state changed. Requests
+/// Write the batch in send-time order, and tell the observer where the state changed. Requests
 /// overlap and finish out of order, so changes are only judged after sorting.
 fn flush_samples(
     journal: &Journal,
@@ -92,6 +99,7 @@ fn flush_samples(
     summary: &mut Summary,
     state: &mut Option<bool>,
     started: Ts,
+    obs: &dyn Observer,
 ) -> std::io::Result<()> {
     if pending.is_empty() {
         return Ok(());
@@ -99,15 +107,12 @@ fn flush_samples(
     pending.sort_by_key(|s| s.t);
     for s in pending.iter() {
         if *state != Some(s.ok) {
-            let what = if s.ok {
-                "up".to_string()
-            } else {
-                format!("down: {}", s.err.as_deref().unwrap_or(""))
-            };
-            crate::cli::common::say(&format!(
-                "[+{}] {source} {what}",
-                fmt_duration(s.t.since(started))
-            ));
+            obs.progress(Progress::WatchChanged {
+                elapsed_s: s.t.since(started),
+                source: source.to_string(),
+                up: s.ok,
+                error: s.err.clone(),
+            });
             *state = Some(s.ok);
         }
     }

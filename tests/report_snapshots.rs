@@ -4,7 +4,8 @@
 
 mod support;
 
-use drillkit::journal::{Event, Kind, Latency, Objectives, ProbeFailure, Sample, Ts, Undo};
+use drillkit::faults::Undo;
+use drillkit::journal::{Event, Kind, Latency, Objectives, ProbeFailure, Sample, Ts};
 use support::cmd::Bin;
 
 fn at(s: f64) -> Ts {

@@ -61,13 +61,16 @@ impl CanaryArgs {
     }
 }
 
-pub async fn run(args: CanaryArgs, common: &Common) -> Result<Code, Failure> {
+pub async fn run(
+    args: CanaryArgs,
+    common: &Common,
+    token: tokio_util::sync::CancellationToken,
+) -> Result<Code, Failure> {
     if args.interval.0.is_zero() {
         return Err(Failure::bad_input(anyhow::anyhow!(
             "--interval must be greater than 0"
         )));
     }
-    let token = crate::signal::shutdown_token();
     let journal = crate::journal::Journal::attach(
         &common.journal_path(),
         "measure-rto",

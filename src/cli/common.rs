@@ -1,10 +1,14 @@
 //! What every binary shares: `--journal`, `--json`, logging, the exit-code mapping.
 
 use crate::exit::{Code, Failure};
+use crate::progress::{Observer, Progress, Sink};
+use crate::units::fmt_duration;
 use clap::Args;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// Flags every binary takes.
 #[derive(Args, Debug, Clone)]
@@ -34,11 +38,12 @@ impl Common {
     }
 }
 
-/// Run a binary's async body on a tokio runtime: set up logging and TLS, print the error chain
+/// Run a binary's async body on a tokio runtime: set up logging and TLS, create the one
+/// cancellation token (SIGINT/SIGTERM) the whole binary listens to, print the error chain
 /// (redacted, prefixed with the binary's name) and map it to the exit-code table.
 pub fn main<F, Fut>(bin: &'static str, verbose: u8, body: F) -> ExitCode
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(CancellationToken) -> Fut,
     Fut: Future<Output = Result<Code, Failure>>,
 {
     init_logging(verbose);
@@ -54,7 +59,10 @@ where
             return ExitCode::from(Code::Environment as u8);
         }
     };
-    let result = runtime.block_on(body());
+    let result = runtime.block_on(async {
+        let cancel = crate::signal::shutdown_token();
+        body(cancel).await
+    });
     // Do not wait for stray blocking tasks (a probe stuck in a syscall) on the way out.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
@@ -62,7 +70,7 @@ where
         Err(f) => {
             let msg = crate::redact::redact(&format!("{:#}", f.error));
             eprintln!("{bin}: error: {msg}");
-            crate::actions::error_annotation(&format!("{bin}: {msg}"));
+            crate::cli::actions::error_annotation(&format!("{bin}: {msg}"));
             ExitCode::from(f.code as u8)
         }
     }
@@ -98,4 +106,108 @@ pub fn print_json(value: &serde_json::Value) {
 /// A human line on stderr, with secrets redacted.
 pub fn say(line: &str) {
     eprintln!("{}", crate::redact::redact(line));
+}
+
+/// Renders the library's progress as lines on stderr (redacted), and its sections as
+/// collapsible groups under GitHub Actions.
+pub struct Printer;
+
+/// The printer, as a sink the library can share with background tasks.
+pub fn printer() -> Sink {
+    Arc::new(Printer)
+}
+
+impl Observer for Printer {
+    fn progress(&self, p: Progress) {
+        match p {
+            Progress::Section(title) => super::actions::group_start(&title),
+            Progress::SectionEnd => super::actions::group_end(),
+            Progress::DrillStarted { name, id, journal } => {
+                say(&format!("drill {name} ({id}) started; journal {journal}"))
+            }
+            Progress::ServiceStarted(name) => say(&format!("service {name} started")),
+            Progress::PreflightPassed { probe, detail } => {
+                say(&format!("preflight ✓ {probe}: {detail}"))
+            }
+            Progress::Injected { id, step } => say(&format!("injected {id}: {step}")),
+            Progress::Reverted {
+                id,
+                action,
+                target,
+                how,
+            } => say(&format!("reverted {id} {action} {target}: {how}")),
+            Progress::RevertFailed(line) => say(&format!("REVERT FAILED: {line}")),
+            Progress::ProbeChanged {
+                elapsed_s,
+                ok,
+                probe,
+                detail,
+                latency_s,
+            } => say(&format!(
+                "[+{}] {} {probe}: {detail} ({})",
+                fmt_duration(elapsed_s),
+                if ok { "✓" } else { "✗" },
+                fmt_duration(latency_s)
+            )),
+            Progress::WaitEnded {
+                what,
+                recovered: true,
+                seconds,
+            } => say(&format!(
+                "{what}: all probes pass; recovered {} after the wait began",
+                fmt_duration(seconds)
+            )),
+            Progress::WaitEnded {
+                what,
+                recovered: false,
+                seconds,
+            } => say(&format!(
+                "{what}: NOT recovered within {}",
+                fmt_duration(seconds)
+            )),
+            Progress::WatchChanged {
+                elapsed_s,
+                source,
+                up,
+                error,
+            } => say(&format!(
+                "[+{}] {source} {}",
+                fmt_duration(elapsed_s),
+                if up {
+                    "up".to_string()
+                } else {
+                    format!("down: {}", error.unwrap_or_default())
+                }
+            )),
+            Progress::PhaseEnded {
+                name,
+                took_s,
+                ok,
+                interrupted,
+                detail,
+            } => {
+                let took = fmt_duration(took_s);
+                say(&if ok {
+                    format!("phase {name}: done in {took}")
+                } else if interrupted {
+                    format!("phase {name}: interrupted after {took}")
+                } else {
+                    format!(
+                        "phase {name}: FAILED after {took}: {}",
+                        detail.unwrap_or_default()
+                    )
+                })
+            }
+            Progress::DrillStopped(why) => say(&format!("drill: {why}")),
+            Progress::GitHubRetry {
+                why,
+                delay_s,
+                attempt,
+                attempts,
+            } => say(&format!(
+                "GitHub: {why}; retrying in {} (attempt {attempt} of {attempts})",
+                fmt_duration(delay_s)
+            )),
+        }
+    }
 }

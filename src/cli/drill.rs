@@ -5,6 +5,7 @@ use crate::exit::{Code, Failure};
 use crate::units::Dur;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
 
 const EXAMPLES: &str = "Examples:
   drill run scenarios/demo.yaml                 # a complete drill, no Docker needed
@@ -28,12 +29,21 @@ pub enum Command {
         /// Where report.md, junit.xml and summary.json go (the journal too, unless --journal).
         #[arg(long, default_value = ".drill", env = "DRILL_OUT")]
         out: PathBuf,
+        /// Where this runs, besides the scenario's `environment:`; production (or prod) is
+        /// refused without --allow-production.
+        #[arg(long, value_name = "NAME", env = "DRILL_ENVIRONMENT")]
+        environment: Option<String>,
         /// Allow `environment: production`.
         #[arg(long, env = "DRILL_ALLOW_PRODUCTION")]
         allow_production: bool,
-        /// Only targets carrying this label may be touched, KEY=VALUE (repeatable; added to the
-        /// scenario's `safety.require_label`; `DRILL_REQUIRE_LABEL` also applies).
-        #[arg(long, value_name = "KEY=VALUE")]
+        /// Only targets carrying this label may be touched, KEY=VALUE (repeatable, or
+        /// comma-separated; added to the scenario's `safety.require_label`).
+        #[arg(
+            long,
+            value_name = "KEY=VALUE",
+            env = "DRILL_REQUIRE_LABEL",
+            value_delimiter = ','
+        )]
         require_label: Vec<String>,
     },
     /// Check scenario files; exit 2 with file:line:column on the first mistake in each.
@@ -78,35 +88,44 @@ pub enum Command {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let v = cli.common.verbose;
-    common::main("drill", v, || run(cli))
+    common::main("drill", v, |cancel| run(cli, cancel))
 }
 
-async fn run(cli: Cli) -> Result<Code, Failure> {
+async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
     match cli.command {
         Command::Run {
             scenario,
             out,
+            environment,
             allow_production,
             require_label,
         } => {
-            let mut s = crate::scenario::load(&scenario)?;
-            crate::target::parse_labels(&require_label, "--require-label")?;
-            s.safety.require_label.extend(require_label);
+            let s = crate::scenario::load(&scenario)?;
             let journal = cli
                 .common
                 .journal
                 .clone()
                 .unwrap_or_else(|| out.join("journal.jsonl"));
-            crate::drill::run(
+            let finished = crate::drill::run(
                 s,
                 &scenario,
                 crate::drill::RunOptions {
                     out_dir: out,
                     journal,
                     allow_production,
+                    environment,
+                    require_label: require_label
+                        .into_iter()
+                        .filter(|l| !l.trim().is_empty())
+                        .map(|l| l.trim().to_string())
+                        .collect(),
                 },
+                &cancel,
+                common::printer(),
             )
-            .await
+            .await?;
+            print_summary(&finished.measurement, &finished.outputs);
+            Ok(finished.code)
         }
         Command::Validate { scenarios } => {
             let mut bad = 0;
@@ -169,7 +188,7 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
                 crate::demo::worker(&listen, &pidfile).await
             } else {
                 let exe = std::env::current_exe()?;
-                crate::demo::supervise(&exe, &listen, &pidfile, restart_delay.0).await
+                crate::demo::supervise(&exe, &listen, &pidfile, restart_delay.0, &cancel).await
             };
             r.map_err(|e| Failure::env(anyhow::anyhow!("demo service on {listen}: {e}")))?;
             Ok(Code::Ok)
@@ -203,12 +222,12 @@ fn schedule(
             "warning: {} does not exist (yet); the drill cannot run until it does",
             pick.scenario
         ));
-        crate::actions::warning_annotation(&format!(
+        crate::cli::actions::warning_annotation(&format!(
             "scheduled scenario {} does not exist",
             pick.scenario
         ));
     }
-    crate::actions::set_outputs(&[
+    crate::cli::actions::set_outputs(&[
         ("scenario", pick.scenario.clone()),
         ("name", pick.name.clone()),
         ("week", pick.week.to_string()),
@@ -247,4 +266,32 @@ fn schedule_line(f: &Path, sched: &crate::schedule::Schedule) -> String {
         ));
     }
     line
+}
+
+/// The end of `drill run`: the verdict, the runbook's own recovery line with a measured
+/// number, the objectives and problems, and where the evidence is.
+fn print_summary(m: &crate::measure::Measurement, out: &crate::drill::Outputs) {
+    let verdict = if m.passed { "PASSED" } else { "FAILED" };
+    say(&format!("drill {} {verdict}", m.name));
+    if let Some(r) = m.rto_seconds {
+        say(&format!("Recovery completed in {r:.3} seconds"));
+    }
+    for o in &m.objectives {
+        say(&format!(
+            "  {} {}: {}",
+            if o.passed { "✓" } else { "✗" },
+            o.name,
+            o.achieved
+        ));
+    }
+    for p in &m.problems {
+        say(&format!("  problem: {p}"));
+    }
+    say(&format!(
+        "evidence: {}, {}, {}, {}",
+        out.report.display(),
+        out.junit.display(),
+        out.summary.display(),
+        out.journal.display()
+    ));
 }

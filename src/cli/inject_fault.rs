@@ -3,12 +3,15 @@
 
 use super::common::{self, say, Common};
 use crate::exit::{Code, Failure};
-use crate::fault::{self, Action, Injector, Options};
+use crate::faults::target::TargetSpec;
+use crate::faults::{self, degrade, fill, partition, safety, Fault, Injector};
 use crate::journal::{self, Journal};
-use crate::target::TargetSpec;
+use crate::progress::Observer;
 use crate::units::Dur;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
 
 const EXAMPLES: &str = "Examples:
   inject-fault crash --container corporate-intel-api           # restart policy brings it back
@@ -73,8 +76,9 @@ pub struct PartitionCmd {
     #[arg(long, value_name = "CIDR|HOST:PORT", help_heading = "Partition")]
     pub to: Vec<String>,
     /// docker (disconnect), iptables (DROP rules), auto: docker for a container without --to.
-    #[arg(long, value_enum, default_value_t = fault::PartitionMethod::Auto, help_heading = "Partition")]
-    pub method: fault::PartitionMethod,
+    #[arg(long, default_value = "auto", help_heading = "Partition",
+          value_parser = PossibleValuesParser::new(partition::Method::NAMES).try_map(|s| s.parse::<partition::Method>()))]
+    pub method: partition::Method,
 }
 
 #[derive(Args, Debug)]
@@ -94,8 +98,9 @@ pub struct DegradeCmd {
     #[arg(long, help_heading = "Degrade")]
     pub rate: Option<String>,
     /// auto (netem if the kernel has it), netem, iptables (loss+rate), proxy (delay+loss+rate).
-    #[arg(long, value_enum, default_value_t = crate::degrade::Method::Auto, help_heading = "Degrade")]
-    pub method: crate::degrade::Method,
+    #[arg(long, default_value = "auto", help_heading = "Degrade",
+          value_parser = PossibleValuesParser::new(degrade::Method::NAMES).try_map(|s| s.parse::<degrade::Method>()))]
+    pub method: degrade::Method,
     /// Only traffic to this CIDR or HOST:PORT (the proxy needs exactly one HOST:PORT).
     #[arg(long, value_name = "CIDR|HOST:PORT", help_heading = "Degrade")]
     pub to: Vec<String>,
@@ -187,7 +192,15 @@ pub struct ApplyArgs {
     /// A directory whose filesystem fill-disk fills.
     #[arg(long, value_name = "DIR", help_heading = "Targets")]
     pub path: Option<PathBuf>,
-    /// Allow DRILL_ENVIRONMENT=production.
+    /// Where this runs; production (or prod) is refused without --allow-production.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "DRILL_ENVIRONMENT",
+        help_heading = "Safety"
+    )]
+    pub environment: Option<String>,
+    /// Allow --environment / DRILL_ENVIRONMENT production.
     #[arg(long, env = "DRILL_ALLOW_PRODUCTION", help_heading = "Safety")]
     pub allow_production: bool,
     /// Only containers carrying this label may be targeted (repeatable, ANDed).
@@ -214,7 +227,7 @@ pub struct ApplyArgs {
     #[arg(long, value_parser = parse_signal)]
     pub signal: Option<nix::sys::signal::Signal>,
     /// For stop/restart: grace period before SIGKILL.
-    #[arg(long, default_value = "10s")]
+    #[arg(long, default_value_t = Dur(faults::DEFAULT_STOP_TIMEOUT))]
     pub timeout: Dur,
     /// Hold the fault this long, then revert it (SIGINT/SIGTERM revert at once, exit 4).
     #[arg(long)]
@@ -238,65 +251,79 @@ pub struct RevertArgs {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let v = cli.common.verbose;
-    common::main("inject-fault", v, || run(cli))
+    common::main("inject-fault", v, |cancel| run(cli, cancel))
 }
 
-async fn run(cli: Cli) -> Result<Code, Failure> {
+async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
     let path = cli.common.journal_path();
+    let common = &cli.common;
     match cli.command {
-        Command::Crash(a) => apply(Action::Crash, a, &cli.common).await,
-        Command::Stop(a) => apply(Action::Stop, a, &cli.common).await,
-        Command::Kill(a) => apply(Action::Kill, a, &cli.common).await,
-        Command::Pause(a) => apply(Action::Pause, a, &cli.common).await,
-        Command::Restart(a) => apply(Action::Restart, a, &cli.common).await,
+        Command::Crash(a) => apply(Fault::Crash, a, common, &cancel).await,
+        Command::Stop(a) => {
+            let timeout = a.timeout.0;
+            apply(Fault::Stop { timeout }, a, common, &cancel).await
+        }
+        Command::Kill(a) => {
+            let signal = a.signal.unwrap_or(nix::sys::signal::Signal::SIGKILL);
+            apply(Fault::Kill { signal }, a, common, &cancel).await
+        }
+        Command::Pause(a) => apply(Fault::Pause, a, common, &cancel).await,
+        Command::Restart(a) => {
+            let timeout = a.timeout.0;
+            apply(Fault::Restart { timeout }, a, common, &cancel).await
+        }
         Command::Partition(p) => {
-            let extra = fault::Extra {
+            let fault = Fault::Partition(partition::Options {
                 networks: p.network,
                 to: p.to,
-                partition_method: p.method,
-                ..Default::default()
-            };
-            apply_with(Action::Partition, p.apply, extra, &cli.common).await
+                method: p.method,
+            });
+            apply(fault, p.apply, common, &cancel).await
         }
         Command::Degrade(d) => {
-            let extra = fault::Extra {
+            let fault = Fault::Degrade(degrade::Options {
                 to: d.to,
-                degrade_method: d.method,
+                method: d.method,
                 delay: d.delay.map(|x| x.0),
                 jitter: d.jitter.map(|x| x.0),
                 loss: d.loss.map(|x| x.0),
                 rate: d.rate,
                 devs: d.dev,
-                ..Default::default()
-            };
-            apply_with(Action::Degrade, d.apply, extra, &cli.common).await
+            });
+            apply(fault, d.apply, common, &cancel).await
         }
         Command::FillDisk(f) => {
             let goal = match (f.leave, f.to) {
-                (_, Some(p)) => crate::fill::Goal::Percent(p.0),
-                (Some(l), None) => crate::fill::Goal::Leave(l.0),
-                (None, None) => crate::fill::Goal::Leave(0),
+                (_, Some(p)) => fill::Goal::Percent(p.0),
+                (Some(l), None) => fill::Goal::Leave(l.0),
+                (None, None) => fill::Goal::Leave(0),
             };
-            let extra = fault::Extra {
-                fill_goal: Some(goal),
+            let fault = Fault::FillDisk(fill::Options {
+                goal,
                 mount: f.mount,
                 allow_root_fs: f.allow_root_fs,
                 allow_journal_fs: f.allow_journal_fs,
                 journal: Some(path.clone()),
-                ..Default::default()
-            };
-            apply_with(Action::FillDisk, f.apply, extra, &cli.common).await
+            });
+            apply(fault, f.apply, common, &cancel).await
         }
-        Command::Doctor(d) => doctor(d, &cli.common).await,
+        Command::Doctor(d) => doctor(d, common).await,
         Command::DegradeProxy(p) => {
-            crate::degrade::run_proxy(&p.listen, &p.to, p.delay.0, p.jitter.0).await?;
+            degrade::run_proxy(&p.listen, &p.to, p.delay.0, p.jitter.0, || {
+                // start_proxy waits for this line on our stdout.
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "ready {}", p.listen);
+                let _ = out.flush();
+            })
+            .await?;
             Ok(Code::Ok)
         }
         Command::List => {
             let contents = journal::read(&path)?;
             journal::warn_damage(&path, &contents);
             let open = contents.open_faults();
-            if cli.common.json {
+            if common.json {
                 let list: Vec<serde_json::Value> = open
                     .iter()
                     .map(|f| serde_json::json!({"id": f.id, "drill": f.drill, "action": f.action, "target": f.target, "applied": f.applied, "planned_at": f.planned_at, "undo": f.undo}))
@@ -312,7 +339,7 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
                     f.drill,
                     f.action,
                     f.target,
-                    fault::describe_undo(&f.undo)
+                    f.undo.describe()
                 ));
             }
             Ok(Code::Ok)
@@ -320,8 +347,12 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
         Command::Revert(r) => {
             let j = Journal::attach(&path, "inject-fault", "drill")?;
             let drill = (!r.all && r.id.is_none()).then(|| j.drill_id().to_string());
-            let (n, errors) = fault::revert_open(&j, drill.as_deref(), r.id.as_deref()).await?;
-            if cli.common.json {
+            let ids = r.id.map(|i| vec![i]);
+            let reverted = faults::revert_open(&j, None, drill.as_deref(), ids.as_deref()).await?;
+            crate::drill::tell_reverted(&reverted, &common::Printer);
+            let n = reverted.done.len();
+            let errors = reverted.errors();
+            if common.json {
                 common::print_json(&serde_json::json!({"reverted": n, "errors": errors}));
             }
             if errors.is_empty() {
@@ -338,29 +369,21 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
     }
 }
 
-async fn apply(action: Action, a: ApplyArgs, common: &Common) -> Result<Code, Failure> {
-    apply_with(action, a, fault::Extra::default(), common).await
-}
-
-/// Refuse `DRILL_ENVIRONMENT=production` without `--allow-production` (exit 2, nothing touched).
-fn guard_production(allow: bool) -> Result<(), Failure> {
-    let env = std::env::var("DRILL_ENVIRONMENT").unwrap_or_default();
-    if (env.eq_ignore_ascii_case("production") || env.eq_ignore_ascii_case("prod")) && !allow {
-        return Err(Failure::bad_input(anyhow::anyhow!(
-            "DRILL_ENVIRONMENT={env}: refusing to inject a fault into production without --allow-production (nothing was touched)"
-        )));
-    }
-    Ok(())
-}
-
-async fn apply_with(
-    action: Action,
+async fn apply(
+    fault: Fault,
     a: ApplyArgs,
-    extra: fault::Extra,
     common: &Common,
+    cancel: &CancellationToken,
 ) -> Result<Code, Failure> {
-    guard_production(a.allow_production)?;
-    let required = crate::target::parse_labels(&a.require_label, "--require-label")?;
+    safety::guard_production(
+        &[(
+            "--environment / DRILL_ENVIRONMENT",
+            a.environment.as_deref(),
+        )],
+        a.allow_production,
+    )?;
+    let required = safety::parse_labels(&a.require_label, "--require-label")?;
+    safety::check_max_targets(a.max_targets)?;
     let spec = TargetSpec {
         container: a.container,
         label: a.label,
@@ -377,45 +400,33 @@ async fn apply_with(
             "{e} (use --container, --label, --compose-service, --pid, --pidfile, --process-name, --netns, --host or --path)"
         ))
     })?;
-    if a.max_targets == 0 {
-        return Err(Failure::bad_input(anyhow::anyhow!(
-            "--max-targets must be at least 1"
-        )));
-    }
-    if a.signal.is_some() && action != Action::Kill {
+    if a.signal.is_some() && !matches!(fault, Fault::Kill { .. }) {
         return Err(Failure::bad_input(anyhow::anyhow!(
             "--signal applies to kill"
         )));
     }
-    let opts = Options {
-        action,
-        signal: a.signal,
-        stop_timeout: a.timeout.0,
-        duration: a.duration.map(|d| d.0),
-        extra,
-    };
     let docker = if spec.is_docker() {
         Some(crate::docker::connect().await?)
     } else {
         None
     };
     let targets = spec.resolve(docker.as_ref(), a.max_targets).await?;
-    crate::target::check_required_labels(&targets, docker.as_ref(), &required).await?;
-    let steps = fault::plan(&targets, &opts, docker.as_ref()).await?;
+    safety::check_required_labels(&targets, docker.as_ref(), &required).await?;
+    let steps = faults::plan(&targets, &fault, docker.as_ref()).await?;
     if a.dry_run {
         for s in &steps {
             say(&format!("would {}", s.describe()));
         }
         if common.json {
-            let v: Vec<serde_json::Value> = steps.iter().map(|s| serde_json::json!({"target": s.target.describe(), "action": s.action, "call": s.call, "ops": s.ops.iter().map(|o| o.describe()).collect::<Vec<_>>(), "undo": s.undo})).collect();
+            let v: Vec<serde_json::Value> = steps.iter().map(|s| serde_json::json!({"target": s.target.describe(), "action": s.action(), "call": s.call, "ops": s.ops.iter().map(|o| o.describe()).collect::<Vec<_>>(), "undo": s.undo})).collect();
             common::print_json(&serde_json::json!({"dry_run": true, "steps": v}));
         }
         return Ok(Code::Ok);
     }
     let path = common.journal_path();
     let j = Journal::attach(&path, "inject-fault", "drill")?;
+    let hold = a.duration.map(|d| d.0);
     // Signals during the apply or the hold revert what was applied.
-    let cancel = crate::signal::shutdown_token();
     let injector = Injector {
         journal: &j,
         docker: docker.as_ref(),
@@ -425,17 +436,15 @@ async fn apply_with(
         if cancel.is_cancelled() {
             break;
         }
-        match injector.apply(s, &opts).await {
+        match injector.apply(s, hold).await {
             Ok(id) => {
                 say(&format!("{id}: {}", s.describe()));
                 ids.push(id);
             }
             Err(e) => {
                 // Never leave the first targets faulted when a later one fails.
-                for id in ids.iter().rev() {
-                    let _ = fault::revert_open_with(&j, docker.as_ref(), Some(id)).await;
-                }
-                return Err(e);
+                revert_ids(&j, docker.as_ref(), &ids).await;
+                return Err(e.into());
             }
         }
     }
@@ -444,7 +453,7 @@ async fn apply_with(
             &serde_json::json!({"drill": j.drill_id(), "faults": ids, "journal": path}),
         );
     }
-    let Some(hold) = a.duration else {
+    let Some(hold) = hold else {
         if cancel.is_cancelled() {
             revert_ids(&j, docker.as_ref(), &ids).await;
             return Ok(Code::Interrupted);
@@ -456,7 +465,7 @@ async fn apply_with(
         return Ok(Code::Ok);
     };
     let interrupted = tokio::select! {
-        _ = tokio::time::sleep(hold.0) => false,
+        _ = tokio::time::sleep(hold) => false,
         _ = cancel.cancelled() => true,
     };
     revert_ids(&j, docker.as_ref(), &ids).await;
@@ -467,11 +476,14 @@ async fn apply_with(
     })
 }
 
+/// Revert the faults this run applied, newest first, saying what happened to each.
 async fn revert_ids(j: &Journal, docker: Option<&bollard::Docker>, ids: &[String]) {
-    for id in ids.iter().rev() {
-        if let Err(e) = fault::revert_open_with(j, docker, Some(id)).await {
-            say(&format!("REVERT FAILED for {id}: {:#}", e.error));
-        }
+    match faults::revert_open(j, docker, None, Some(ids)).await {
+        Ok(r) => crate::drill::tell_reverted(&r, &common::Printer),
+        Err(e) => common::Printer.progress(crate::progress::Progress::RevertFailed(format!(
+            "{}: {e}",
+            ids.join(", ")
+        ))),
     }
 }
 
@@ -488,13 +500,13 @@ async fn doctor(d: DoctorArgs, common: &Common) -> Result<Code, Failure> {
             Ok(Ok(d)) => Some(d),
             _ => None,
         };
-    let scope = crate::doctor::Scope {
+    let scope = crate::faults::doctor::Scope {
         journals,
         dirs: d.dir.clone(),
     };
-    let mut found = crate::doctor::scan(&scope, docker.as_ref()).await?;
+    let mut found = crate::faults::doctor::scan(&scope, docker.as_ref()).await?;
     if d.fix {
-        crate::doctor::fix(&mut found, docker.as_ref()).await;
+        crate::faults::doctor::fix(&mut found, docker.as_ref()).await;
     }
     for f in &found {
         let state = if f.live {

@@ -7,12 +7,14 @@ use crate::exit::{Code, Failure};
 use crate::journal::{self, Journal, Kind, Objectives};
 use crate::units::{fmt_duration, Dur, Ratio};
 use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 const EXAMPLES: &str = "Examples:
   measure-rto --rto-target 5m --rpo-target 0s --json
   measure-rto watch --http http://staging:8000/api/v1/health/database &   # until SIGINT/SIGTERM
   measure-rto canary --postgres 'postgres://app@db1,db2/app?target_session_attrs=read-write' &
   measure-rto phase 'database recovery' -- ./scripts/restore.sh
+  measure-rto phase provision --dry-run -- terraform apply   # recorded as planned, nothing runs
   measure-rto phase start assessment ... measure-rto phase end assessment";
 
 #[derive(Parser, Debug)]
@@ -52,7 +54,7 @@ pub enum Command {
     /// Write sequence-numbered rows for a measured RPO, until SIGINT/SIGTERM.
     Canary(super::canary::CanaryArgs),
     /// Time a step: `phase NAME -- CMD...`, or `phase start NAME` … `phase end NAME`.
-    Phase(PhaseArgs),
+    Phase(Box<PhaseArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -60,10 +62,10 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub probes: ProbeFlags,
     /// Time between samples.
-    #[arg(long, default_value = "50ms", env = "DRILL_WATCH_INTERVAL")]
+    #[arg(long, default_value_t = Dur(crate::watch::DEFAULT_INTERVAL), env = "DRILL_WATCH_INTERVAL")]
     pub interval: Dur,
     /// Timeout of each request.
-    #[arg(long, default_value = "1s")]
+    #[arg(long, default_value_t = Dur(crate::watch::DEFAULT_TIMEOUT))]
     pub timeout: Dur,
     /// Stop by itself after this long.
     #[arg(long)]
@@ -71,33 +73,54 @@ pub struct WatchArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct PhaseArgs {
-    /// `NAME`, `start NAME` or `end NAME`.
-    #[arg(required = true, num_args = 1..=2, value_name = "WORDS")]
-    pub words: Vec<String>,
-    /// With `end`: the phase failed.
-    #[arg(long)]
-    pub failed: bool,
+    #[command(subcommand)]
+    pub mark: Option<PhaseMark>,
+    /// The phase's name, as the report shows it.
+    #[arg(required = true, value_name = "NAME")]
+    pub name: Option<String>,
     /// Fail the phase (and kill the command) after this long.
     #[arg(long)]
     pub timeout: Option<Dur>,
-    /// The command to time.
-    #[arg(last = true, value_name = "CMD")]
+    /// Record the phase as planned and run nothing (a dry run of a runbook).
+    #[arg(long, env = "DRILL_DRY_RUN")]
+    pub dry_run: bool,
+    /// The command to time: several words run as given; one word is a shell line (`sh -c`).
+    #[arg(last = true, required = true, value_name = "CMD")]
     pub cmd: Vec<String>,
+}
+
+/// A phase whose start and end are marked by separate steps (a manual one, say).
+#[derive(Subcommand, Debug)]
+pub enum PhaseMark {
+    /// Mark the start of a phase.
+    Start {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Mark its end (`--failed` when it failed).
+    End {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The phase failed.
+        #[arg(long)]
+        failed: bool,
+    },
 }
 
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let v = cli.common.verbose;
-    common::main("measure-rto", v, || run(cli))
+    common::main("measure-rto", v, |cancel| run(cli, cancel))
 }
 
-async fn run(cli: Cli) -> Result<Code, Failure> {
+async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
     match cli.command {
         None => measure(&cli.common, &cli.targets),
-        Some(Command::Watch(w)) => watch(&cli.common, *w).await,
-        Some(Command::Canary(c)) => super::canary::run(c, &cli.common).await,
-        Some(Command::Phase(p)) => phase(&cli.common, p).await,
+        Some(Command::Watch(w)) => watch(&cli.common, *w, cancel).await,
+        Some(Command::Canary(c)) => super::canary::run(c, &cli.common, cancel).await,
+        Some(Command::Phase(p)) => phase(&cli.common, *p, &cancel).await,
     }
 }
 
@@ -151,7 +174,7 @@ fn measure(common: &Common, t: &TargetFlags) -> Result<Code, Failure> {
         common::print_json(&json);
     }
     let num = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
-    crate::actions::set_outputs(&[
+    crate::cli::actions::set_outputs(&[
         ("rto-seconds", num(m.rto_seconds)),
         ("downtime-seconds", num(m.downtime_seconds)),
         (
@@ -197,7 +220,7 @@ fn measure(common: &Common, t: &TargetFlags) -> Result<Code, Failure> {
             o.achieved
         ));
         if !o.passed {
-            crate::actions::error_annotation(&format!(
+            crate::cli::actions::error_annotation(&format!(
                 "{} missed: target {}, achieved {}",
                 o.name, o.target, o.achieved
             ));
@@ -210,7 +233,7 @@ fn measure(common: &Common, t: &TargetFlags) -> Result<Code, Failure> {
     })
 }
 
-async fn watch(common: &Common, w: WatchArgs) -> Result<Code, Failure> {
+async fn watch(common: &Common, w: WatchArgs, cancel: CancellationToken) -> Result<Code, Failure> {
     w.probes
         .check_modifiers()
         .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
@@ -227,7 +250,6 @@ async fn watch(common: &Common, w: WatchArgs) -> Result<Code, Failure> {
     }
     let probes = crate::probe::build_all(&specs).await?;
     let journal = Journal::attach(&common.journal_path(), "measure-rto", "drill")?;
-    let cancel = crate::signal::shutdown_token();
     if let Some(d) = w.duration {
         let c = cancel.clone();
         tokio::spawn(async move {
@@ -239,7 +261,9 @@ async fn watch(common: &Common, w: WatchArgs) -> Result<Code, Failure> {
     for p in probes {
         let (j, c) = (journal.clone(), cancel.clone());
         let (interval, timeout) = (w.interval.0, w.timeout.0);
-        set.spawn(async move { crate::watch::watch(p, interval, timeout, &j, &c).await });
+        set.spawn(async move {
+            crate::watch::watch(p, interval, timeout, &j, &c, &common::Printer).await
+        });
     }
     let (mut samples, mut failed) = (0, 0);
     while let Some(r) = set.join_next().await {
@@ -257,51 +281,63 @@ async fn watch(common: &Common, w: WatchArgs) -> Result<Code, Failure> {
     Ok(Code::Ok)
 }
 
-async fn phase(common: &Common, p: PhaseArgs) -> Result<Code, Failure> {
+async fn phase(common: &Common, p: PhaseArgs, cancel: &CancellationToken) -> Result<Code, Failure> {
     let journal = Journal::attach(&common.journal_path(), "measure-rto", "drill")?;
-    let words: Vec<&str> = p.words.iter().map(|s| s.as_str()).collect();
-    if !p.cmd.is_empty() {
-        let name = match words.as_slice() {
-            ["run", name] => *name,
-            [name] => *name,
-            _ => {
+    match p.mark {
+        Some(PhaseMark::Start { name }) => {
+            journal.append(Kind::PhaseStarted { name: name.clone() })?;
+            say(&format!("phase {name} started"));
+        }
+        Some(PhaseMark::End { name, failed }) => {
+            let contents = journal::read(journal.path())?;
+            let open = contents
+                .drill(journal.drill_id())
+                .iter()
+                .rev()
+                .find_map(|e| match &e.kind {
+                    Kind::PhaseStarted { name: n } if *n == name => Some(Some(e.ts)),
+                    Kind::PhaseFinished { name: n, .. } if *n == name => Some(None),
+                    _ => None,
+                });
+            let Some(Some(started)) = open else {
                 return Err(Failure::bad_input(anyhow::anyhow!(
-                    "usage: measure-rto phase NAME -- CMD..."
-                )))
+                    "phase '{name}' was not started (run `measure-rto phase start {name}` first)"
+                )));
+            };
+            let e = journal.append(Kind::PhaseFinished {
+                name: name.clone(),
+                ok: !failed,
+                detail: failed.then(|| "marked failed".into()),
+            })?;
+            say(&format!(
+                "phase {name} {} after {}",
+                if failed { "FAILED" } else { "done" },
+                fmt_duration(e.ts.since(started))
+            ));
+        }
+        None => {
+            let name = p.name.unwrap_or_default();
+            let command = match <[String; 1]>::try_from(p.cmd) {
+                Ok([line]) => crate::phase::Command::Shell(line),
+                Err(argv) => crate::phase::Command::Argv(argv),
+            };
+            if p.dry_run {
+                crate::phase::plan(&journal, &name, &command)?;
+                say(&format!(
+                    "phase {name}: dry run, planned and not run: {}",
+                    command.describe()
+                ));
+                return Ok(Code::Ok);
             }
-        };
-        let cancel = crate::signal::shutdown_token();
-        return Ok(
-            match crate::phase::run(&journal, name, &p.cmd, p.timeout.map(|d| d.0), &cancel).await?
-            {
+            let timeout = p.timeout.map(|d| d.0);
+            let ended =
+                crate::phase::run(&journal, &name, &command, timeout, cancel, &common::Printer)
+                    .await?;
+            return Ok(match ended {
                 crate::phase::Ended::Ok => Code::Ok,
                 crate::phase::Ended::Failed(_) => Code::DrillFailed,
                 crate::phase::Ended::Interrupted => Code::Interrupted,
-            },
-        );
-    }
-    match words.as_slice() {
-        ["start", name] => {
-            journal.append(Kind::PhaseStarted { name: name.to_string() })?;
-            say(&format!("phase {name} started"));
-        }
-        ["end", name] => {
-            let contents = journal::read(journal.path())?;
-            let open = contents.drill(journal.drill_id()).iter().rev().find_map(|e| match &e.kind {
-                Kind::PhaseStarted { name: n } if n == name => Some(Some(e.ts)),
-                Kind::PhaseFinished { name: n, .. } if n == name => Some(None),
-                _ => None,
             });
-            let Some(Some(started)) = open else {
-                return Err(Failure::bad_input(anyhow::anyhow!("phase '{name}' was not started (run `measure-rto phase start {name}` first)")));
-            };
-            let e = journal.append(Kind::PhaseFinished { name: name.to_string(), ok: !p.failed, detail: p.failed.then(|| "marked failed".into()) })?;
-            say(&format!("phase {name} {} after {}", if p.failed { "FAILED" } else { "done" }, fmt_duration(e.ts.since(started))));
-        }
-        _ => {
-            return Err(Failure::bad_input(anyhow::anyhow!(
-                "usage: measure-rto phase start NAME | phase end NAME [--failed] | phase NAME -- CMD..."
-            )))
         }
     }
     Ok(Code::Ok)

@@ -109,13 +109,13 @@ pub struct TabletopArgs {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let v = cli.common.verbose;
-    common::main("report", v, || run(cli))
+    common::main("report", v, |_cancel| run(cli))
 }
 
 async fn run(cli: Cli) -> Result<Code, Failure> {
     // The token must not reach any file we write, even if it somehow sits in the journal.
     if let Ok(t) = std::env::var("GITHUB_TOKEN") {
-        crate::actions::add_mask(t.trim());
+        crate::cli::actions::add_mask(t.trim());
     }
     match cli.command {
         Some(Command::Tabletop(t)) => tabletop(&cli.common, t).await,
@@ -244,7 +244,7 @@ async fn report(common: &Common, a: ReportArgs) -> Result<Code, Failure> {
         wrote = true;
     }
     if a.github_summary {
-        if crate::actions::append_summary(&markdown)? {
+        if crate::cli::actions::append_summary(&markdown)? {
             say("report appended to the step summary");
         } else {
             say("--github-summary: GITHUB_STEP_SUMMARY is not set (not running under GitHub Actions); skipped");
@@ -254,11 +254,11 @@ async fn report(common: &Common, a: ReportArgs) -> Result<Code, Failure> {
     let passed = measurements.iter().all(|m| m.passed);
     for m in &measurements {
         for p in &m.problems {
-            crate::actions::error_annotation(&format!("{}: {p}", m.name));
+            crate::cli::actions::error_annotation(&format!("{}: {p}", m.name));
         }
     }
     for r in &regressions {
-        crate::actions::warning_annotation(&format!(
+        crate::cli::actions::warning_annotation(&format!(
             "{} regression: {} now, median {}",
             r.metric,
             crate::units::fmt_duration(r.current),
@@ -271,7 +271,7 @@ async fn report(common: &Common, a: ReportArgs) -> Result<Code, Failure> {
         .iter()
         .flat_map(|m| m.problems.clone())
         .collect();
-    crate::actions::set_outputs(&[
+    crate::cli::actions::set_outputs(&[
         (
             "result",
             if passed { "passed" } else { "failed" }.to_string(),
@@ -439,7 +439,7 @@ pub fn action_item_marker(key: &str) -> String {
 }
 
 fn set_output(name: &str, value: String) -> Result<(), Failure> {
-    crate::actions::set_outputs(&[(name, value)])?;
+    crate::cli::actions::set_outputs(&[(name, value)])?;
     Ok(())
 }
 

@@ -228,7 +228,9 @@ pub struct Args {
 pub fn main() -> ExitCode {
     let args = Args::parse();
     let verbose = args.common.verbose;
-    crate::cli::common::main("verify-backup", verbose, || async move { run(args).await })
+    crate::cli::common::main("verify-backup", verbose, |_cancel| async move {
+        run(args).await
+    })
 }
 
 /// Resolve flags into options; every error names its flag (exit 2).
@@ -362,12 +364,12 @@ fn show(journal: &Journal, file: &str, checks: &mut [Check], strict: bool) -> Re
         }
         say(&format!("  {:<4}  {:<16} {}", tag(c), c.check, c.detail));
         if !c.ok {
-            crate::actions::error_annotation(&crate::redact::redact(&format!(
+            crate::cli::actions::error_annotation(&crate::redact::redact(&format!(
                 "{file}: {}: {}",
                 c.check, c.detail
             )));
         } else if c.warning {
-            crate::actions::warning_annotation(&crate::redact::redact(&format!(
+            crate::cli::actions::warning_annotation(&crate::redact::redact(&format!(
                 "{file}: {}: {}",
                 c.check, c.detail
             )));

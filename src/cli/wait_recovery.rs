@@ -35,22 +35,27 @@ pub struct Cli {
     #[arg(long, env = "DRILL_CONSECUTIVE")]
     pub consecutive: Option<u32>,
     /// Timeout of each probe request.
-    #[arg(long, default_value = "2s", env = "DRILL_REQUEST_TIMEOUT")]
+    #[arg(long, default_value_t = Dur(crate::wait::DEFAULT_REQUEST_TIMEOUT), env = "DRILL_REQUEST_TIMEOUT")]
     pub request_timeout: Dur,
 }
 
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let v = cli.common.verbose;
-    common::main("wait-recovery", v, || run(cli))
+    common::main("wait-recovery", v, |cancel| run(cli, cancel))
 }
 
-async fn run(cli: Cli) -> Result<Code, Failure> {
+async fn run(cli: Cli, cancel: tokio_util::sync::CancellationToken) -> Result<Code, Failure> {
     cli.probes
         .check_modifiers()
         .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
     let mut specs = cli.probes.specs();
-    let (mut timeout, mut interval, mut consecutive) = (Dur::secs(300), Dur::millis(250), 3u32);
+    use crate::wait::{DEFAULT_CONSECUTIVE, DEFAULT_INTERVAL, DEFAULT_TIMEOUT};
+    let (mut timeout, mut interval, mut consecutive) = (
+        Dur(DEFAULT_TIMEOUT),
+        Dur(DEFAULT_INTERVAL),
+        DEFAULT_CONSECUTIVE,
+    );
     if let Some(file) = &cli.scenario {
         let s = crate::scenario::load(file)?;
         let r = s.recovery.ok_or_else(|| {
@@ -82,7 +87,6 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
     }
     let probes = crate::probe::build_all(&specs).await?;
     let journal = Journal::attach(&cli.common.journal_path(), "wait-recovery", "drill")?;
-    let cancel = crate::signal::shutdown_token();
     let cfg = crate::wait::Config {
         timeout: timeout.0,
         interval: interval.0,
@@ -93,7 +97,7 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
         "waiting up to {timeout} for {} probe(s) to pass {consecutive} times in a row",
         probes.len()
     ));
-    let outcome = crate::wait::wait(&probes, &cfg, &journal, &cancel).await?;
+    let outcome = crate::wait::wait(&probes, &cfg, &journal, &cancel, &common::Printer).await?;
     let (code, json) = match &outcome {
         crate::wait::Outcome::Recovered {
             recovered_at,
@@ -113,7 +117,7 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
                 say(&format!("still failing: {}: {}", f.probe, f.error));
             }
             say(&format!("NOT recovered within {timeout}"));
-            crate::actions::error_annotation(&format!("not recovered within {timeout}"));
+            crate::cli::actions::error_annotation(&format!("not recovered within {timeout}"));
             (
                 Code::DrillFailed,
                 serde_json::json!({"recovered": false, "failures": failures.iter().map(|f| serde_json::json!({"probe": f.probe, "error": f.error})).collect::<Vec<_>>()}),

@@ -37,7 +37,7 @@ impl DockerProbe {
         .await
         {
             Ok(Ok(f)) => f,
-            Ok(Err(e)) => return Outcome::fail(format!("{:#}", e.error), start.elapsed()),
+            Ok(Err(e)) => return Outcome::fail(e.to_string(), start.elapsed()),
             Err(_) => return Outcome::fail("Docker did not answer in time", start.elapsed()),
         };
         let state = if facts.paused {

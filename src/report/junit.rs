@@ -84,6 +84,17 @@ pub fn suite(m: &Measurement) -> TestSuite {
         ));
     }
     for p in &m.phases {
+        if p.planned {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(redact(&format!(
+                "dry run: planned, not run: {}",
+                p.detail.clone().unwrap_or_default()
+            )));
+            let mut c = TestCase::new(redact(&format!("phase: {}", p.name)), status);
+            c.set_classname(&class);
+            s.add_test_case(c);
+            continue;
+        }
         let failure = match p.ok {
             Some(true) => None,
             Some(false) => Some(p.detail.clone().unwrap_or_else(|| "failed".into())),

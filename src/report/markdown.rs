@@ -232,6 +232,10 @@ pub fn render(m: &Measurement) -> String {
         let _ = writeln!(o, "|---|---|---|");
         for p in &m.phases {
             let r = match p.ok {
+                None if p.planned => format!(
+                    "⏭ dry run, not run: `{}`",
+                    p.detail.clone().unwrap_or_default()
+                ),
                 Some(true) => "✅".to_string(),
                 Some(false) => format!("❌ {}", p.detail.clone().unwrap_or_default()),
                 None => "⏳ did not finish".into(),

@@ -5,9 +5,9 @@
 //! whose injector is still alive (it holds the fault's lock) is reported, never touched, so the
 //! doctor is safe in an `if: always()` step even while another drill runs.
 
-use crate::exit::Failure;
-use crate::journal::{Journal, Undo};
-use crate::netns::{self, Netns};
+use super::netns::{self, Netns};
+use super::{degrade, fill, partition, Error, Result, Undo};
+use crate::journal::Journal;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -35,7 +35,7 @@ enum Fix {
         journal: PathBuf,
         fault: crate::journal::OpenFault,
     },
-    Rule(crate::netfault::TaggedRule),
+    Rule(partition::TaggedRule),
     Qdisc {
         netns: Netns,
         dev: String,
@@ -82,25 +82,22 @@ async fn namespaces(docker: Option<&bollard::Docker>) -> Vec<Netns> {
 }
 
 fn live(fault: &str) -> bool {
-    !fault.is_empty() && crate::fault::is_held(fault)
+    !fault.is_empty() && super::is_held(fault)
 }
 
 /// Look for leftovers; touches nothing.
-pub async fn scan(
-    scope: &Scope,
-    docker: Option<&bollard::Docker>,
-) -> Result<Vec<Finding>, Failure> {
+pub async fn scan(scope: &Scope, docker: Option<&bollard::Docker>) -> Result<Vec<Finding>> {
     let mut found = Vec::new();
     let mut files: Vec<String> = Vec::new();
     let mut live_qdiscs: Vec<(Netns, String)> = Vec::new();
     for j in &scope.journals {
         if !j.exists() {
-            return Err(Failure::bad_input(anyhow::anyhow!(
+            return Err(Error::Invalid(format!(
                 "journal {} does not exist",
                 j.display()
             )));
         }
-        let contents = crate::journal::read(j)?;
+        let contents = crate::journal::read(j).map_err(Error::Journal)?;
         crate::journal::warn_damage(j, &contents);
         for f in contents.open_faults() {
             let is_live = live(&f.id);
@@ -118,7 +115,7 @@ pub async fn scan(
                     f.action,
                     f.target,
                     j.display(),
-                    crate::fault::describe_undo(&f.undo)
+                    f.undo.describe()
                 ),
                 fault: Some(f.id.clone()),
                 live: is_live,
@@ -132,7 +129,7 @@ pub async fn scan(
         }
     }
     for ns in namespaces(docker).await {
-        for r in crate::netfault::tagged_rules(&ns) {
+        for r in partition::tagged_rules(&ns) {
             found.push(Finding {
                 kind: "iptables-rule".into(),
                 what: format!("{} -t {} {} in {}", r.tool, r.table, r.line, ns.describe()),
@@ -146,7 +143,7 @@ pub async fn scan(
         if let Ok(o) = netns::run(&ns, &netns::sv(&["tc", "qdisc", "show"])) {
             for line in o.stdout.lines() {
                 let w: Vec<&str> = line.split_whitespace().collect();
-                if w.get(2) != Some(&crate::degrade::HANDLE) || !w.contains(&"root") {
+                if w.get(2) != Some(&degrade::HANDLE) || !w.contains(&"root") {
                     continue;
                 }
                 let Some(dev) = w
@@ -172,7 +169,7 @@ pub async fn scan(
             }
         }
     }
-    for (pid, fault) in crate::degrade::proxies(None) {
+    for (pid, fault) in degrade::proxies(None) {
         found.push(Finding {
             kind: "proxy".into(),
             what: format!("delay proxy pid {pid}"),
@@ -190,7 +187,7 @@ pub async fn scan(
             for e in rd.flatten() {
                 if e.file_name()
                     .to_string_lossy()
-                    .starts_with(crate::fill::FILE_PREFIX)
+                    .starts_with(fill::FILE_PREFIX)
                 {
                     files.push(e.path().display().to_string());
                 }
@@ -206,7 +203,7 @@ pub async fn scan(
         let fault = Path::new(&f)
             .file_name()
             .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix(crate::fill::FILE_PREFIX))
+            .and_then(|n| n.strip_prefix(fill::FILE_PREFIX))
             .unwrap_or_default()
             .to_string();
         let size = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
@@ -271,11 +268,8 @@ pub async fn fix(findings: &mut [Finding], docker: Option<&bollard::Docker>) {
         let result = match &f.fix {
             Fix::Journal { journal, fault } => {
                 match Journal::attach(journal, "inject-fault", "doctor") {
-                    Ok(j) => crate::fault::revert(&j, docker, fault).await,
-                    Err(e) => Err(Failure::env(anyhow::anyhow!(
-                        "journal {}: {e}",
-                        journal.display()
-                    ))),
+                    Ok(j) => super::revert(&j, docker, fault).await,
+                    Err(e) => Err(Error::io(format!("journal {}", journal.display()), e)),
                 }
             }
             _ => continue,
@@ -289,28 +283,26 @@ pub async fn fix(findings: &mut [Finding], docker: Option<&bollard::Docker>) {
         let result = match &f.fix {
             Fix::Journal { .. } => continue,
             Fix::Rule(r) => {
-                if crate::netfault::tagged_rules(&r.netns)
+                if partition::tagged_rules(&r.netns)
                     .iter()
                     .any(|x| x.line == r.line && x.table == r.table && x.tool == r.tool)
                 {
-                    crate::netfault::delete_tagged(r).map(|_| "deleted".to_string())
+                    partition::delete_tagged(r).map(|_| "deleted".to_string())
                 } else {
                     Ok("already gone".into())
                 }
             }
-            Fix::Qdisc { netns, dev } => {
-                crate::degrade::restore_qdisc(netns, dev, "the kernel's default")
-            }
-            Fix::Proxy(fault) => crate::degrade::stop_proxy(fault).await,
-            Fix::File(path) => crate::fill::remove(path),
+            Fix::Qdisc { netns, dev } => degrade::restore_qdisc(netns, dev, "the kernel's default"),
+            Fix::Proxy(fault) => degrade::stop_proxy(fault).await,
+            Fix::File(path) => fill::remove(path),
         };
         set(f, result);
     }
 }
 
-fn set(f: &mut Finding, r: Result<String, Failure>) {
+fn set(f: &mut Finding, r: Result<String>) {
     match r {
         Ok(how) => f.fixed = Some(how),
-        Err(e) => f.error = Some(format!("{:#}", e.error)),
+        Err(e) => f.error = Some(e.to_string()),
     }
 }

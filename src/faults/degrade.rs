@@ -9,11 +9,9 @@
 //! the fault), and revert removes exactly that: a root qdisc drillkit did not add is never
 //! replaced or removed.
 
-use crate::exit::Failure;
-use crate::journal::Undo;
-use crate::netfault::{self, Dest};
-use crate::netns::{self, Netns};
-use serde::{Deserialize, Serialize};
+use super::netns::{self, Netns};
+use super::partition::{self, Dest};
+use super::{Error, Result, Undo};
 use std::time::Duration;
 
 /// The root qdisc handle drillkit uses, so a qdisc of anyone else's is never taken for ours.
@@ -24,8 +22,7 @@ pub const PROXY_GID: u32 = 0xD717;
 pub const PROXY_ARG: &str = "__degrade-proxy";
 
 /// How to degrade.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Method {
     /// netem when the kernel has it, otherwise iptables loss + tbf rate + the delay proxy.
     #[default]
@@ -38,7 +35,75 @@ pub enum Method {
     Proxy,
 }
 
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Method, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Method::Auto),
+            "netem" => Ok(Method::Netem),
+            "iptables" => Ok(Method::Iptables),
+            "proxy" => Ok(Method::Proxy),
+            _ => Err(format!(
+                "degrade takes {}, got '{s}'",
+                Method::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// A degrade as asked for (destinations still as written; see [`Options::settings`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Options {
+    pub delay: Option<Duration>,
+    pub jitter: Option<Duration>,
+    /// Fraction of packets dropped (0.1 = 10%).
+    pub loss: Option<f64>,
+    /// tc rate, e.g. `1mbit`.
+    pub rate: Option<String>,
+    /// Interfaces (default: every non-loopback interface of the namespace).
+    pub devs: Vec<String>,
+    /// Only traffic to these, `CIDR` or `HOST:PORT`.
+    pub to: Vec<String>,
+    pub method: Method,
+}
+
+impl Options {
+    /// What can be checked without the system: the error names the scenario key (`rate`,
+    /// `jitter`, `action`) it is about.
+    pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
+        if self.delay.is_none() && self.loss.is_none() && self.rate.is_none() {
+            return Err((
+                "action",
+                "degrade needs at least one of delay, loss, rate".into(),
+            ));
+        }
+        if self.jitter.is_some() && self.delay.is_none() {
+            return Err(("jitter", "jitter needs delay".into()));
+        }
+        if let Some(r) = &self.rate {
+            rate_bits(r).map_err(|e| ("rate", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The settings with every destination resolved to addresses (names are looked up once,
+    /// here, so the rules and their undo name addresses).
+    pub async fn settings(&self) -> Result<Settings> {
+        Ok(Settings {
+            delay: self.delay,
+            jitter: self.jitter,
+            loss: self.loss,
+            rate: self.rate.clone(),
+            devs: self.devs.clone(),
+            to: partition::parse_dests(&self.to).await?,
+        })
+    }
+}
+
 impl Method {
+    /// The names flags and scenarios take.
+    pub const NAMES: [&'static str; 4] = ["auto", "netem", "iptables", "proxy"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Auto => "auto",
@@ -101,16 +166,14 @@ pub fn netem_available() -> Result<(), String> {
 
 /// Pick the method `auto` means here; refuse a method the kernel lacks (exit 3) or one that
 /// cannot do what was asked (exit 2).
-pub fn resolve(method: Method, s: &Settings) -> Result<Method, Failure> {
+pub fn resolve(method: Method, s: &Settings) -> Result<Method> {
     if s.delay.is_none() && s.loss.is_none() && s.rate.is_none() {
-        return Err(Failure::bad_input(anyhow::anyhow!(
-            "degrade needs at least one of --delay, --loss, --rate"
-        )));
+        return Err(Error::Invalid(
+            "degrade needs at least one of --delay, --loss, --rate".into(),
+        ));
     }
     if s.jitter.is_some() && s.delay.is_none() {
-        return Err(Failure::bad_input(anyhow::anyhow!(
-            "--jitter needs --delay"
-        )));
+        return Err(Error::Invalid("--jitter needs --delay".into()));
     }
     let m = match method {
         Method::Auto => {
@@ -125,20 +188,20 @@ pub fn resolve(method: Method, s: &Settings) -> Result<Method, Failure> {
         m => m,
     };
     match m {
-        Method::Netem => netem_available().map_err(|e| {
-            Failure::env(anyhow::anyhow!("{e}; use --method iptables or proxy"))
-        })?,
+        Method::Netem => {
+            netem_available().map_err(|e| Error::Tool(format!("{e}; use --method iptables or proxy")))?
+        }
         Method::Iptables if s.delay.is_some() => {
-            return Err(Failure::bad_input(anyhow::anyhow!(
-                "--method iptables cannot delay; use --method proxy (a TCP proxy for one --to HOST:PORT) or netem"
-            )))
+            return Err(Error::Invalid(
+                "--method iptables cannot delay; use --method proxy (a TCP proxy for one --to HOST:PORT) or netem".into(),
+            ))
         }
         Method::Proxy if s.delay.is_some() => {
             let tcp: Vec<&Dest> = s.to.iter().filter(|d| d.port.is_some()).collect();
             if tcp.len() != 1 || s.to.len() != 1 {
-                return Err(Failure::bad_input(anyhow::anyhow!(
-                    "--delay with --method proxy delays TCP to one destination: give exactly one --to HOST:PORT"
-                )));
+                return Err(Error::Invalid(
+                    "--delay with --method proxy delays TCP to one destination: give exactly one --to HOST:PORT".into(),
+                ));
             }
         }
         _ => {}
@@ -147,7 +210,7 @@ pub fn resolve(method: Method, s: &Settings) -> Result<Method, Failure> {
 }
 
 /// Parse a tc rate (`500kbit`, `1mbit`, `2mbps`) to bits per second.
-pub fn rate_bits(rate: &str) -> Result<u64, Failure> {
+pub fn rate_bits(rate: &str) -> Result<u64> {
     let r = rate.trim().to_ascii_lowercase();
     let split = r
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -167,15 +230,13 @@ pub fn rate_bits(rate: &str) -> Result<u64, Failure> {
     };
     let bits = (n * mult) as u64;
     if bits < 8000 {
-        return Err(Failure::bad_input(anyhow::anyhow!(
-            "--rate {rate} is below 8kbit"
-        )));
+        return Err(Error::Invalid(format!("--rate {rate} is below 8kbit")));
     }
     Ok(bits)
 }
 
-fn bad_rate(r: &str) -> Failure {
-    Failure::bad_input(anyhow::anyhow!(
+fn bad_rate(r: &str) -> Error {
+    Error::Invalid(format!(
         "--rate {r}: expected a tc rate like 500kbit, 1mbit, 10mbit, 2mbps"
     ))
 }
@@ -228,18 +289,13 @@ pub enum Piece {
 
 /// Plan a degrade in `ns`: the pieces in the order they are applied, each with its undo.
 /// Reads (never changes) the current root qdiscs.
-pub fn plan(
-    ns: &Netns,
-    fault: &str,
-    m: Method,
-    s: &Settings,
-) -> Result<Vec<(Piece, Undo)>, Failure> {
+pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Piece, Undo)>> {
     let mut out = Vec::new();
     let devs = if s.devs.is_empty() {
         if *ns == Netns::Host {
-            return Err(Failure::bad_input(anyhow::anyhow!(
-                "degrading the host's own traffic needs --dev (drillkit will not guess the host's interfaces)"
-            )));
+            return Err(Error::Invalid(
+                "degrading the host's own traffic needs --dev (drillkit will not guess the host's interfaces)".into(),
+            ));
         }
         netns::interfaces(ns)?
     } else {
@@ -248,7 +304,7 @@ pub fn plan(
     let qdisc_needed = m == Method::Netem || s.rate.is_some();
     if qdisc_needed {
         if devs.is_empty() {
-            return Err(Failure::env(anyhow::anyhow!(
+            return Err(Error::Target(format!(
                 "{} has no interface to degrade",
                 ns.describe()
             )));
@@ -314,10 +370,10 @@ pub fn plan(
                     "--probability",
                 ]));
                 rule.push(format!("{:.4}", l));
-                rule.extend(netfault::tag(fault));
+                rule.extend(partition::tag(fault));
                 rule.extend(netns::sv(&["-j", "DROP"]));
                 out.push((
-                    Piece::Cmd(ns.argv(&netfault::insert_argv(tool, "filter", "OUTPUT", &rule))),
+                    Piece::Cmd(ns.argv(&partition::insert_argv(tool, "filter", "OUTPUT", &rule))),
                     Undo::IptablesDelete {
                         netns: ns.clone(),
                         tool: tool.into(),
@@ -329,16 +385,13 @@ pub fn plan(
             }
         }
         if let Some(delay) = s.delay {
-            let d = s.to.first().ok_or_else(|| {
-                Failure::bad_input(anyhow::anyhow!("--delay needs --to HOST:PORT"))
-            })?;
-            let port = d.port.ok_or_else(|| {
-                Failure::bad_input(anyhow::anyhow!("--delay needs --to HOST:PORT"))
-            })?;
+            let needs_to = || Error::Invalid("--delay needs --to HOST:PORT".into());
+            let d = s.to.first().ok_or_else(needs_to)?;
+            let port = d.port.ok_or_else(needs_to)?;
             if d.v6 {
-                return Err(Failure::bad_input(anyhow::anyhow!(
-                    "the delay proxy handles IPv4 destinations"
-                )));
+                return Err(Error::Invalid(
+                    "the delay proxy handles IPv4 destinations".into(),
+                ));
             }
             let listen = 40000 + (rand::random::<u16>() % 20000);
             let spec = ProxySpec {
@@ -359,11 +412,11 @@ pub fn plan(
             let mut rule = d.matches();
             rule.extend(netns::sv(&["-m", "owner", "!", "--gid-owner"]));
             rule.push(PROXY_GID.to_string());
-            rule.extend(netfault::tag(fault));
+            rule.extend(partition::tag(fault));
             rule.extend(netns::sv(&["-j", "REDIRECT", "--to-ports"]));
             rule.push(listen.to_string());
             out.push((
-                Piece::Cmd(ns.argv(&netfault::insert_argv("iptables", "nat", "OUTPUT", &rule))),
+                Piece::Cmd(ns.argv(&partition::insert_argv("iptables", "nat", "OUTPUT", &rule))),
                 Undo::IptablesDelete {
                     netns: ns.clone(),
                     tool: "iptables".into(),
@@ -385,18 +438,18 @@ fn trim(v: f64) -> String {
 /// The root qdisc of `dev` (`tc qdisc show dev DEV root`); refused unless it is the kernel's
 /// default (handle `0:`): drillkit restores a default by deleting its own, and never replaces a
 /// qdisc someone configured.
-pub fn current_root(ns: &Netns, dev: &str) -> Result<String, Failure> {
+pub fn current_root(ns: &Netns, dev: &str) -> Result<String> {
     let out = netns::run_ok(ns, &netns::sv(&["tc", "qdisc", "show", "dev", dev, "root"]))?;
     let line = out.lines().next().unwrap_or("").trim().to_string();
     let handle = line.split_whitespace().nth(2).unwrap_or("");
     if handle == HANDLE {
-        return Err(Failure::env(anyhow::anyhow!(
+        return Err(Error::Target(format!(
             "{dev} in {} is already degraded by drillkit ({line}); revert that fault first",
             ns.describe()
         )));
     }
     if handle != "0:" && !line.is_empty() {
-        return Err(Failure::env(anyhow::anyhow!(
+        return Err(Error::Target(format!(
             "{dev} in {} has a configured root qdisc ({line}); drillkit only replaces the kernel's default and will not touch it",
             ns.describe()
         )));
@@ -405,7 +458,7 @@ pub fn current_root(ns: &Netns, dev: &str) -> Result<String, Failure> {
 }
 
 /// Undo of a qdisc: delete the root qdisc if (and only if) it is drillkit's.
-pub fn restore_qdisc(ns: &Netns, dev: &str, previous: &str) -> Result<String, Failure> {
+pub fn restore_qdisc(ns: &Netns, dev: &str, previous: &str) -> Result<String> {
     if !ns.exists() {
         return Ok(format!("{} is gone, and its qdiscs with it", ns.describe()));
     }
@@ -457,7 +510,7 @@ pub fn proxies(fault: Option<&str>) -> Vec<(i32, String)> {
 }
 
 /// Stop a fault's proxy: SIGTERM, then SIGKILL after a second. Gone already is fine.
-pub async fn stop_proxy(fault: &str) -> Result<String, Failure> {
+pub async fn stop_proxy(fault: &str) -> Result<String> {
     let found = proxies(Some(fault));
     if found.is_empty() {
         return Ok(format!("no proxy of {fault} running"));
@@ -494,10 +547,9 @@ fn reap() {
 /// Start the proxy inside the namespace and wait until it listens. It runs in its own process
 /// group, so a Ctrl-C in the terminal reaches only drillkit, which removes the rule first and
 /// then stops the proxy.
-pub async fn start_proxy(p: &ProxySpec) -> Result<(), Failure> {
+pub async fn start_proxy(p: &ProxySpec) -> Result<()> {
     use std::os::unix::process::CommandExt;
-    let me = std::env::current_exe()
-        .map_err(|e| Failure::env(anyhow::anyhow!("cannot find own executable: {e}")))?;
+    let me = std::env::current_exe().map_err(|e| Error::io("cannot find own executable", e))?;
     let exe = match me.file_name().and_then(|n| n.to_str()) {
         Some("inject-fault") => me.clone(),
         _ => me.with_file_name("inject-fault"),
@@ -507,7 +559,7 @@ pub async fn start_proxy(p: &ProxySpec) -> Result<(), Failure> {
     let argv = p.netns.argv(&argv);
     let (prog, rest) = argv
         .split_first()
-        .ok_or_else(|| Failure::env(anyhow::anyhow!("empty proxy command")))?;
+        .ok_or_else(|| Error::Tool("empty proxy command".into()))?;
     let mut child = std::process::Command::new(prog)
         .args(rest)
         .gid(PROXY_GID)
@@ -516,11 +568,7 @@ pub async fn start_proxy(p: &ProxySpec) -> Result<(), Failure> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .map_err(|e| {
-            Failure::env(anyhow::anyhow!(
-                "cannot start the delay proxy ({prog}): {e}"
-            ))
-        })?;
+        .map_err(|e| Error::io(format!("cannot start the delay proxy ({prog})"), e))?;
     let stdout = child.stdout.take();
     let ready = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
@@ -539,7 +587,7 @@ pub async fn start_proxy(p: &ProxySpec) -> Result<(), Failure> {
         c.push(child);
     }
     if !line.starts_with("ready") {
-        return Err(Failure::env(anyhow::anyhow!(
+        return Err(Error::Tool(format!(
             "the delay proxy did not start in {} ({})",
             p.netns.describe(),
             if line.is_empty() {
@@ -554,18 +602,18 @@ pub async fn start_proxy(p: &ProxySpec) -> Result<(), Failure> {
 
 /// The proxy itself: accept on `listen`, connect to `to` after `delay ± jitter`, and hold every
 /// chunk going to `to` for `delay ± jitter` (order kept), so each round trip grows by the delay.
+/// `ready` is called once the socket listens (the CLI tells [`start_proxy`] so on stdout).
 pub async fn run_proxy(
     listen: &str,
     to: &str,
     delay: Duration,
     jitter: Duration,
-) -> Result<(), Failure> {
+    ready: impl FnOnce(),
+) -> Result<()> {
     let l = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| Failure::env(anyhow::anyhow!("proxy cannot listen on {listen}: {e}")))?;
-    println!("ready {listen}");
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
+        .map_err(|e| Error::io(format!("proxy cannot listen on {listen}"), e))?;
+    ready();
     let to = to.to_string();
     loop {
         let (client, _) = match l.accept().await {

@@ -51,23 +51,16 @@ pub fn add_mask(secret: &str) {
     }
 }
 
-/// A collapsible group in the Actions log; plain heading elsewhere.
-pub struct Group;
-
-impl Group {
-    pub fn start(title: &str) -> Group {
-        if active() {
-            println!("::group::{}", escape_data(title));
-        }
-        Group
+/// Open a collapsible group in the Actions log (nothing elsewhere); [`group_end`] closes it.
+pub fn group_start(title: &str) {
+    if active() {
+        println!("::group::{}", escape_data(title));
     }
 }
 
-impl Drop for Group {
-    fn drop(&mut self) {
-        if active() {
-            println!("::endgroup::");
-        }
+pub fn group_end() {
+    if active() {
+        println!("::endgroup::");
     }
 }
 

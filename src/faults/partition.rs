@@ -3,11 +3,79 @@
 //! or `HOST:PORT` with iptables rules — the runbook's §2.4 rule, carrying the fault id in a
 //! comment so that revert and `doctor` remove exactly drillkit's rules and nothing else.
 
-use crate::exit::Failure;
-use crate::journal::Undo;
-use crate::netns::{self, Netns};
+use super::netns::{self, Netns};
+use super::target::{short, Target};
+use super::{Error, Op, Result, Undo};
 use std::collections::HashMap;
 use std::net::IpAddr;
+
+/// How a partition cuts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Method {
+    /// Docker for a container without `to`; iptables otherwise.
+    #[default]
+    Auto,
+    /// Disconnect the container from its networks (Docker API).
+    Docker,
+    /// DROP rules to each `to` in the target's network namespace.
+    Iptables,
+}
+
+impl Method {
+    /// The names flags and scenarios take.
+    pub const NAMES: [&'static str; 3] = ["auto", "docker", "iptables"];
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Method, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Method::Auto),
+            "docker" => Ok(Method::Docker),
+            "iptables" => Ok(Method::Iptables),
+            _ => Err(format!(
+                "partition takes {}, got '{s}'",
+                Method::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// What a partition cuts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Options {
+    /// Docker: only these networks (default: all the container is on).
+    pub networks: Vec<String>,
+    /// iptables: destinations, `CIDR`, address or `HOST:PORT`.
+    pub to: Vec<String>,
+    pub method: Method,
+}
+
+impl Options {
+    /// The method `auto` means for this target: Docker for a container without `to`.
+    pub fn method_for(&self, target: &Target) -> Method {
+        match (self.method, target) {
+            (Method::Auto, Target::Container { .. }) if self.to.is_empty() => Method::Docker,
+            (Method::Auto, _) => Method::Iptables,
+            (m, _) => m,
+        }
+    }
+}
+
+/// The DROP rule that cuts `ns` from `d`, and its undo.
+pub fn cut(ns: &Netns, d: &Dest, fault: &str) -> (Op, Undo) {
+    let rule = partition_rule(d, fault);
+    (
+        Op::Run(ns.argv(&insert_argv(d.tool(), "filter", "OUTPUT", &rule))),
+        Undo::IptablesDelete {
+            netns: ns.clone(),
+            tool: d.tool().into(),
+            table: "filter".into(),
+            chain: "OUTPUT".into(),
+            rule,
+        },
+    )
+}
 
 /// Every rule drillkit adds carries `-m comment --comment drillkit:<fault id>`.
 pub const COMMENT_PREFIX: &str = "drillkit:";
@@ -45,11 +113,11 @@ impl Dest {
 
 /// Parse `--to` values: `10.0.2.0/24`, `10.0.2.5`, `db.internal:5432`, `[fd00::1]:80`. Names are
 /// resolved here, once, so the rules (and their undo) name addresses.
-pub async fn parse_dests(values: &[String]) -> Result<Vec<Dest>, Failure> {
+pub async fn parse_dests(values: &[String]) -> Result<Vec<Dest>> {
     let mut out = Vec::new();
     for v in values {
         let bad = |why: &str| {
-            Failure::bad_input(anyhow::anyhow!(
+            Error::Invalid(format!(
                 "--to {v}: {why}; expected a CIDR (10.0.2.0/24), an address, or HOST:PORT"
             ))
         };
@@ -90,9 +158,7 @@ pub async fn parse_dests(values: &[String]) -> Result<Vec<Dest>, Failure> {
             Err(_) => {
                 let mut a: Vec<IpAddr> = tokio::net::lookup_host((host, port))
                     .await
-                    .map_err(|e| {
-                        Failure::env(anyhow::anyhow!("--to {v}: cannot resolve {host}: {e}"))
-                    })?
+                    .map_err(|e| Error::Target(format!("--to {v}: cannot resolve {host}: {e}")))?
                     .map(|s| s.ip())
                     .collect();
                 a.sort();
@@ -101,9 +167,7 @@ pub async fn parse_dests(values: &[String]) -> Result<Vec<Dest>, Failure> {
             }
         };
         if addrs.is_empty() {
-            return Err(Failure::env(anyhow::anyhow!(
-                "--to {v}: {host} has no address"
-            )));
+            return Err(Error::Target(format!("--to {v}: {host} has no address")));
         }
         for ip in addrs {
             out.push(Dest {
@@ -155,7 +219,7 @@ pub fn delete_rule(
     table: &str,
     chain: &str,
     rule: &[String],
-) -> Result<String, Failure> {
+) -> Result<String> {
     if !ns.exists() {
         return Ok(format!("{} is gone, and its rules with it", ns.describe()));
     }
@@ -174,7 +238,7 @@ pub fn delete_rule(
             if !ns.exists() {
                 break;
             }
-            return Err(Failure::env(anyhow::anyhow!(
+            return Err(Error::Tool(format!(
                 "`{}` failed: {}",
                 netns::shell(&ns.argv(&op_argv(tool, "-C", table, chain, rule))),
                 check.stderr
@@ -237,7 +301,7 @@ pub fn tagged_rules(ns: &Netns) -> Vec<TaggedRule> {
 }
 
 /// Delete a rule found by [`tagged_rules`] (its `-A` line turned into `-D`).
-pub fn delete_tagged(r: &TaggedRule) -> Result<(), Failure> {
+pub fn delete_tagged(r: &TaggedRule) -> Result<()> {
     let Some(rest) = r.line.strip_prefix("-A ") else {
         return Ok(());
     };
@@ -294,11 +358,13 @@ pub async fn endpoints(
     id: &str,
     name: &str,
     only: &[String],
-) -> Result<Vec<Endpoint>, Failure> {
+) -> Result<Vec<Endpoint>> {
     let c = docker
         .inspect_container(id, None)
         .await
-        .map_err(|e| Failure::env(anyhow::anyhow!("cannot inspect container {name}: {e}")))?;
+        .map_err(crate::docker::Error::api(format!(
+            "cannot inspect container {name}"
+        )))?;
     let nets: HashMap<String, bollard::models::EndpointSettings> = c
         .network_settings
         .and_then(|n| n.networks)
@@ -307,13 +373,13 @@ pub async fn endpoints(
         if !nets.contains_key(n) {
             let mut on: Vec<&String> = nets.keys().collect();
             on.sort();
-            return Err(Failure::bad_input(anyhow::anyhow!(
+            return Err(Error::Invalid(format!(
                 "container {name} is not on network {n} (it is on: {})",
                 on.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
             )));
         }
     }
-    let short = crate::target::short(id).to_string();
+    let short = short(id).to_string();
     let mut out = Vec::new();
     let mut names: Vec<&String> = nets.keys().collect();
     names.sort();
@@ -322,7 +388,7 @@ pub async fn endpoints(
             continue;
         }
         if net == "host" || net == "none" {
-            return Err(Failure::bad_input(anyhow::anyhow!(
+            return Err(Error::Invalid(format!(
                 "container {name} uses the {net} network; it cannot be disconnected from it (use --to with iptables)"
             )));
         }
@@ -355,7 +421,7 @@ pub async fn endpoints(
         });
     }
     if out.is_empty() {
-        return Err(Failure::env(anyhow::anyhow!(
+        return Err(Error::Target(format!(
             "container {name} is on no network drillkit can disconnect"
         )));
     }
@@ -375,11 +441,7 @@ pub fn reconnect_undo(id: &str, name: &str, e: &Endpoint) -> Undo {
 }
 
 /// Disconnect; already disconnected is fine.
-pub async fn disconnect(
-    docker: &bollard::Docker,
-    container: &str,
-    network: &str,
-) -> Result<(), Failure> {
+pub async fn disconnect(docker: &bollard::Docker, container: &str, network: &str) -> Result<()> {
     docker
         .disconnect_network(
             network,
@@ -390,10 +452,8 @@ pub async fn disconnect(
         )
         .await
         .map_err(|e| {
-            Failure::env(anyhow::anyhow!(
-                "disconnect {} from {network}: {e}",
-                crate::target::short(container)
-            ))
+            crate::docker::Error::api(format!("disconnect {} from {network}", short(container)))(e)
+                .into()
         })
 }
 
@@ -408,7 +468,7 @@ pub async fn reconnect(
     aliases: &[String],
     ipv4: Option<&str>,
     ipv6: Option<&str>,
-) -> Result<String, Failure> {
+) -> Result<String> {
     let c = match docker.inspect_container(id, None).await {
         Ok(c) => c,
         Err(e) if crate::docker::is_not_found(&e) => {
@@ -416,7 +476,7 @@ pub async fn reconnect(
                 "container {name} no longer exists; nothing to reconnect"
             ))
         }
-        Err(e) => return Err(Failure::env(anyhow::anyhow!("inspect {name}: {e}"))),
+        Err(e) => return Err(crate::docker::Error::api(format!("inspect {name}"))(e).into()),
     };
     let nets = c
         .network_settings
@@ -473,8 +533,8 @@ pub async fn reconnect(
         Err(e) if crate::docker::is_not_found(&e) => Ok(format!(
             "network {network} no longer exists; nothing to reconnect {name} to"
         )),
-        Err(e) => Err(Failure::env(anyhow::anyhow!(
-            "reconnect {name} to {network}: {e}"
-        ))),
+        Err(e) => {
+            Err(crate::docker::Error::api(format!("reconnect {name} to {network}"))(e).into())
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! `nsenter`). A fault's undo records the namespace it touched; a namespace that is gone took
 //! its rules and qdiscs with it, so reverting there is a no-op.
 
-use crate::exit::Failure;
+use super::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::process::Command;
 
@@ -59,15 +59,15 @@ impl Netns {
     }
 
     /// A named namespace, checked to exist (exit 3 when it does not).
-    pub fn named(name: &str) -> Result<Netns, Failure> {
+    pub fn named(name: &str) -> Result<Netns> {
         if name.is_empty() || name.contains('/') {
-            return Err(Failure::bad_input(anyhow::anyhow!(
+            return Err(Error::Invalid(format!(
                 "--netns takes a name from `ip netns list`, got '{name}'"
             )));
         }
         let ns = Netns::Named { name: name.into() };
         if !ns.exists() {
-            return Err(Failure::env(anyhow::anyhow!(
+            return Err(Error::Target(format!(
                 "no network namespace {name} (/run/netns/{name}; see `ip netns list`)"
             )));
         }
@@ -85,11 +85,11 @@ pub struct Output {
 }
 
 /// Run `args` in `ns`. A missing tool is exit 3 naming it and why drillkit shells out to it.
-pub fn run(ns: &Netns, args: &[String]) -> Result<Output, Failure> {
+pub fn run(ns: &Netns, args: &[String]) -> Result<Output> {
     let argv = ns.argv(args);
     let (prog, rest) = argv
         .split_first()
-        .ok_or_else(|| Failure::bad_input(anyhow::anyhow!("empty command")))?;
+        .ok_or_else(|| Error::Invalid("empty command".into()))?;
     let out = Command::new(prog)
         .args(rest)
         .stdin(std::process::Stdio::null())
@@ -104,10 +104,10 @@ pub fn run(ns: &Netns, args: &[String]) -> Result<Output, Failure> {
 }
 
 /// Run and require success (exit 3 with the tool's own message otherwise).
-pub fn run_ok(ns: &Netns, args: &[String]) -> Result<String, Failure> {
+pub fn run_ok(ns: &Netns, args: &[String]) -> Result<String> {
     let o = run(ns, args)?;
     if !o.ok {
-        return Err(Failure::env(anyhow::anyhow!(
+        return Err(Error::Tool(format!(
             "`{}` failed (exit {}): {}",
             ns.argv(args).join(" "),
             o.code,
@@ -117,7 +117,7 @@ pub fn run_ok(ns: &Netns, args: &[String]) -> Result<String, Failure> {
     Ok(o.stdout)
 }
 
-fn missing(prog: &str, e: &std::io::Error) -> Failure {
+fn missing(prog: &str, e: &std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         let why = match prog {
             "iptables" | "ip6tables" => "network faults shell out to iptables, the kernel firewall's interface; install iptables",
@@ -126,14 +126,14 @@ fn missing(prog: &str, e: &std::io::Error) -> Failure {
             "nsenter" => "faults inside a container's or a namespace's network shell out to nsenter (util-linux); install util-linux",
             _ => "it is needed for this fault",
         };
-        Failure::env(anyhow::anyhow!("{prog} not found on PATH: {why}"))
+        Error::Tool(format!("{prog} not found on PATH: {why}"))
     } else {
-        Failure::env(anyhow::anyhow!("cannot run {prog}: {e}"))
+        Error::Tool(format!("cannot run {prog}: {e}"))
     }
 }
 
 /// Non-loopback interfaces of a namespace (`ip -o link show`).
-pub fn interfaces(ns: &Netns) -> Result<Vec<String>, Failure> {
+pub fn interfaces(ns: &Netns) -> Result<Vec<String>> {
     let out = run_ok(ns, &sv(&["ip", "-o", "link", "show"]))?;
     Ok(out
         .lines()

@@ -4,7 +4,7 @@
 //! The root filesystem and the one holding the journal are refused unless allowed: filling them
 //! would break the host or the drill's own evidence.
 
-use crate::exit::Failure;
+use super::{Error, Result};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,19 @@ impl Goal {
     }
 }
 
+/// A fill-disk as asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// How full (default: leave nothing).
+    pub goal: Goal,
+    /// On a container: its mount point (volume or bind mount).
+    pub mount: Option<String>,
+    pub allow_root_fs: bool,
+    pub allow_journal_fs: bool,
+    /// The drill's journal, whose filesystem is refused unless allowed.
+    pub journal: Option<PathBuf>,
+}
+
 /// Space on the filesystem holding `dir`, as root sees it (reserved blocks count as free).
 #[derive(Clone, Copy, Debug)]
 pub struct Space {
@@ -37,9 +50,9 @@ pub struct Space {
     pub free: u64,
 }
 
-pub fn space(dir: &Path) -> Result<Space, Failure> {
+pub fn space(dir: &Path) -> Result<Space> {
     let s = nix::sys::statvfs::statvfs(dir)
-        .map_err(|e| Failure::env(anyhow::anyhow!("statvfs {}: {e}", dir.display())))?;
+        .map_err(|e| Error::io(format!("statvfs {}", dir.display()), e.into()))?;
     let f = s.fragment_size() as u64;
     Ok(Space {
         total: s.blocks() as u64 * f,
@@ -60,42 +73,31 @@ pub fn bytes_needed(sp: Space, goal: Goal) -> u64 {
 
 /// Check the directory and the guards; returns the fill file's path and the bytes it would take
 /// now. Touches nothing.
-pub fn plan(
-    dir: &Path,
-    fault: &str,
-    goal: Goal,
-    allow_root_fs: bool,
-    journal: Option<&Path>,
-    allow_journal_fs: bool,
-) -> Result<(PathBuf, u64), Failure> {
-    let meta = std::fs::metadata(dir).map_err(|e| {
-        Failure::env(anyhow::anyhow!(
-            "fill-disk: cannot read {}: {e}",
-            dir.display()
-        ))
-    })?;
+pub fn plan(dir: &Path, fault: &str, o: &Options) -> Result<(PathBuf, u64)> {
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| Error::io(format!("fill-disk: cannot read {}", dir.display()), e))?;
     if !meta.is_dir() {
-        return Err(Failure::bad_input(anyhow::anyhow!(
+        return Err(Error::Invalid(format!(
             "fill-disk --path {} is not a directory",
             dir.display()
         )));
     }
     let root_dev = std::fs::metadata("/").map(|m| m.dev()).ok();
-    if root_dev == Some(meta.dev()) && !allow_root_fs {
-        return Err(Failure::bad_input(anyhow::anyhow!(
+    if root_dev == Some(meta.dev()) && !o.allow_root_fs {
+        return Err(Error::Invalid(format!(
             "fill-disk: {} is on the root filesystem; filling it would hurt the host itself. \
              Point it at the service's own volume, or pass --allow-root-fs (nothing was touched)",
             dir.display()
         )));
     }
-    if let Some(j) = journal {
-        if !allow_journal_fs {
+    if let Some(j) = &o.journal {
+        if !o.allow_journal_fs {
             if let Some(jdev) = existing_ancestor(j)
                 .and_then(|p| std::fs::metadata(p).ok())
                 .map(|m| m.dev())
             {
                 if jdev == meta.dev() {
-                    return Err(Failure::bad_input(anyhow::anyhow!(
+                    return Err(Error::Invalid(format!(
                         "fill-disk: {} is on the filesystem holding the journal {}; a full disk would \
                          stop the drill recording (and reverting). Move the journal (--journal) or pass \
                          --allow-journal-fs (nothing was touched)",
@@ -107,7 +109,7 @@ pub fn plan(
         }
     }
     let file = dir.join(format!("{FILE_PREFIX}{fault}"));
-    let bytes = bytes_needed(space(dir)?, goal);
+    let bytes = bytes_needed(space(dir)?, o.goal);
     Ok((file, bytes))
 }
 
@@ -123,16 +125,16 @@ fn existing_ancestor(p: &Path) -> Option<PathBuf> {
 /// Create the fill file (never an existing one) and grow it to the goal: fallocate in chunks,
 /// falling back to writes where the filesystem cannot preallocate; with nothing to leave, the
 /// last blocks are written until the kernel says ENOSPC. Returns the bytes taken.
-pub fn fill(file: &Path, goal: Goal) -> Result<u64, Failure> {
+pub fn fill(file: &Path, goal: Goal) -> Result<u64> {
     let dir = file
         .parent()
-        .ok_or_else(|| Failure::bad_input(anyhow::anyhow!("bad fill path {}", file.display())))?;
+        .ok_or_else(|| Error::Invalid(format!("bad fill path {}", file.display())))?;
     let target = bytes_needed(space(dir)?, goal);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(file)
-        .map_err(|e| Failure::env(anyhow::anyhow!("fill-disk: create {}: {e}", file.display())))?;
+        .map_err(|e| Error::io(format!("fill-disk: create {}", file.display()), e))?;
     const CHUNK: u64 = 64 << 20;
     let mut done: u64 = 0;
     let mut can_fallocate = true;
@@ -152,22 +154,17 @@ pub fn fill(file: &Path, goal: Goal) -> Result<u64, Failure> {
                 Err(nix::errno::Errno::EOPNOTSUPP) => can_fallocate = false,
                 Err(nix::errno::Errno::ENOSPC) => break,
                 Err(e) => {
-                    return Err(Failure::env(anyhow::anyhow!(
-                        "fill-disk: fallocate {}: {e}",
-                        file.display()
-                    )))
+                    return Err(Error::io(
+                        format!("fill-disk: fallocate {}", file.display()),
+                        e.into(),
+                    ))
                 }
             }
         }
         match write_zeros(&mut f, n) {
             Ok(w) => done += w,
             Err(e) if e.raw_os_error() == Some(nix::libc::ENOSPC) => break,
-            Err(e) => {
-                return Err(Failure::env(anyhow::anyhow!(
-                    "fill-disk: write {}: {e}",
-                    file.display()
-                )))
-            }
+            Err(e) => return Err(Error::io(format!("fill-disk: write {}", file.display()), e)),
         }
     }
     if matches!(goal, Goal::Leave(0)) {
@@ -200,11 +197,11 @@ fn write_zeros(f: &mut std::fs::File, n: u64) -> std::io::Result<u64> {
 }
 
 /// Undo: delete the fill file; already gone is fine.
-pub fn remove(path: &str) -> Result<String, Failure> {
+pub fn remove(path: &str) -> Result<String> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(format!("deleted {path}")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(format!("{path} already gone")),
-        Err(e) => Err(Failure::env(anyhow::anyhow!("cannot delete {path}: {e}"))),
+        Err(e) => Err(Error::io(format!("cannot delete {path}"), e)),
     }
 }
 
@@ -214,11 +211,13 @@ pub async fn container_mount(
     id: &str,
     name: &str,
     dest: &str,
-) -> Result<PathBuf, Failure> {
+) -> Result<PathBuf> {
     let c = docker
         .inspect_container(id, None)
         .await
-        .map_err(|e| Failure::env(anyhow::anyhow!("cannot inspect container {name}: {e}")))?;
+        .map_err(crate::docker::Error::api(format!(
+            "cannot inspect container {name}"
+        )))?;
     let mounts = c.mounts.unwrap_or_default();
     let want = dest.trim_end_matches('/');
     let m = mounts
@@ -229,7 +228,7 @@ pub async fn container_mount(
                 .iter()
                 .filter_map(|m| m.destination.clone())
                 .collect();
-            Failure::bad_input(anyhow::anyhow!(
+            Error::Invalid(format!(
                 "container {name} has no volume or bind mount at {dest} (mounts: {})",
                 if have.is_empty() {
                     "none".into()
@@ -239,10 +238,10 @@ pub async fn container_mount(
             ))
         })?;
     let src = m.source.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
-        Failure::env(anyhow::anyhow!("mount {dest} of {name} has no host source (tmpfs mounts cannot be filled from the host)"))
+        Error::Target(format!("mount {dest} of {name} has no host source (tmpfs mounts cannot be filled from the host)"))
     })?;
     if !crate::docker::address().starts_with("unix://") {
-        return Err(Failure::env(anyhow::anyhow!(
+        return Err(Error::Target(format!(
             "fill-disk on a container's mount needs the Docker host's filesystem; DOCKER_HOST={} is not local",
             crate::docker::address()
         )));

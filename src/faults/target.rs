@@ -4,7 +4,7 @@
 //! at a network namespace (`netns`, or the host's own with `host`), and fill-disk at a directory
 //! (`path`). `require_label` lets only opted-in containers be targeted.
 
-use crate::exit::Failure;
+use super::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -75,7 +75,7 @@ pub enum Target {
     },
     /// A network namespace (named, or the host's).
     Netns {
-        netns: crate::netns::Netns,
+        netns: super::netns::Netns,
     },
     /// A directory (fill-disk).
     Path {
@@ -103,16 +103,12 @@ impl TargetSpec {
         !self.container.is_empty() || !self.label.is_empty() || self.compose_service.is_some()
     }
 
-    pub fn is_process(&self) -> bool {
-        self.pid.is_some() || self.pidfile.is_some() || self.process_name.is_some()
-    }
-
     fn is_place(&self) -> bool {
         self.netns.is_some() || self.host || self.path.is_some()
     }
 
     /// Check the selector's shape without touching anything.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), String> {
         let kinds = [
             !self.container.is_empty(),
             !self.label.is_empty() || self.compose_service.is_some(),
@@ -204,12 +200,10 @@ impl TargetSpec {
         &self,
         docker: Option<&bollard::Docker>,
         max_targets: usize,
-    ) -> Result<Vec<Target>, Failure> {
-        self.validate()
-            .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
+    ) -> Result<Vec<Target>> {
+        self.validate().map_err(Error::Invalid)?;
         let targets = if self.is_docker() {
-            let docker = docker
-                .ok_or_else(|| Failure::env(anyhow::anyhow!("container targets need Docker")))?;
+            let docker = super::plan::need_docker(docker)?;
             self.resolve_containers(docker).await?
         } else if self.is_place() {
             vec![self.resolve_place()?]
@@ -218,7 +212,7 @@ impl TargetSpec {
         };
         if targets.len() > max_targets {
             let names: Vec<String> = targets.iter().map(|t| t.describe()).collect();
-            return Err(Failure::bad_input(anyhow::anyhow!(
+            return Err(Error::Invalid(format!(
                 "{} matches {} targets ({}) but --max-targets is {max_targets}; nothing was touched. \
                  Narrow the selector or raise --max-targets",
                 self.describe(),
@@ -229,7 +223,7 @@ impl TargetSpec {
         Ok(targets)
     }
 
-    async fn resolve_containers(&self, docker: &bollard::Docker) -> Result<Vec<Target>, Failure> {
+    async fn resolve_containers(&self, docker: &bollard::Docker) -> Result<Vec<Target>> {
         let mut out: Vec<Target> = Vec::new();
         for name in &self.container {
             let f = crate::docker::inspect(docker, name).await?;
@@ -259,9 +253,9 @@ impl TargetSpec {
             let list = docker
                 .list_containers(Some(opts))
                 .await
-                .map_err(|e| Failure::env(anyhow::anyhow!("cannot list containers: {e}")))?;
+                .map_err(crate::docker::Error::api("cannot list containers"))?;
             if list.is_empty() {
-                return Err(Failure::env(anyhow::anyhow!(
+                return Err(Error::Target(format!(
                     "no container matches {}",
                     self.describe()
                 )));
@@ -281,27 +275,27 @@ impl TargetSpec {
         Ok(out)
     }
 
-    fn resolve_place(&self) -> Result<Target, Failure> {
+    fn resolve_place(&self) -> Result<Target> {
         if let Some(n) = &self.netns {
             return Ok(Target::Netns {
-                netns: crate::netns::Netns::named(n)?,
+                netns: super::netns::Netns::named(n)?,
             });
         }
         if self.host {
             return Ok(Target::Netns {
-                netns: crate::netns::Netns::Host,
+                netns: super::netns::Netns::Host,
             });
         }
         let p = self
             .path
             .as_ref()
-            .ok_or_else(|| Failure::bad_input(anyhow::anyhow!("no target")))?;
-        let abs = std::fs::canonicalize(p)
-            .map_err(|e| Failure::env(anyhow::anyhow!("path {}: {e}", p.display())))?;
+            .ok_or_else(|| Error::Invalid("no target".into()))?;
+        let abs =
+            std::fs::canonicalize(p).map_err(|e| Error::io(format!("path {}", p.display()), e))?;
         Ok(Target::Path { path: abs })
     }
 
-    fn resolve_process(&self) -> Result<Target, Failure> {
+    fn resolve_process(&self) -> Result<Target> {
         let pid = if let Some(p) = self.pid {
             p
         } else if let Some(file) = &self.pidfile {
@@ -309,13 +303,10 @@ impl TargetSpec {
         } else if let Some(name) = &self.process_name {
             find_process(name)?
         } else {
-            return Err(Failure::bad_input(anyhow::anyhow!("no process selector")));
+            return Err(Error::Invalid("no process selector".into()));
         };
         let info = crate::process::info(pid).ok_or_else(|| {
-            Failure::env(anyhow::anyhow!(
-                "no such process: pid {pid} ({})",
-                self.describe()
-            ))
+            Error::Target(format!("no such process: pid {pid} ({})", self.describe()))
         })?;
         Ok(Target::Process {
             pid,
@@ -325,74 +316,20 @@ impl TargetSpec {
     }
 }
 
-/// Parse `KEY=VALUE` labels (exit 2 naming `flag` when malformed).
-pub fn parse_labels(values: &[String], flag: &str) -> Result<Vec<(String, String)>, Failure> {
-    values
-        .iter()
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(Failure::bad_input(anyhow::anyhow!(
-                "{flag} must be KEY=VALUE, got '{l}'"
-            ))),
-        })
-        .collect()
-}
-
-/// The opt-in guard: with required labels, every target must be a container carrying all of
-/// them. Refused (exit 2, nothing touched) otherwise, naming the target and the missing label.
-pub async fn check_required_labels(
-    targets: &[Target],
-    docker: Option<&bollard::Docker>,
-    required: &[(String, String)],
-) -> Result<(), Failure> {
-    if required.is_empty() {
-        return Ok(());
-    }
-    let want: Vec<String> = required.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    for t in targets {
-        let Target::Container { id, name } = t else {
-            return Err(Failure::bad_input(anyhow::anyhow!(
-                "--require-label {} allows only containers carrying it; {} is not a container (nothing was touched)",
-                want.join(","),
-                t.describe()
-            )));
-        };
-        let docker =
-            docker.ok_or_else(|| Failure::env(anyhow::anyhow!("container targets need Docker")))?;
-        let c = docker
-            .inspect_container(id, None)
-            .await
-            .map_err(|e| Failure::env(anyhow::anyhow!("cannot inspect container {name}: {e}")))?;
-        let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
-        for (k, v) in required {
-            if labels.get(k) != Some(v) {
-                return Err(Failure::bad_input(anyhow::anyhow!(
-                    "container {name} does not carry the label {k}={v} (--require-label / safety.require_label);                      only opted-in containers may be targeted (nothing was touched)"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The first line of a pidfile (PostgreSQL's `postmaster.pid` has the pid there).
-pub fn read_pidfile(file: &std::path::Path) -> Result<i32, Failure> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        Failure::env(anyhow::anyhow!(
-            "cannot read pidfile {}: {e}",
-            file.display()
-        ))
-    })?;
+pub fn read_pidfile(file: &std::path::Path) -> Result<i32> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::io(format!("cannot read pidfile {}", file.display()), e))?;
     let first = text.lines().next().unwrap_or("").trim();
     first.parse::<i32>().ok().filter(|p| *p > 1).ok_or_else(|| {
-        Failure::env(anyhow::anyhow!(
+        Error::Target(format!(
             "pidfile {} does not start with a pid (first line {first:?})",
             file.display()
         ))
     })
 }
 
-fn find_process(name: &str) -> Result<i32, Failure> {
+fn find_process(name: &str) -> Result<i32> {
     let me = std::process::id() as i32;
     let mut found: Vec<i32> = crate::process::all_pids()
         .into_iter()
@@ -401,9 +338,9 @@ fn find_process(name: &str) -> Result<i32, Failure> {
         .collect();
     found.sort_unstable();
     match found.as_slice() {
-        [] => Err(Failure::env(anyhow::anyhow!("no process named {name}"))),
+        [] => Err(Error::Target(format!("no process named {name}"))),
         [one] => Ok(*one),
-        many => Err(Failure::bad_input(anyhow::anyhow!(
+        many => Err(Error::Invalid(format!(
             "{} processes are named {name} (pids {}); name one with --pid or --pidfile",
             many.len(),
             many.iter()

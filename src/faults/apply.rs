@@ -1,0 +1,279 @@
+//! Applying planned steps, journal first: the fault and its undo are appended and fsynced before
+//! anything is touched; a fault that fails after its record is undone at once, so nothing is
+//! ever half-applied. Containers go through the Docker API, processes get signals, network and
+//! disk faults run their operations in order.
+
+use super::netns::{self, Netns};
+use super::plan::need_docker;
+use super::target::Target;
+use super::{degrade, fill, lock, partition, revert, Action, Error, Fault, Op, Result, Step, Undo};
+use crate::journal::{Journal, Kind, OpenFault};
+use nix::sys::signal::Signal;
+use std::time::Duration;
+
+/// Applies planned steps, journal first.
+pub struct Injector<'a> {
+    pub journal: &'a Journal,
+    pub docker: Option<&'a bollard::Docker>,
+}
+
+impl Injector<'_> {
+    /// Write the plan (fsynced), apply it, record the outcome. On failure the undo is attempted
+    /// at once so no half-applied fault is left, and the error is returned. `hold` is recorded
+    /// with the fault so readers know it was meant to be held that long. Returns the fault id.
+    pub async fn apply(&self, step: &Step, hold: Option<Duration>) -> Result<String> {
+        // Refuse a fault that cannot apply to the target's current state *before* anything is
+        // recorded: its undo would otherwise change what the user left as it was (start a
+        // container they had stopped, unpause one paused by an earlier fault).
+        self.precheck(step).await?;
+        let id = step.id.clone();
+        self.journal
+            .append_durable(Kind::FaultPlanned {
+                id: id.clone(),
+                action: step.action().as_str().into(),
+                target: step.target.describe(),
+                undo: step.undo.clone(),
+                duration_s: hold.map(|d| d.as_secs_f64()),
+            })
+            .map_err(Error::Journal)?;
+        lock::hold(&id);
+        let applied = if step.ops.is_empty() {
+            self.apply_one(step).await
+        } else {
+            self.apply_ops(step).await
+        };
+        match applied {
+            Ok(()) => {
+                self.journal
+                    .append(Kind::FaultApplied { id: id.clone() })
+                    .map_err(Error::Journal)?;
+                // An instantaneous fault with nothing to undo (a process crash recovered by its
+                // supervisor) holds nothing open: close it at once so `list` and `revert` agree.
+                if let Undo::Nothing { reason } = &step.undo {
+                    self.journal
+                        .append(Kind::FaultReverted {
+                            id: id.clone(),
+                            how: format!("nothing to undo ({reason})"),
+                        })
+                        .map_err(Error::Journal)?;
+                }
+                Ok(id)
+            }
+            Err(e) => {
+                self.journal
+                    .append(Kind::FaultFailed {
+                        id: id.clone(),
+                        error: e.to_string(),
+                    })
+                    .map_err(Error::Journal)?;
+                let open = OpenFault {
+                    id: id.clone(),
+                    drill: self.journal.drill_id().into(),
+                    action: step.action().as_str().into(),
+                    target: step.target.describe(),
+                    undo: step.undo.clone(),
+                    planned_at: crate::journal::Ts::now(),
+                    applied: false,
+                };
+                // Best effort: the fault may have been half-applied.
+                let _ = revert(self.journal, self.docker, &open).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn precheck(&self, step: &Step) -> Result<()> {
+        let Target::Container { id, name } = &step.target else {
+            return Ok(());
+        };
+        let Some(docker) = self.docker else {
+            return Ok(());
+        };
+        let facts = crate::docker::inspect(docker, id).await?;
+        let action = step.action();
+        let refuse = |why: &str| {
+            Err(Error::Target(format!(
+                "container {name} {why}; nothing to {}",
+                action.as_str()
+            )))
+        };
+        match action {
+            Action::Crash | Action::Stop | Action::Kill if !facts.running => {
+                refuse(&format!("is not running ({})", facts.status))
+            }
+            Action::Crash | Action::Kill if facts.paused => {
+                refuse("is paused (a signal would wait inside the frozen container)")
+            }
+            Action::Pause if !facts.running => {
+                refuse(&format!("is not running ({})", facts.status))
+            }
+            Action::Pause if facts.paused => refuse("is already paused"),
+            _ => Ok(()),
+        }
+    }
+
+    /// The operations of a network or disk fault, in order; the first failure stops (the caller
+    /// then reverts the whole undo, which is idempotent).
+    async fn apply_ops(&self, step: &Step) -> Result<()> {
+        for op in &step.ops {
+            match op {
+                Op::Run(argv) => {
+                    netns::run_ok(&Netns::Host, argv)?;
+                }
+                Op::DockerDisconnect { id, network } => {
+                    partition::disconnect(need_docker(self.docker)?, id, network).await?
+                }
+                Op::Proxy(p) => degrade::start_proxy(p).await?,
+                Op::Fill { file, goal, .. } => {
+                    let (file, goal) = (file.clone(), *goal);
+                    let n = tokio::task::spawn_blocking(move || fill::fill(&file, goal))
+                        .await
+                        .map_err(|e| Error::Tool(format!("fill-disk task: {e}")))??;
+                    tracing::info!("fill-disk: took {}", crate::units::Size(n));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_one(&self, step: &Step) -> Result<()> {
+        match &step.target {
+            Target::Container { id, name } => {
+                container(need_docker(self.docker)?, id, name, &step.fault).await
+            }
+            Target::Process {
+                pid,
+                start_time,
+                name,
+            } => process(*pid, *start_time, name, &step.fault).await,
+            Target::Netns { .. } | Target::Path { .. } => Err(Error::Invalid(format!(
+                "{} applies to containers or processes",
+                step.action().as_str()
+            ))),
+        }
+    }
+}
+
+/// A container fault: one Docker API call (a crash is a signal from the host, see [`crash`]).
+async fn container(docker: &bollard::Docker, id: &str, name: &str, fault: &Fault) -> Result<()> {
+    let what = format!("{} container {name}", fault.action().as_str());
+    let secs = |t: &Duration| i32::try_from(t.as_secs()).unwrap_or(i32::MAX);
+    let result = match fault {
+        Fault::Crash => return crash(docker, id, name).await,
+        Fault::Stop { timeout } => {
+            docker
+                .stop_container(
+                    id,
+                    Some(bollard::query_parameters::StopContainerOptions {
+                        t: Some(secs(timeout)),
+                        signal: None,
+                    }),
+                )
+                .await
+        }
+        Fault::Kill { signal } => {
+            docker
+                .kill_container(
+                    id,
+                    Some(bollard::query_parameters::KillContainerOptions {
+                        signal: signal.as_str().to_string(),
+                    }),
+                )
+                .await
+        }
+        Fault::Pause => docker.pause_container(id).await,
+        Fault::Restart { timeout } => {
+            docker
+                .restart_container(
+                    id,
+                    Some(bollard::query_parameters::RestartContainerOptions {
+                        t: Some(secs(timeout)),
+                        signal: None,
+                    }),
+                )
+                .await
+        }
+        Fault::Partition(_) | Fault::Degrade(_) | Fault::FillDisk(_) => {
+            return Err(Error::Invalid(format!("{what}: planned as operations")))
+        }
+    };
+    result.map_err(|e| crate::docker::Error::api(what)(e).into())
+}
+
+/// A process fault: a signal, checked against the recorded start time so a recycled pid is
+/// never signalled.
+async fn process(pid: i32, start_time: u64, name: &str, fault: &Fault) -> Result<()> {
+    if !crate::process::is_same(pid, start_time) {
+        return Err(Error::Target(format!("process {name} (pid {pid}) is gone")));
+    }
+    let send = |s: Signal| crate::process::signal(pid, s).map_err(Error::Target);
+    match fault {
+        Fault::Crash => send(Signal::SIGKILL),
+        Fault::Kill { signal } => send(*signal),
+        Fault::Pause => send(Signal::SIGSTOP),
+        Fault::Stop { timeout } => {
+            send(Signal::SIGTERM)?;
+            let deadline = tokio::time::Instant::now() + *timeout;
+            while crate::process::is_same(pid, start_time) && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if crate::process::is_same(pid, start_time) {
+                tracing::warn!("{name} (pid {pid}) still running after SIGTERM; sending SIGKILL");
+                send(Signal::SIGKILL)?;
+            }
+            Ok(())
+        }
+        Fault::Restart { .. } | Fault::Partition(_) | Fault::Degrade(_) | Fault::FillDisk(_) => {
+            Err(Error::Invalid(format!(
+                "{} applies to containers",
+                fault.action().as_str()
+            )))
+        }
+    }
+}
+
+/// A crash: SIGKILL to the container's main process from the host's pid namespace. A kill through
+/// the Docker API marks the container as stopped by hand and its restart policy does not apply;
+/// a process dying by itself does, as it would in a real crash.
+async fn crash(docker: &bollard::Docker, id: &str, name: &str) -> Result<()> {
+    let pid = host_pid(
+        docker,
+        id,
+        name,
+        "nothing to crash",
+        "crash kills the container's main process from the Docker host (use kill or stop)",
+    )
+    .await?;
+    crate::process::signal(pid, Signal::SIGKILL).map_err(|e| {
+        Error::Target(format!(
+            "{e} (crash needs root on the Docker host, in its pid namespace)"
+        ))
+    })
+}
+
+/// The host pid of a running container's main process. Needs the engine on this host (a local
+/// socket): the pid means nothing elsewhere. `why` completes the "not running" error, `needs`
+/// explains why a remote engine will not do.
+pub(super) async fn host_pid(
+    docker: &bollard::Docker,
+    id: &str,
+    name: &str,
+    why: &str,
+    needs: &str,
+) -> Result<i32> {
+    let facts = crate::docker::inspect(docker, id).await?;
+    if !facts.running || facts.pid <= 0 {
+        return Err(Error::Target(format!(
+            "container {name} is not running ({}); {why}",
+            facts.status
+        )));
+    }
+    if !crate::docker::address().starts_with("unix://") {
+        return Err(Error::Target(format!(
+            "{needs}; DOCKER_HOST={} is not local",
+            crate::docker::address()
+        )));
+    }
+    i32::try_from(facts.pid).map_err(|_| Error::Target(format!("bad pid {}", facts.pid)))
+}

@@ -1,0 +1,107 @@
+//! Reverting what the journal shows as open: one fault, or every open fault of a drill (or of
+//! the whole journal), newest first. Each revert is recorded (`fault_reverted` or
+//! `revert_failed`); the caller decides what a person sees.
+
+use super::{lock, Error, Result};
+use crate::journal::{Journal, Kind, OpenFault};
+
+/// Undo one open fault and record it. Idempotent: undoing what is already undone succeeds.
+pub async fn revert(
+    journal: &Journal,
+    docker: Option<&bollard::Docker>,
+    f: &OpenFault,
+) -> Result<String> {
+    let result = f.undo.revert(docker).await;
+    match &result {
+        Ok(how) => {
+            journal
+                .append(Kind::FaultReverted {
+                    id: f.id.clone(),
+                    how: how.clone(),
+                })
+                .map_err(Error::Journal)?;
+            lock::release(&f.id);
+        }
+        Err(e) => {
+            journal
+                .append(Kind::RevertFailed {
+                    id: f.id.clone(),
+                    error: e.to_string(),
+                })
+                .map_err(Error::Journal)?;
+        }
+    }
+    result
+}
+
+/// What a revert of open faults did, fault by fault.
+#[derive(Debug, Default)]
+pub struct Reverted {
+    /// Undone, with how.
+    pub done: Vec<(OpenFault, String)>,
+    /// Still open, with why.
+    pub failed: Vec<(OpenFault, Error)>,
+}
+
+impl Reverted {
+    /// The failures as lines (`id action target: error`).
+    pub fn errors(&self) -> Vec<String> {
+        self.failed
+            .iter()
+            .map(|(f, e)| format!("{} {} {}: {e}", f.id, f.action, f.target))
+            .collect()
+    }
+}
+
+/// Revert the open faults of the journal — only one drill's, or only the given ids, when asked —
+/// newest first. Connects to Docker only when a container fault is open and no client is given.
+/// Every fault is tried; the failures are in the result, not an early return.
+pub async fn revert_open(
+    journal: &Journal,
+    docker: Option<&bollard::Docker>,
+    only_drill: Option<&str>,
+    only_ids: Option<&[String]>,
+) -> Result<Reverted> {
+    let contents = crate::journal::read(journal.path()).map_err(Error::Journal)?;
+    crate::journal::warn_damage(journal.path(), &contents);
+    let open: Vec<OpenFault> = contents
+        .open_faults()
+        .into_iter()
+        .filter(|f| only_drill.is_none_or(|d| f.drill == d))
+        .filter(|f| only_ids.is_none_or(|ids| ids.contains(&f.id)))
+        .collect();
+    // An engine that cannot be reached fails the faults that need it, not the others.
+    let mut unreachable = None;
+    let connected = match docker {
+        None if open.iter().any(|f| f.undo.needs_docker()) => {
+            match crate::docker::connect().await {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    unreachable = Some(e.to_string());
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let docker = docker.or(connected.as_ref());
+    let mut out = Reverted::default();
+    // Newest first: undo in the reverse order of doing.
+    for f in open.into_iter().rev() {
+        if let (None, Some(why), true) = (docker, &unreachable, f.undo.needs_docker()) {
+            journal
+                .append(Kind::RevertFailed {
+                    id: f.id.clone(),
+                    error: why.clone(),
+                })
+                .map_err(Error::Journal)?;
+            out.failed.push((f, Error::Target(why.clone())));
+            continue;
+        }
+        match revert(journal, docker, &f).await {
+            Ok(how) => out.done.push((f, how)),
+            Err(e) => out.failed.push((f, e)),
+        }
+    }
+    Ok(out)
+}
