@@ -19,12 +19,6 @@ pub enum Code {
     Interrupted = 4,
 }
 
-impl Code {
-    pub fn as_i32(self) -> i32 {
-        self as i32
-    }
-}
-
 /// An error that knows which exit code it maps to.
 #[derive(Debug)]
 pub struct Failure {

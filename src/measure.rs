@@ -101,6 +101,67 @@ pub struct Measurement {
     pub notes: Vec<String>,
 }
 
+/// The headline numbers of a drill (`measure-rto --json`): what a later workflow step reads.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Brief {
+    pub drill: String,
+    pub name: String,
+    pub rto_seconds: Option<f64>,
+    pub rto_source: Option<String>,
+    pub detect_seconds: Option<f64>,
+    pub downtime_seconds: Option<f64>,
+    pub availability: Option<f64>,
+    pub error_rate: Option<f64>,
+    pub samples: u64,
+    pub latency_ms: Option<Latency>,
+    pub rpo_seconds: Option<f64>,
+    pub rpo_lost_writes: Option<u64>,
+    pub write_outage_seconds: Option<f64>,
+    pub phases: Vec<BriefPhase>,
+    pub objectives: Vec<ObjectiveRow>,
+    pub problems: Vec<String>,
+    pub passed: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct BriefPhase {
+    pub name: String,
+    pub seconds: Option<f64>,
+    pub ok: Option<bool>,
+}
+
+impl Measurement {
+    pub fn brief(&self) -> Brief {
+        Brief {
+            drill: self.drill.clone(),
+            name: self.name.clone(),
+            rto_seconds: self.rto_seconds,
+            rto_source: self.rto_source.clone(),
+            detect_seconds: self.detect_seconds,
+            downtime_seconds: self.downtime_seconds,
+            availability: self.availability,
+            error_rate: self.error_rate,
+            samples: self.samples,
+            latency_ms: self.latency,
+            rpo_seconds: self.rpo.as_ref().map(|r| r.rpo_seconds),
+            rpo_lost_writes: self.rpo.as_ref().map(|r| r.lost_writes),
+            write_outage_seconds: self.rpo.as_ref().and_then(|r| r.write_outage_seconds),
+            phases: self
+                .phases
+                .iter()
+                .map(|p| BriefPhase {
+                    name: p.name.clone(),
+                    seconds: p.seconds,
+                    ok: p.ok,
+                })
+                .collect(),
+            objectives: self.objectives.clone(),
+            problems: self.problems.clone(),
+            passed: self.passed,
+        }
+    }
+}
+
 /// Measure one drill. `overrides` replace the drill's own objectives where set.
 pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measurement {
     let mut m = Measurement {

@@ -151,27 +151,10 @@ fn measure(common: &Common, t: &TargetFlags) -> Result<Code, Failure> {
         max_latency_s: t.max_latency.map(|d| d.as_secs_f64()),
     };
     let m = crate::measure::measure(&drill, &events, &overrides);
-    let json = serde_json::json!({
-        "drill": m.drill,
-        "name": m.name,
-        "rto_seconds": m.rto_seconds,
-        "rto_source": m.rto_source,
-        "detect_seconds": m.detect_seconds,
-        "downtime_seconds": m.downtime_seconds,
-        "availability": m.availability,
-        "error_rate": m.error_rate,
-        "samples": m.samples,
-        "latency_ms": m.latency,
-        "rpo_seconds": m.rpo.as_ref().map(|r| r.rpo_seconds),
-        "rpo_lost_writes": m.rpo.as_ref().map(|r| r.lost_writes),
-        "write_outage_seconds": m.rpo.as_ref().and_then(|r| r.write_outage_seconds),
-        "phases": m.phases.iter().map(|p| serde_json::json!({"name": p.name, "seconds": p.seconds, "ok": p.ok})).collect::<Vec<_>>(),
-        "objectives": m.objectives,
-        "problems": m.problems,
-        "passed": m.passed,
-    });
     if common.json {
-        common::print_json(&json);
+        let brief =
+            serde_json::to_value(m.brief()).map_err(|e| Failure::env(anyhow::anyhow!("{e}")))?;
+        common::print_json(&brief);
     }
     let num = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
     crate::cli::actions::set_outputs(&[

@@ -58,10 +58,6 @@ pub struct ProbeFlags {
 }
 
 impl ProbeFlags {
-    pub fn is_empty(&self) -> bool {
-        self.specs().is_empty()
-    }
-
     /// One spec per probe flag; modifiers apply to every probe of their kind.
     pub fn specs(&self) -> Vec<ProbeSpec> {
         let mut v = Vec::new();

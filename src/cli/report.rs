@@ -6,7 +6,6 @@
 use super::common::{self, say, Common};
 use crate::exit::{Code, Failure};
 use crate::journal;
-use crate::measure::Measurement;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
@@ -123,38 +122,22 @@ async fn run(cli: Cli) -> Result<Code, Failure> {
     }
 }
 
-fn wants_github(a: &ReportArgs) -> Option<&'static str> {
-    if a.github_issue.is_some() {
-        Some("--github-issue")
-    } else if a.github_issue_title.is_some() {
-        Some("--github-issue-title")
-    } else if a.open_issue_on_failure {
-        Some("--open-issue-on-failure")
-    } else if a.file_action_items {
-        Some("--file-action-items")
-    } else {
-        None
+impl ReportArgs {
+    fn targets(&self) -> crate::report::publish::Targets {
+        crate::report::publish::Targets {
+            issue: self.github_issue,
+            issue_title: self.github_issue_title.clone(),
+            open_issue_on_failure: self.open_issue_on_failure,
+            file_action_items: self.file_action_items,
+        }
     }
 }
 
 async fn report(common: &Common, a: ReportArgs) -> Result<Code, Failure> {
+    use crate::report::compose::{compose, Drills, Inputs};
     let path = common.journal_path();
     let contents = journal::read(&path)?;
     journal::warn_damage(&path, &contents);
-    let ids: Vec<String> = if a.all {
-        contents.drill_ids()
-    } else {
-        match a.drill.clone().or_else(|| contents.current_drill()) {
-            Some(d) => vec![d],
-            None => vec![],
-        }
-    };
-    if ids.is_empty() {
-        return Err(Failure::bad_input(anyhow::anyhow!(
-            "{}: the journal has no drill (give --journal)",
-            path.display()
-        )));
-    }
     if let Some(t) = &a.github_issue_title {
         if t.trim().is_empty() {
             return Err(Failure::bad_input(anyhow::anyhow!(
@@ -162,119 +145,65 @@ async fn report(common: &Common, a: ReportArgs) -> Result<Code, Failure> {
             )));
         }
     }
+    let inputs = Inputs {
+        drills: match (&a.drill, a.all) {
+            (_, true) => Drills::All,
+            (Some(d), false) => Drills::One(d.clone()),
+            (None, false) => Drills::Current,
+        },
+        merge_junit: a.merge_junit.clone(),
+        history: a.history.clone(),
+        run_url: crate::github::run_url_from_env(),
+    };
     // Inputs are checked before anything is written.
-    let mut merged = Vec::new();
-    for f in &a.merge_junit {
-        merged.push(crate::report::merge::read(f).map_err(|e| {
-            Failure::bad_input(anyhow::anyhow!("--merge-junit {}: {e}", f.display()))
-        })?);
+    let r = compose(&contents, &path, &inputs)?;
+    for w in &r.warnings {
+        say(&format!("--history: {w}"));
     }
-    let history = match &a.history {
-        None => None,
-        Some(dir) => {
-            let (points, warnings) = crate::trends::load(dir).map_err(|e| {
-                Failure::bad_input(anyhow::anyhow!("--history {}: {e}", dir.display()))
-            })?;
-            for w in warnings {
-                say(&format!("--history: {w}"));
-            }
-            Some(points)
-        }
-    };
-
-    let mut measurements: Vec<Measurement> = ids
-        .iter()
-        .map(|id| crate::measure::measure(id, &contents.drill(id), &Default::default()))
-        .collect();
-    if measurements.iter().any(|m| m.started_at.is_none()) {
-        return Err(Failure::bad_input(anyhow::anyhow!(
-            "a requested drill is not in {}",
-            path.display()
-        )));
-    }
-    // Failing smoke tests are problems of the drill being reported (the last one).
-    let smoke_problems = crate::report::merge::problems(&merged);
-    if let Some(m) = measurements.last_mut() {
-        if !smoke_problems.is_empty() {
-            m.problems.extend(smoke_problems.iter().cloned());
-            m.passed = false;
-        }
-    }
-
-    let run_url = crate::github::run_url_from_env();
-    let (trend_md, regressions) = match &history {
-        Some(h) => crate::trends::section(&measurements, h),
-        None => (String::new(), vec![]),
-    };
-    let mut parts = Vec::new();
-    for (i, m) in measurements.iter().enumerate() {
-        let mut md = crate::report::markdown::render(m);
-        if i + 1 == measurements.len() {
-            md.push_str(&crate::report::merge::section(&merged));
-        }
-        parts.push(md);
-    }
-    let mut markdown = parts.join("\n---\n\n");
-    markdown.push_str(&trend_md);
-    if let Some(u) = &run_url {
-        markdown.push_str(&format!("\n---\n[Workflow run]({u})\n"));
-    }
-    let markdown = crate::redact::redact(&markdown);
 
     // 1. Local evidence first: nothing below may lose it.
     let mut wrote = false;
     if let Some(f) = &a.junit {
-        let extra: Vec<_> = merged.iter().flat_map(|m| m.suites.clone()).collect();
-        let xml = crate::report::junit::report(&measurements, extra)
-            .to_string()
-            .map_err(|e| Failure::env(anyhow::anyhow!("cannot serialize JUnit: {e}")))?;
-        write(f, &crate::redact::redact(&xml))?;
+        write(f, &r.junit_xml()?)?;
         say(&format!("JUnit written to {}", f.display()));
         wrote = true;
     }
     if let Some(f) = &a.markdown {
-        write(f, &markdown)?;
+        write(f, &r.markdown)?;
         say(&format!("report written to {}", f.display()));
         wrote = true;
     }
     if let Some(f) = &a.summary_json {
-        let v = serde_json::to_string_pretty(&measurements)
-            .map_err(|e| Failure::env(anyhow::anyhow!("{e}")))?;
-        write(f, &crate::redact::redact(&v))?;
+        write(f, &r.summary_json()?)?;
         wrote = true;
     }
     if a.github_summary {
-        if crate::cli::actions::append_summary(&markdown)? {
+        if crate::cli::actions::append_summary(&r.markdown)? {
             say("report appended to the step summary");
         } else {
             say("--github-summary: GITHUB_STEP_SUMMARY is not set (not running under GitHub Actions); skipped");
         }
         wrote = true;
     }
-    let passed = measurements.iter().all(|m| m.passed);
-    for m in &measurements {
+    for m in &r.measurements {
         for p in &m.problems {
             crate::cli::actions::error_annotation(&format!("{}: {p}", m.name));
         }
     }
-    for r in &regressions {
+    for g in &r.regressions {
         crate::cli::actions::warning_annotation(&format!(
             "{} regression: {} now, median {}",
-            r.metric,
-            crate::units::fmt_duration(r.current),
-            crate::units::fmt_duration(r.median)
+            g.metric,
+            crate::units::fmt_duration(g.current),
+            crate::units::fmt_duration(g.median)
         ));
     }
-    let last = measurements.last();
+    let last = r.measurements.last();
     let num = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
-    let problems: Vec<String> = measurements
-        .iter()
-        .flat_map(|m| m.problems.clone())
-        .collect();
     crate::cli::actions::set_outputs(&[
         (
             "result",
-            if passed { "passed" } else { "failed" }.to_string(),
+            if r.passed() { "passed" } else { "failed" }.to_string(),
         ),
         ("rto-seconds", num(last.and_then(|m| m.rto_seconds))),
         (
@@ -288,154 +217,73 @@ async fn report(common: &Common, a: ReportArgs) -> Result<Code, Failure> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
         ),
-        ("problems", crate::redact::redact(&problems.join("\n"))),
+        ("problems", crate::redact::redact(&r.problems().join("\n"))),
     ])?;
 
     // 2. GitHub, after the local files exist.
-    let mut github = serde_json::Value::Null;
-    if let Some(flag) = wants_github(&a) {
-        github = publish(&a, flag, &measurements, &markdown, passed).await?;
+    let targets = a.targets();
+    let mut github = None;
+    if let Some(flag) = targets.flag() {
+        let client = crate::github::Client::new(crate::github::Env::from_env(flag)?)?
+            .with_observer(common::printer());
+        let p = crate::report::publish::publish(&client, &targets, &r).await?;
+        tell_published(&p, &targets);
+        if let Some(c) = &p.comment {
+            set_output("comment-url", c.url.clone().unwrap_or_default())?;
+        }
+        github = Some(p);
     }
 
     if common.json {
-        let mut v = serde_json::to_value(&measurements)
+        let mut v = serde_json::to_value(&r.measurements)
             .map_err(|e| Failure::env(anyhow::anyhow!("{e}")))?;
-        if !github.is_null() {
-            v = serde_json::json!({ "measurements": v, "github": github });
+        if let Some(p) = &github {
+            v = serde_json::json!({ "measurements": v, "github": p });
         }
         common::print_json(&v);
-    } else if !wrote && github.is_null() {
+    } else if !wrote && github.is_none() {
         use std::io::Write;
-        let _ = std::io::stdout().write_all(markdown.as_bytes());
+        let _ = std::io::stdout().write_all(r.markdown.as_bytes());
     }
     Ok(Code::Ok)
 }
 
-/// Comment, open issues, file action items. Exit 3 on any GitHub failure (the local files are
-/// already written).
-async fn publish(
-    a: &ReportArgs,
-    flag: &str,
-    measurements: &[Measurement],
-    markdown: &str,
-    passed: bool,
-) -> Result<serde_json::Value, Failure> {
-    let env = crate::github::Env::from_env(flag)?;
-    let client = crate::github::Client::new(env)?;
-    let Some(first) = measurements.first() else {
-        return Ok(serde_json::Value::Null);
-    };
-    let scenario = first.scenario.clone().unwrap_or_else(|| first.name.clone());
-    let key = crate::report::markdown::marker_key(first);
-    let mut out = serde_json::Map::new();
-    let mut commented_on = None;
-
-    let target = if let Some(n) = a.github_issue {
-        Some(n)
-    } else if let Some(t) = &a.github_issue_title {
-        let body = format!(
-            "Tracking issue for disaster-recovery drills. drillkit comments each drill's report here (one comment per drill).\n\nFirst drill: `{scenario}`."
-        );
-        let i = client.find_or_create_issue(t, &body, &[]).await?;
+/// One line per thing done on GitHub.
+fn tell_published(p: &crate::report::publish::Published, t: &crate::report::publish::Targets) {
+    if let (Some(i), Some(title)) = (&p.issue, &t.issue_title) {
         say(&format!(
-            "issue #{} {} ({t})",
+            "issue #{} {} ({title})",
             i.number,
             if i.created { "created" } else { "found" }
         ));
-        out.insert("issue".into(), serde_json::to_value(&i).unwrap_or_default());
-        Some(i.number)
-    } else {
-        None
-    };
-    if let Some(n) = target {
-        let c = client.upsert_comment(n, &key, markdown).await?;
+    }
+    if let Some(c) = &p.comment {
         say(&format!(
-            "report comment {} on issue #{n}{}",
+            "report comment {} on issue #{}{}",
             c.action,
+            c.issue,
             c.url.as_ref().map(|u| format!(": {u}")).unwrap_or_default()
         ));
-        set_output("comment-url", c.url.clone().unwrap_or_default())?;
-        out.insert(
-            "comment".into(),
-            serde_json::to_value(&c).unwrap_or_default(),
-        );
-        commented_on = Some(n);
     }
-    if a.open_issue_on_failure && !passed {
-        let title = format!("DR drill failed: {scenario}");
-        let summary: Vec<String> = measurements
-            .iter()
-            .flat_map(|m| m.problems.iter().map(|p| format!("- {p}")))
-            .collect();
-        let body = format!(
-            "The drill `{scenario}` failed.\n\n{}\n\nThe full report is in the comments below{}.",
-            summary.join("\n"),
-            client
-                .env()
-                .run_url()
-                .map(|u| format!(" and in [the workflow run]({u})"))
-                .unwrap_or_default()
-        );
-        let i = client.find_or_create_issue(&title, &body, &[]).await?;
+    if let Some(i) = &p.failure_issue {
         say(&format!(
             "failure issue #{} {}",
             i.number,
             if i.created { "opened" } else { "found" }
         ));
-        if commented_on != Some(i.number) {
-            client.upsert_comment(i.number, &key, markdown).await?;
-        }
-        out.insert(
-            "failure_issue".into(),
-            serde_json::to_value(&i).unwrap_or_default(),
-        );
     }
-    if a.file_action_items {
-        let mut filed = Vec::new();
-        for m in measurements {
-            for item in crate::report::action_items(m) {
-                let marker = action_item_marker(&item.key);
-                let title = format!(
-                    "DR action item: {}",
-                    crate::report::problem_key(item.item.trim_start_matches("Investigate: "))
-                );
-                let title = format!("{title} ({})", m.scenario.as_deref().unwrap_or(&m.name));
-                let body = format!(
-                    "| Item | Owner | Due Date | Priority |\n|------|-------|----------|----------|\n| {} | {} | {} | {} |\n\nFrom drill `{}` ({}){}.",
-                    item.item.replace('|', "\\|"),
-                    item.owner,
-                    item.due,
-                    item.priority,
-                    m.drill,
-                    m.scenario.as_deref().unwrap_or(&m.name),
-                    client
-                        .env()
-                        .run_url()
-                        .map(|u| format!(", [workflow run]({u})"))
-                        .unwrap_or_default()
-                );
-                let i = client
-                    .file_action_item(&title, &marker, &crate::redact::redact(&body))
-                    .await?;
-                say(&format!(
-                    "action item #{} {}: {}",
-                    i.number,
-                    if i.created { "filed" } else { "already filed" },
-                    item.item
-                ));
-                filed.push(serde_json::to_value(&i).unwrap_or_default());
-            }
-        }
-        out.insert("action_items".into(), serde_json::Value::Array(filed));
+    for f in &p.action_items {
+        say(&format!(
+            "action item #{} {}: {}",
+            f.issue.number,
+            if f.issue.created {
+                "filed"
+            } else {
+                "already filed"
+            },
+            f.item
+        ));
     }
-    Ok(serde_json::Value::Object(out))
-}
-
-/// Hidden marker of an action item's issue: a hash of its stable key.
-pub fn action_item_marker(key: &str) -> String {
-    use sha2::Digest;
-    let h = sha2::Sha256::digest(key.as_bytes());
-    format!("<!-- drillkit:action-item={} -->", &hex::encode(h)[..16])
 }
 
 fn set_output(name: &str, value: String) -> Result<(), Failure> {
@@ -468,8 +316,8 @@ async fn tabletop(common: &Common, t: TabletopArgs) -> Result<Code, Failure> {
     }
     let mut issue = None;
     if t.open_issue {
-        let env = crate::github::Env::from_env("--open-issue")?;
-        let client = crate::github::Client::new(env)?;
+        let client = crate::github::Client::new(crate::github::Env::from_env("--open-issue")?)?
+            .with_observer(common::printer());
         let i = client
             .find_or_create_issue(&title, &md, &["dr-tabletop"])
             .await?;

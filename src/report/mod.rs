@@ -2,9 +2,11 @@
 //! in Markdown, and action items from everything that failed. Read-only: reports never write to
 //! the journal. Every string is redacted on the way out.
 
+pub mod compose;
 pub mod junit;
 pub mod markdown;
 pub mod merge;
+pub mod publish;
 
 use crate::measure::Measurement;
 
