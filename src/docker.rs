@@ -75,6 +75,8 @@ pub struct ContainerFacts {
     pub pid: i64,
     pub health: Option<String>,
     pub restart_policy: Option<String>,
+    /// How many times the engine restarted it (its restart policy at work).
+    pub restart_count: i64,
     pub status: String,
 }
 
@@ -103,6 +105,7 @@ impl ContainerFacts {
                 .and_then(|h| h.restart_policy.as_ref())
                 .and_then(|p| p.name.as_ref())
                 .map(|n| n.to_string()),
+            restart_count: c.restart_count.unwrap_or(0),
             status: state
                 .and_then(|s| s.status.as_ref())
                 .map(|s| s.to_string())

@@ -233,10 +233,17 @@ async fn process(pid: i32, start_time: u64, name: &str, fault: &Fault) -> Result
     }
 }
 
+/// How long a crashed container's engine may take to notice that its main process died.
+const CRASH_SEEN_WITHIN: Duration = Duration::from_secs(10);
+
 /// A crash: SIGKILL to the container's main process from the host's pid namespace. A kill through
 /// the Docker API marks the container as stopped by hand and its restart policy does not apply;
-/// a process dying by itself does, as it would in a real crash.
+/// a process dying by itself does, as it would in a real crash. The crash is applied once the
+/// engine has seen the process die (not running, a new main process, or one more restart):
+/// until then the engine still reports the old process running, and a revert in that window
+/// would take the container for recovered.
 async fn crash(docker: &bollard::Docker, id: &str, name: &str) -> Result<()> {
+    let before = crate::docker::inspect(docker, id).await?;
     let pid = host_pid(
         docker,
         id,
@@ -249,7 +256,22 @@ async fn crash(docker: &bollard::Docker, id: &str, name: &str) -> Result<()> {
         Error::Target(format!(
             "{e} (crash needs root on the Docker host, in its pid namespace)"
         ))
-    })
+    })?;
+    let deadline = tokio::time::Instant::now() + CRASH_SEEN_WITHIN;
+    loop {
+        let now = crate::docker::inspect(docker, id).await?;
+        if !now.running || now.pid != before.pid || now.restart_count > before.restart_count {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Target(format!(
+                "container {name}: the engine still reports pid {} running {}s after SIGKILL",
+                before.pid,
+                CRASH_SEEN_WITHIN.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The host pid of a running container's main process. Needs the engine on this host (a local
