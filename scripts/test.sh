@@ -72,5 +72,6 @@ fi
 log "cargo test --release"
 # Everything the tests need is installed above: a test that finds it missing fails, not skips.
 export DRILLKIT_REQUIRE_FIXTURES=1
-# Tests that start servers and containers share two cores: run them two at a time.
-cargo test --release --all-targets --no-fail-fast -- --test-threads "${DRILL_TEST_THREADS:-2}" "$@"
+# Two test binaries: the library's unit tests and the integration suite (tests/suite/), which
+# links the crate once. Tests that start servers and containers share two cores: two at a time.
+cargo test --release --lib --tests --no-fail-fast -- --test-threads "${DRILL_TEST_THREADS:-2}" "$@"

@@ -1,7 +1,7 @@
 //! Backup verification, the domain behind `verify-backup`: the checks a DR runbook does with
 //! `ls`, `find -mtime`, `md5sum`, `gzip -t` and `gunzip -c | psql`, done in one read of each
 //! file (see [`engine`]) with a named verdict per check, plus a restore into a scratch database
-//! (see [`restore`]). No clap here: the CLI edge is `crate::cli::verify_backup`.
+//! (see [`restore`]). No clap here: the CLI edge is `cli/verify_backup.rs`.
 
 pub mod checksum;
 pub mod engine;

@@ -124,12 +124,6 @@ impl PgTarget {
         &self.shown
     }
 
-    /// Is `target_session_attrs=read-write` set (the connection follows the writable host)?
-    pub fn follows_primary(&self) -> bool {
-        self.config.get_target_session_attrs()
-            == tokio_postgres::config::TargetSessionAttrs::ReadWrite
-    }
-
     /// Connect within `timeout` (per host, and for the whole attempt across all hosts). The
     /// connection is driven by a spawned task that ends when the client is dropped.
     pub async fn connect(&self, timeout: Duration) -> Result<tokio_postgres::Client, String> {

@@ -2,14 +2,10 @@
 //! without the required opt-in label is refused (flag, environment, scenario `safety:`), and
 //! `--dry-run` of every fault changes nothing — checked by comparing the state before and after.
 
-mod support;
+use crate::support::netns;
 
-use support::netns;
-
-use support::cmd::Bin;
-use support::docker as dk;
-
-netns_helper!();
+use crate::support::cmd::Bin;
+use crate::support::docker as dk;
 
 fn inspect(name: &str) -> String {
     dk::docker([
@@ -22,9 +18,8 @@ fn inspect(name: &str) -> String {
 
 #[test]
 fn production_is_refused_without_allow_production() {
-    if !dk::available() {
-        return;
-    }
+    let _host = crate::support::host_room("guards");
+    require!(Docker);
     let c = dk::sleeper("no").run_up();
     let dir = tempfile::tempdir().expect("tmp");
     let j = dir.path().join("j.jsonl");
@@ -64,9 +59,8 @@ fn production_is_refused_without_allow_production() {
 
 #[test]
 fn a_container_without_the_opt_in_label_is_refused() {
-    if !dk::available() {
-        return;
-    }
+    let _host = crate::support::host_room("guards");
+    require!(Docker);
     let c = dk::sleeper("no").run_up();
     let opted = dk::sleeper("no").label("drill.opt-in=yes").run_up();
     let dir = tempfile::tempdir().expect("tmp");
@@ -117,9 +111,8 @@ fn a_container_without_the_opt_in_label_is_refused() {
 
 #[test]
 fn dry_run_of_every_fault_changes_nothing() {
-    if !dk::available() || !netns::available() {
-        return;
-    }
+    let _host = crate::support::host_room("guards");
+    require!(Docker, Netns);
     let c = dk::sleeper("no").run_up();
     let ns = netns::Ns::new(7);
     let fsdir = tempfile::tempdir().expect("tmp");

@@ -60,10 +60,10 @@ fn show(args: &[std::ffi::OsString]) -> String {
         .join(" ")
 }
 
-/// Whether a Docker engine answers (`docker info`).
-pub fn available() -> bool {
+/// Whether a Docker engine answers (`docker info`); checked once.
+pub fn engine_up() -> bool {
     static UP: OnceLock<bool> = OnceLock::new();
-    let up = *UP.get_or_init(|| {
+    *UP.get_or_init(|| {
         Command::new("docker")
             .args(["info", "--format", "{{.ServerVersion}}"])
             .stdin(Stdio::null())
@@ -72,8 +72,7 @@ pub fn available() -> bool {
             .status()
             .map(|s| s.success())
             .unwrap_or(false)
-    });
-    super::fixture("a Docker engine (`docker info`)", up)
+    })
 }
 
 /// `drillkit-test-<pid>-<n>`: unique in this process, and tells a later run whose it was.
@@ -719,4 +718,27 @@ pub fn journal_kinds(path: &Path) -> Vec<String> {
         .iter()
         .map(|e| e["event"].as_str().unwrap_or_default().to_string())
         .collect()
+}
+
+/// Polls the journal at `path` until an event of `kind` is in it (lines still being written are
+/// skipped); panics after `timeout` naming what was there.
+pub fn wait_journal(path: &Path, kind: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let kinds: Vec<String> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|e| e["event"].as_str().map(str::to_string))
+            .collect();
+        if kinds.iter().any(|k| k == kind) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} in {} within {timeout:?}; saw {kinds:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

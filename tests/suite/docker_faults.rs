@@ -7,21 +7,10 @@
 //!
 //! Skipped (with a line on stderr) when no Docker engine answers.
 
-mod support;
-
+use crate::support::cmd::Bin;
+use crate::support::docker::{self as dk, journal_events, journal_kinds, wait_child, Container};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::cmd::Bin;
-use support::docker::{self as dk, journal_events, journal_kinds, wait_child, Container};
-
-macro_rules! need_docker {
-    () => {
-        if !dk::available() {
-            eprintln!("skipped: no Docker engine answers `docker info`");
-            return;
-        }
-    };
-}
 
 fn journal_in(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("journal.jsonl")
@@ -64,7 +53,7 @@ const SECS_20: Duration = Duration::from_secs(20);
 
 #[test]
 fn crash_kills_the_main_process_and_the_restart_policy_brings_it_back() {
-    need_docker!();
+    require!(Docker);
     let c = dk::httpd("always", &["/index.html"]);
     let before = c.state();
     let dir = tmp();
@@ -117,7 +106,7 @@ fn crash_kills_the_main_process_and_the_restart_policy_brings_it_back() {
 
 #[test]
 fn stop_with_duration_holds_the_container_stopped_then_starts_it() {
-    need_docker!();
+    require!(Docker);
     let c = dk::sleeper("no").run_up();
     let dir = tmp();
     let j = journal_in(&dir);
@@ -156,7 +145,7 @@ fn stop_with_duration_holds_the_container_stopped_then_starts_it() {
 
 #[test]
 fn pause_is_listed_until_revert_unpauses_it() {
-    need_docker!();
+    require!(Docker);
     let c = dk::sleeper("no").run_up();
     let dir = tmp();
     let j = journal_in(&dir);
@@ -193,8 +182,9 @@ fn pause_is_listed_until_revert_unpauses_it() {
 
 #[test]
 fn revert_after_the_injector_was_sigkilled_starts_the_container() {
-    need_docker!();
+    require!(Docker);
     let c = dk::sleeper("no").run_up();
+    let started = c.state().started_at;
     let dir = tmp();
     let j = journal_in(&dir);
 
@@ -221,8 +211,8 @@ fn revert_after_the_injector_was_sigkilled_starts_the_container() {
     let status = child.wait().expect("reap the injector");
     assert!(!status.success(), "the injector was killed: {status}");
 
-    // Nobody reverted: it stays stopped, and the journal shows it open.
-    std::thread::sleep(Duration::from_millis(500));
+    // Nobody reverted: the injector is gone, so the engine's state is final — still stopped, and
+    // the journal shows the fault open.
     assert!(!c.state().running, "still stopped after the SIGKILL");
     assert_eq!(open_faults(&j).len(), 1);
 
@@ -231,19 +221,25 @@ fn revert_after_the_injector_was_sigkilled_starts_the_container() {
         .journal(&j)
         .succeeds()
         .stderr_has("1 fault(s) reverted");
-    let s = c.wait_for("running after revert", SECS_20, |s| s.up());
-    assert!(s.up());
+    // `revert` returns once the engine has started it: no waiting.
+    let s = c.state();
+    assert!(
+        s.up(),
+        "revert returned, yet the container is not up: {s:?}"
+    );
+    assert_ne!(s.started_at, started, "started again by the revert");
     assert!(open_faults(&j).is_empty());
     assert_eq!(count(&j, "fault_reverted"), 1);
 }
 
 #[test]
 fn a_label_matching_more_than_max_targets_is_refused_and_touches_nothing() {
-    need_docker!();
+    require!(Docker);
     let group = dk::unique();
     let cs: Vec<Container> = (0..3)
         .map(|_| dk::sleeper("no").group(&group).run_up())
         .collect();
+    let started: Vec<String> = cs.iter().map(|c| c.state().started_at).collect();
     let selector = cs[0].selector();
     let dir = tmp();
     let j = journal_in(&dir);
@@ -284,17 +280,22 @@ fn a_label_matching_more_than_max_targets_is_refused_and_touches_nothing() {
         "three planned stops:\n{}",
         r.stderr
     );
-    std::thread::sleep(Duration::from_millis(300));
-    for c in &cs {
+    // The binary has exited: anything it did to the engine is done. Same start time = never stopped.
+    for (c, started) in cs.iter().zip(&started) {
         let s = c.state();
         assert!(s.up(), "{} untouched by --dry-run: {s:?}", c.name);
+        assert_eq!(
+            &s.started_at, started,
+            "{} was restarted by --dry-run",
+            c.name
+        );
     }
     assert_eq!(count(&j, "fault_planned"), 0, "--dry-run wrote no fault");
 }
 
 #[test]
 fn docker_unreachable_or_no_such_container_is_exit_3_naming_it() {
-    need_docker!();
+    require!(Docker);
     let dir = tmp();
     let j = journal_in(&dir);
     Bin::new("inject-fault")
@@ -315,7 +316,7 @@ fn docker_unreachable_or_no_such_container_is_exit_3_naming_it() {
 
 #[test]
 fn kill_with_sigterm_goes_through_the_api_and_revert_starts_it() {
-    need_docker!();
+    require!(Docker);
     // A main process that exits on SIGTERM (a bare `sleep` as pid 1 would ignore it).
     let c = dk::Spec::new(dk::busybox_image())
         .cmd([
@@ -351,7 +352,7 @@ fn kill_with_sigterm_goes_through_the_api_and_revert_starts_it() {
 
 #[test]
 fn compose_service_selects_by_the_compose_labels() {
-    need_docker!();
+    require!(Docker);
     let project = dk::unique();
     let web = dk::sleeper("no")
         .label(&format!("com.docker.compose.project={project}"))
@@ -390,7 +391,7 @@ fn compose_service_selects_by_the_compose_labels() {
 
 #[test]
 fn sigint_during_the_hold_reverts_at_once_and_exits_4() {
-    need_docker!();
+    require!(Docker);
     let c = dk::sleeper("no").run_up();
     let dir = tmp();
     let j = journal_in(&dir);
@@ -425,10 +426,11 @@ fn sigint_during_the_hold_reverts_at_once_and_exits_4() {
 #[test]
 
 fn stop_of_a_stopped_container_is_refused_and_revert_leaves_it_stopped() {
-    need_docker!();
+    require!(Docker);
     let c = dk::sleeper("no").run_up();
     dk::docker(["stop", "-t", "0", &c.name]);
     c.wait_for("stopped by hand before the drill", SECS_20, |s| !s.running);
+    let started = c.state().started_at;
     let dir = tmp();
     let j = journal_in(&dir);
 
@@ -442,18 +444,21 @@ fn stop_of_a_stopped_container_is_refused_and_revert_leaves_it_stopped() {
         .arg("revert")
         .journal(&j)
         .succeeds();
-    std::thread::sleep(Duration::from_millis(300));
     let s = c.state();
     assert!(
         !s.running,
         "drillkit started a container it never stopped: {s:?}"
+    );
+    assert_eq!(
+        s.started_at, started,
+        "started and stopped again behind our back"
     );
 }
 
 #[test]
 
 fn a_failed_pause_does_not_undo_an_earlier_pause() {
-    need_docker!();
+    require!(Docker);
     let c = dk::sleeper("no").run_up();
     let dir = tmp();
     let j = journal_in(&dir);
@@ -483,7 +488,7 @@ fn a_failed_pause_does_not_undo_an_earlier_pause() {
 #[test]
 
 fn crash_of_a_paused_container_is_refused_and_revert_leaves_it_running() {
-    need_docker!();
+    require!(Docker);
     let c = dk::sleeper("no").run_up();
     let dir = tmp();
     let j = journal_in(&dir);
@@ -502,7 +507,6 @@ fn crash_of_a_paused_container_is_refused_and_revert_leaves_it_running() {
         .arg("revert")
         .journal(&j)
         .succeeds();
-    std::thread::sleep(Duration::from_millis(500));
     let s = c.state();
     assert!(
         s.up(),
@@ -513,10 +517,11 @@ fn crash_of_a_paused_container_is_refused_and_revert_leaves_it_running() {
 #[test]
 
 fn a_failed_kill_leaves_a_stopped_container_stopped() {
-    need_docker!();
+    require!(Docker);
     let c = dk::sleeper("no").run_up();
     dk::docker(["stop", "-t", "0", &c.name]);
     c.wait_for("stopped by hand before the drill", SECS_20, |s| !s.running);
+    let started = c.state().started_at;
     let dir = tmp();
     let j = journal_in(&dir);
 
@@ -525,10 +530,13 @@ fn a_failed_kill_leaves_a_stopped_container_stopped() {
         .journal(&j)
         .code(3)
         .stderr_has("not running");
-    std::thread::sleep(Duration::from_millis(300));
     let s = c.state();
     assert!(
         !s.running,
         "a failed kill must not start the container: {s:?}"
+    );
+    assert_eq!(
+        s.started_at, started,
+        "a failed kill started and stopped it"
     );
 }

@@ -34,22 +34,6 @@ fn sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Whether this machine lets us make namespaces (root, iproute2, iptables).
-pub fn available() -> bool {
-    let ok = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-        && std::fs::read_to_string("/proc/self/status")
-            .map(|s| {
-                s.lines()
-                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-            })
-            .unwrap_or(false);
-    super::fixture("root and `ip netns`", ok)
-}
-
 impl Ns {
     /// `ip netns add`, a veth pair, addresses, links up. `n` picks the /30 (unique per test).
     pub fn new(n: u8) -> Ns {
@@ -318,15 +302,4 @@ pub fn helper() {
         other => format!("unknown mode {other}"),
     };
     println!("RESULT {result}");
-}
-
-/// Defines the `__netns_helper` test the probes re-run inside a namespace.
-#[macro_export]
-macro_rules! netns_helper {
-    () => {
-        #[test]
-        fn __netns_helper() {
-            netns::helper();
-        }
-    };
 }

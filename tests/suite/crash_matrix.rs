@@ -5,17 +5,13 @@
 //! process's state, open faults in the journal. Every cell must be 0 leftovers. The table is
 //! printed (run with `--nocapture`); the README quotes it.
 
-mod support;
+use crate::support::netns;
 
-use support::netns;
-
+use crate::support::cmd::Bin;
+use crate::support::docker as dk;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-use support::cmd::Bin;
-use support::docker as dk;
-
-netns_helper!();
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum End {
@@ -210,10 +206,8 @@ fn run_case(w: &World, fault: &str, args: &[String], end: End, pid: Option<u32>)
 
 #[test]
 fn every_fault_times_every_ending_leaves_nothing_behind() {
-    if !dk::available() || !netns::available() {
-        eprintln!("skipped: needs Docker, root and ip netns");
-        return;
-    }
+    let _host = crate::support::host_room("crash_matrix");
+    require!(Docker, Netns);
     let c = dk::sleeper("no").run_up();
     let ns = netns::Ns::new(9);
     let fs = tempfile::tempdir().expect("tmp");

@@ -2,9 +2,7 @@
 //! with durations, the questions of each stage, roles, success-criteria checklist. (The GitHub
 //! issue form is tested against the mock API in tests/github_report.rs.)
 
-mod support;
-
-use support::cmd::Bin;
+use crate::support::cmd::Bin;
 
 const SCENARIO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -16,14 +16,6 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const APP_PASSWORD: &str = "app-s3cret";
 
-/// Is PostgreSQL installed here? Tests skip (with a message) when it is not.
-pub fn available() -> bool {
-    super::fixture(
-        "PostgreSQL 15 (initdb)",
-        Path::new(BIN).join("initdb").exists(),
-    )
-}
-
 /// A port nobody listens on right now (bind port 0, read it, close).
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

@@ -2,16 +2,14 @@
 //! a base backup with manifest), a real Redis RDB, and their corruptions; and restore tests
 //! against a real server, including a dump that fails halfway (the scratch database must go).
 
-#[path = "verify_backup/pg.rs"]
 mod pg;
-mod support;
 
+use crate::support::cmd::{Bin, Run};
 use pg::Pg;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use support::cmd::{Bin, Run};
 
 const ORDERS: u64 = 20_000;
 

@@ -3,12 +3,10 @@
 //! a real consumer (python's junitparser); the runbook §3 metrics block from timed phases; trends
 //! from earlier drills' summary.json files.
 
-mod support;
-
+use crate::support::cmd::Bin;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::cmd::Bin;
 
 fn ts(secs: f64) -> String {
     let base = chrono::DateTime::parse_from_rfc3339("2025-10-06T10:00:00Z")

@@ -2,11 +2,9 @@
 //! measurements JSON, from a journal with fixed timestamps, so a change in the output is a
 //! reviewed diff (`cargo insta review`).
 
-mod support;
-
+use crate::support::cmd::Bin;
 use drillkit::faults::Undo;
 use drillkit::journal::{Event, Kind, Latency, Objectives, ProbeFailure, Sample, Ts};
-use support::cmd::Bin;
 
 fn at(s: f64) -> Ts {
     Ts(chrono::DateTime::from_timestamp(1_795_000_000, 0).expect("time")).plus_secs(s)

@@ -2,15 +2,13 @@
 //! here). The mock checks every request — method, path, token, Accept and User-Agent, JSON body,
 //! GitHub's 65,536-character limit — and records it, so each test asserts the exact sequence.
 
-mod support;
-
+use crate::support::cmd::Bin;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use support::cmd::Bin;
 
 const TOKEN: &str = "ghs_MockToken0123456789abcdefXYZ";
 
@@ -880,6 +878,7 @@ fn a_passed_drill_opens_no_issue() {
         ])
         .arg(dir.path().join("r.md"))
         .succeeds();
+    mock.assert_clean();
     assert!(mock.seq().is_empty(), "{:?}", mock.seq());
 }
 
@@ -892,11 +891,15 @@ fn enterprise_server_api_path_is_kept() {
     report(&format!("{}/api/v3", mock.url()), &j)
         .args(["--github-issue", "7", "--markdown"])
         .arg(dir.path().join("r.md"))
-        .run();
-    let seq = mock.seq();
+        .succeeds()
+        .stderr_has("report comment created on issue #7");
+    mock.assert_clean();
     assert_eq!(
-        seq[0], "GET /api/v3/repos/o/r/issues/7/comments?per_page=100&page=1",
-        "{seq:?}"
+        mock.seq(),
+        [
+            "GET /api/v3/repos/o/r/issues/7/comments?per_page=100&page=1",
+            "POST /api/v3/repos/o/r/issues/7/comments"
+        ]
     );
 }
 

@@ -6,21 +6,10 @@
 //!
 //! Skipped (with a line on stderr) when no Docker engine answers.
 
-mod support;
-
+use crate::support::cmd::Bin;
+use crate::support::docker::{self as dk, journal_kinds, wait_child, Container, Resp};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::cmd::Bin;
-use support::docker::{self as dk, journal_kinds, wait_child, Container, Resp};
-
-macro_rules! need_docker {
-    () => {
-        if !dk::available() {
-            eprintln!("skipped: no Docker engine answers `docker info`");
-            return;
-        }
-    };
-}
 
 const SECS_20: Duration = Duration::from_secs(20);
 
@@ -54,7 +43,7 @@ fn fill(redis: &Container, n: usize) {
 
 #[test]
 fn api_service_failure_scenario_measures_the_restart_policy_recovery() {
-    need_docker!();
+    require!(Docker);
     let api = dk::httpd("always", &["/api/v1/health/ping"]);
     let before = api.state();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -95,7 +84,7 @@ fn api_service_failure_scenario_measures_the_restart_policy_recovery() {
 
 #[test]
 fn redis_cache_failure_scenario_keeps_the_app_up_and_finds_the_cache_warm() {
-    need_docker!();
+    require!(Docker);
     const KEYS: usize = 50;
     let redis = dk::redis("no");
     fill(&redis, KEYS);
@@ -210,19 +199,19 @@ fn interrupted_drill_reverts_everything(sig: nix::sys::signal::Signal) {
 
 #[test]
 fn sigint_during_a_drill_exits_4_and_reverts_stop_and_pause() {
-    need_docker!();
+    require!(Docker);
     interrupted_drill_reverts_everything(nix::sys::signal::Signal::SIGINT);
 }
 
 #[test]
 fn sigterm_during_a_drill_exits_4_and_reverts_stop_and_pause() {
-    need_docker!();
+    require!(Docker);
     interrupted_drill_reverts_everything(nix::sys::signal::Signal::SIGTERM);
 }
 
 #[test]
 fn sigint_while_redis_is_held_down_starts_it_again() {
-    need_docker!();
+    require!(Docker);
     let redis = dk::redis("no");
     fill(&redis, 5);
     let app = dk::httpd("always", &["/api/v1/companies"]);
@@ -242,8 +231,8 @@ fn sigint_while_redis_is_held_down_starts_it_again() {
         .current_dir(dir.path())
         .spawn();
     redis.wait_for("stopped by the drill", SECS_20, |s| !s.running);
-    // Let recovery (the app answers) finish so the signal lands in the 60s hold.
-    std::thread::sleep(Duration::from_secs(2));
+    // Once recovery is judged (the app answers), the signal lands in the 60s hold.
+    dk::wait_journal(&out.join("journal.jsonl"), "recovery_stable", SECS_20);
     send(&child, nix::sys::signal::Signal::SIGINT);
     let r = wait_child(
         child,

@@ -2,14 +2,12 @@
 //! (recovery state, writability, replication lag, promotion), passwords (URL, `.pgpass`, wrong),
 //! unreachable hosts, and TLS per `sslmode` with a real certificate chain.
 
-mod support;
-
+use crate::support::pg;
 use drillkit::probe::postgres::PostgresProbe;
 use pg::{Cluster, Pair, APP_PASSWORD};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use support::pg;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -30,18 +28,9 @@ fn probe(
     .unwrap_or_else(|e| panic!("probe {url}: {e}"))
 }
 
-macro_rules! need_pg {
-    () => {
-        if !pg::available() {
-            eprintln!("skipped: PostgreSQL 15 is not installed at {}", pg::BIN);
-            return;
-        }
-    };
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_state_writability_and_lag_follow_a_promotion() {
-    need_pg!();
+    require!(Postgres);
     let pair = Pair::new(false);
     let (p, r) = (pair.primary.url(), pair.replica.url());
     let not_in_recovery = |url: &str| {
@@ -109,12 +98,30 @@ async fn recovery_state_writability_and_lag_follow_a_promotion() {
 
     // Replay paused while the primary keeps writing: the lag grows past a small bound.
     pair.replica.sql("SELECT pg_wal_replay_pause()");
-    std::thread::sleep(Duration::from_millis(300));
-    pair.primary.sql("INSERT INTO lagtest VALUES (2)");
-    std::thread::sleep(Duration::from_millis(400));
-    let o = probe(&r, None, None, false, Some(Duration::from_millis(100)))
-        .check(T)
-        .await;
+    pair.replica.wait_for(
+        "SELECT pg_get_wal_replay_pause_state()",
+        "paused",
+        Duration::from_secs(10),
+    );
+    let lsn = pair
+        .primary
+        .sql("INSERT INTO lagtest VALUES (2); SELECT pg_current_wal_insert_lsn()");
+    pair.replica.wait_for(
+        &format!("SELECT pg_last_wal_receive_lsn() >= '{}'", lsn.trim()),
+        "t",
+        Duration::from_secs(10),
+    );
+    // Received, not replayed: the probe's lag grows with the clock until it passes 100ms.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let o = loop {
+        let o = probe(&r, None, None, false, Some(Duration::from_millis(100)))
+            .check(T)
+            .await;
+        if !o.ok || std::time::Instant::now() > deadline {
+            break o;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(!o.ok, "paused standby must exceed 100ms: {o:?}");
     assert!(o.detail.contains("exceeds"), "{}", o.detail);
     pair.replica.sql("SELECT pg_wal_replay_resume()");
@@ -136,7 +143,7 @@ async fn recovery_state_writability_and_lag_follow_a_promotion() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_come_from_the_url_or_pgpass_and_wrong_ones_are_the_servers_message() {
-    need_pg!();
+    require!(Postgres);
     let c = Cluster::init("auth");
     c.start();
     c.create_app();
@@ -328,11 +335,8 @@ fn make_certs(dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sslmode_follows_libpq_through_rustls() {
-    need_pg!();
-    if Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("skipped: no openssl to make certificates");
-        return;
-    }
+    require!(Postgres);
+    require!(Openssl);
     let c = Cluster::init("tls");
     let data = c.data();
     make_certs(&data);
@@ -340,8 +344,9 @@ async fn sslmode_follows_libpq_through_rustls() {
         .arg("postgres:postgres")
         .arg(data.join("server.key"))
         .arg(data.join("server.crt"))
-        .output();
-    assert!(chown.is_ok());
+        .status()
+        .expect("chown runs");
+    assert!(chown.success(), "chown of the server key: {chown}");
     set_mode(&data.join("server.key"), 0o600);
     c.conf("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'");
     c.start();

@@ -3,11 +3,9 @@
 //! pidfile) measures RTO and RPO through a real promotion, and reports "not recovered" when no
 //! failover happens.
 
-mod support;
-
+use crate::support::cmd::Bin;
+use crate::support::pg::{free_port, Pair, BIN};
 use std::path::{Path, PathBuf};
-use support::cmd::Bin;
-use support::pg::{free_port, Pair, BIN};
 
 /// The shipped scenario with the container target replaced by the primary's postmaster.pid,
 /// stopped with PostgreSQL's fast shutdown (SIGINT), as a failover test on hosts does.
@@ -42,7 +40,7 @@ struct App {
 impl App {
     fn start(dir: &Path) -> App {
         let port = free_port();
-        let child = std::process::Command::new(support::cmd::exe("drill"))
+        let child = std::process::Command::new(crate::support::cmd::exe("drill"))
             .args([
                 "demo-service",
                 "--listen",
@@ -53,10 +51,12 @@ impl App {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("app");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the demo service never listened on 127.0.0.1:{port}"
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         App { child, port }
@@ -78,7 +78,7 @@ fn drill(
     dir: &Path,
     failover: &str,
     recovery_timeout: &str,
-) -> (support::cmd::Run, serde_json::Value) {
+) -> (crate::support::cmd::Run, serde_json::Value) {
     let app = App::start(dir);
     let file = scenario_for(pair, dir);
     let out = dir.join("out");

@@ -3,12 +3,10 @@
 //! root filesystem and the journal's filesystem are refused before anything is written;
 //! `--to PERCENT` stops near the set use.
 
-mod support;
-
+use crate::support::cmd::Bin;
+use crate::support::docker as dk;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::cmd::Bin;
-use support::docker as dk;
 
 /// A tmpfs of `mb` MiB mounted in a temp dir; unmounted on drop.
 struct Tmpfs {
@@ -16,15 +14,15 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    fn new(mb: u32) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().ok()?;
-        let ok = Command::new("mount")
+    fn new(mb: u32) -> Tmpfs {
+        let dir = tempfile::tempdir().expect("tmp");
+        let st = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
             .arg(dir.path())
             .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        ok.then_some(Tmpfs { dir })
+            .expect("mount runs");
+        assert!(st.success(), "mount -t tmpfs: {st}");
+        Tmpfs { dir }
     }
     fn path(&self) -> &Path {
         self.dir.path()
@@ -57,10 +55,9 @@ fn journal() -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn a_write_gets_enospc_while_filled_and_succeeds_after_revert() {
-    let Some(fs) = Tmpfs::new(8) else {
-        eprintln!("skipped: cannot mount tmpfs");
-        return;
-    };
+    let _host = crate::support::host_room("fill_disk");
+    require!(Tmpfs);
+    let fs = Tmpfs::new(8);
     let (_d, j) = journal();
     Bin::new("inject-fault")
         .args(["fill-disk", "--path"])
@@ -81,7 +78,9 @@ fn a_write_gets_enospc_while_filled_and_succeeds_after_revert() {
 
 #[test]
 fn to_percent_stops_near_the_set_use() {
-    let Some(fs) = Tmpfs::new(16) else { return };
+    let _host = crate::support::host_room("fill_disk");
+    require!(Tmpfs);
+    let fs = Tmpfs::new(16);
     let (_d, j) = journal();
     Bin::new("inject-fault")
         .args(["fill-disk", "--to", "50%", "--path"])
@@ -99,7 +98,9 @@ fn to_percent_stops_near_the_set_use() {
 
 #[test]
 fn root_and_journal_filesystems_are_refused_before_anything_is_written() {
-    let Some(fs) = Tmpfs::new(8) else { return };
+    let _host = crate::support::host_room("fill_disk");
+    require!(Tmpfs);
+    let fs = Tmpfs::new(8);
     let (_d, j) = journal();
     Bin::new("inject-fault")
         .args(["fill-disk", "--path", "/"])
@@ -131,11 +132,10 @@ fn root_and_journal_filesystems_are_refused_before_anything_is_written() {
 
 #[test]
 fn a_container_sees_enospc_on_its_bind_mount_and_recovers_after_revert() {
-    if !dk::available() {
-        eprintln!("skipped: no Docker engine");
-        return;
-    }
-    let Some(fs) = Tmpfs::new(8) else { return };
+    let _host = crate::support::host_room("fill_disk");
+    require!(Docker);
+    require!(Tmpfs);
+    let fs = Tmpfs::new(8);
     let name = dk::unique();
     dk::docker([
         "run",

@@ -3,15 +3,11 @@
 //! exactly as before), and a container cut from its Docker network (it cannot reach its peer;
 //! revert reconnects it with the same address and aliases). Dry-run changes nothing.
 
-mod support;
+use crate::support::netns;
 
-use support::netns;
-
+use crate::support::cmd::Bin;
+use crate::support::docker as dk;
 use std::path::PathBuf;
-use support::cmd::Bin;
-use support::docker as dk;
-
-netns_helper!();
 
 fn journal(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("journal.jsonl")
@@ -19,10 +15,8 @@ fn journal(dir: &tempfile::TempDir) -> PathBuf {
 
 #[test]
 fn iptables_partition_cuts_a_namespace_from_host_port_and_revert_restores_exactly() {
-    if !netns::available() {
-        eprintln!("skipped: needs root and ip netns");
-        return;
-    }
+    let _host = crate::support::host_room("netfault_partition");
+    require!(Netns);
     let ns = netns::Ns::new(1);
     let echo = netns::Echo::start(&ns.host_ip);
     let to = echo.addr.to_string();
@@ -66,9 +60,8 @@ fn iptables_partition_cuts_a_namespace_from_host_port_and_revert_restores_exactl
 
 #[test]
 fn partition_flags_are_checked_before_anything_is_touched() {
-    if !netns::available() {
-        return;
-    }
+    let _host = crate::support::host_room("netfault_partition");
+    require!(Netns);
     let ns = netns::Ns::new(2);
     let before = ns.state();
     let dir = tempfile::tempdir().expect("tmp");
@@ -201,10 +194,8 @@ impl Drop for Box_ {
 
 #[test]
 fn docker_partition_cuts_the_api_from_its_database_and_reconnects_with_same_ip_and_aliases() {
-    if !dk::available() {
-        eprintln!("skipped: no Docker engine");
-        return;
-    }
+    let _host = crate::support::host_room("netfault_partition");
+    require!(Docker);
     let third = 100 + (std::process::id() % 100) as u8;
     let net = Network::new(&format!("10.232.{third}.0/24"));
     let db = Box_::run(
@@ -226,8 +217,15 @@ fn docker_partition_cuts_the_api_from_its_database_and_reconnects_with_same_ip_a
         &["sleep", "3600"],
     );
     let _ = &db;
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(api.reaches("db"), "baseline: api cannot reach db");
+    // Baseline: the api reaches db's httpd once it listens (polled, not slept for).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !api.reaches("db") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "baseline: api cannot reach db"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let before = api.endpoint(&net.name);
     let dir = tempfile::tempdir().expect("tmp");
     let j = journal(&dir);

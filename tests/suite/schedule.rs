@@ -2,9 +2,7 @@
 //! service, 4 network partition or disk full alternating by month, 5 the other one) read from
 //! scenarios/schedule.yaml, for dates in every week of a month.
 
-mod support;
-
-use support::cmd::Bin;
+use crate::support::cmd::Bin;
 
 const SCHEDULE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/schedule.yaml");
 

@@ -1,9 +1,7 @@
 //! Bad scenario files fail `drill validate` (and `drill run`) with exit 2 and
 //! `file:line:column: what was expected`, before anything is touched.
 
-mod support;
-
-use support::cmd::Bin;
+use crate::support::cmd::Bin;
 
 /// (name, file text, expected "line:column", expected words in the message)
 const CASES: &[(&str, &str, &str, &str)] = &[

@@ -2,22 +2,11 @@
 //! drillkit's tagged rules, its qdisc, its proxy and its fill file (exit 1 without `--fix`),
 //! removes them all with `--fix`, and never touches a fault a live injector still holds.
 
-mod support;
+use crate::support::netns;
 
-use support::netns;
-
+use crate::support::cmd::Bin;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::cmd::Bin;
-
-netns_helper!();
-
-/// `doctor --fix` removes every leftover on the host, so the tests here take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn applied(j: &std::path::Path) -> bool {
     std::fs::read_to_string(j)
@@ -54,10 +43,8 @@ fn kill_after_apply(args: &[&str], j: &std::path::Path, sig: &str) -> std::proce
 
 #[test]
 fn doctor_finds_and_fixes_leftovers_of_killed_injectors_without_their_journals() {
-    if !netns::available() {
-        return;
-    }
-    let _turn = serial();
+    let _host = crate::support::host_room("doctor");
+    require!(Netns);
     let ns = netns::Ns::new(11);
     let echo = netns::Echo::start(&ns.host_ip);
     let to = echo.addr.to_string();
@@ -133,10 +120,8 @@ fn doctor_finds_and_fixes_leftovers_of_killed_injectors_without_their_journals()
 
 #[test]
 fn doctor_leaves_a_live_injectors_fault_alone() {
-    if !netns::available() {
-        return;
-    }
-    let _turn = serial();
+    let _host = crate::support::host_room("doctor");
+    require!(Netns);
     let ns = netns::Ns::new(12);
     let dir = tempfile::tempdir().expect("tmp");
     let j = dir.path().join("live.jsonl");
@@ -158,7 +143,7 @@ fn doctor_leaves_a_live_injectors_fault_alone() {
         .args(["-INT", &child.id().to_string()])
         .status()
         .expect("kill");
-    let r = support::docker::wait_child(child, Duration::from_secs(20), "injector");
+    let r = crate::support::docker::wait_child(child, Duration::from_secs(20), "injector");
     assert_eq!(r.code, 4, "{}", r.stderr);
     assert!(!ns.state().contains("drillkit:"));
 }

@@ -2,8 +2,6 @@
 //! action keeps inputs out of `run:` scripts, and the action's install script builds and installs
 //! the binaries from source (reusing this repo's target dir, so it is a no-op rebuild here).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

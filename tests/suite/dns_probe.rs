@@ -1,9 +1,7 @@
 //! The DNS probe through the real binary: the system resolver answers `localhost`, a wrong
 //! expected address fails with what was answered, and a resolver that does not answer times out.
 
-mod support;
-
-use support::cmd::Bin;
+use crate::support::cmd::Bin;
 
 #[test]
 fn dns_names_resolve_to_the_expected_address() {

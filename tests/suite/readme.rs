@@ -1,10 +1,8 @@
 //! The README's commands work as written: the demo drill, and the "Try each binary" block run
 //! line for line by bash against the real binaries. Their JUnit is read back by a JUnit parser.
 
-mod support;
-
+use crate::support::cmd::{exe, Run};
 use std::path::{Path, PathBuf};
-use support::cmd::{exe, Run};
 
 fn readme() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md")

@@ -3,8 +3,7 @@
 //! replica was down are lost and counted exactly; a foreign table, a wrong password or an
 //! unreachable server stop the canary before it writes, with a clear error.
 
-mod support;
-
+use crate::support::pg;
 use drillkit::canary::{rpo, run_canary, CanaryConfig, CanarySummary};
 use drillkit::exit::Code;
 use drillkit::journal::{self, Event, Journal, Kind, Objectives, Ts};
@@ -12,17 +11,7 @@ use pg::{Cluster, Pair, APP_PASSWORD};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
-use support::pg;
 use tokio_util::sync::CancellationToken;
-
-macro_rules! need_pg {
-    () => {
-        if !pg::available() {
-            eprintln!("skipped: PostgreSQL 15 is not installed at {}", pg::BIN);
-            return;
-        }
-    };
-}
 
 fn new_journal(dir: &Path) -> Journal {
     Journal::start_with_id(
@@ -51,8 +40,27 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
-async fn pause(ms: u64) {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+/// How many writes the canary has acknowledged so far, read from its journal as it runs (a line
+/// being written is not counted).
+fn acks_so_far(j: &Journal) -> usize {
+    journal::read(j.path()).map_or(0, |c| acked(&c.events).len())
+}
+
+/// Polls the journal until the canary has acknowledged `n` writes in all; returns the count seen.
+/// Tests wait on what the canary did, not on the clock.
+async fn acks_reach(j: &Journal, n: usize) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let have = acks_so_far(j);
+        if have >= n {
+            return have;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the canary acknowledged {have} writes; waited for {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Start the canary in the background; the returned token stops it.
@@ -97,17 +105,18 @@ fn seqs(c: &Cluster) -> BTreeSet<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synchronous_replication_loses_no_acknowledged_write() {
-    need_pg!();
+    require!(Postgres);
     let pair = blocking(|| Pair::new(true));
     let dir = tempfile::tempdir().expect("tempdir");
     let j = new_journal(dir.path());
     let (token, handle) = start(config(pair.failover_url()), j.clone());
 
-    pause(1000).await;
+    let before = acks_reach(&j, 25).await;
     let fault_at = Ts::now();
     blocking(|| pair.primary.stop("immediate"));
     blocking(|| pair.replica.promote());
-    pause(1000).await;
+    // Writes resumed on the promoted replica.
+    acks_reach(&j, before + 5).await;
     token.cancel();
     let s = handle.await.expect("join");
 
@@ -138,7 +147,7 @@ async fn synchronous_replication_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_the_replica_never_received_are_counted_as_lost() {
-    need_pg!();
+    require!(Postgres);
     let pair = blocking(|| Pair::new(false));
     let dir = tempfile::tempdir().expect("tempdir");
     let j = new_journal(dir.path());
@@ -146,18 +155,21 @@ async fn writes_the_replica_never_received_are_counted_as_lost() {
     cfg.keep = true;
     let (token, handle) = start(cfg, j.clone());
 
-    pause(500).await;
+    acks_reach(&j, 5).await;
     blocking(|| pair.wait_caught_up());
     let replica_down_at = Ts::now();
     blocking(|| pair.replica.stop("fast"));
-    pause(1000).await;
+    // Writes the replica never receives: enough that losing them is unmistakable.
+    let at_stop = acks_so_far(&j);
+    acks_reach(&j, at_stop + 15).await;
     let fault_at = Ts::now();
     blocking(|| pair.primary.stop("immediate"));
     blocking(|| {
         pair.replica.start();
         pair.replica.promote();
     });
-    pause(700).await;
+    let at_promote = acks_so_far(&j);
+    acks_reach(&j, at_promote + 3).await;
     token.cancel();
     let s = handle.await.expect("join");
     assert!(s.verified, "{s:?}");
@@ -187,7 +199,7 @@ async fn writes_the_replica_never_received_are_counted_as_lost() {
     assert_eq!(m.lost_writes, lost_known.len() as u64);
     assert_eq!(m.first_lost, lost_known.first().copied());
     assert_eq!(m.last_lost, lost_known.last().copied());
-    // The loss window is the time the replica was away (1 s), within the write interval.
+    // The loss window is the time the replica was away, within the write interval.
     let window = fault_at.since(replica_down_at);
     assert!(
         (m.rpo_seconds - window).abs() < 0.5,
@@ -199,7 +211,7 @@ async fn writes_the_replica_never_received_are_counted_as_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_foreign_tables_wrong_passwords_and_unreachable_servers() {
-    need_pg!();
+    require!(Postgres);
     let c = blocking(|| {
         let c = Cluster::init("canary");
         c.start();
@@ -282,7 +294,7 @@ async fn refuses_foreign_tables_wrong_passwords_and_unreachable_servers() {
 /// step would, exits 0 after verifying; `measure-rto` then reports the RPO from the journal.
 #[test]
 fn measure_rto_canary_stops_cleanly_on_sigterm_and_sigint() {
-    need_pg!();
+    require!(Postgres);
     let c = Cluster::init("canary-bin");
     c.start();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -292,16 +304,26 @@ fn measure_rto_canary_stops_cleanly_on_sigterm_and_sigint() {
         nix::sys::signal::Signal::SIGTERM,
         nix::sys::signal::Signal::SIGINT,
     ] {
-        let child = support::cmd::Bin::new("measure-rto")
+        let before = journal::read(&j).map_or(0, |c| acked(&c.events).len());
+        let child = crate::support::cmd::Bin::new("measure-rto")
             .args(["canary", "--interval", "20ms", "--json"])
             .env("DRILL_CANARY_POSTGRES", c.url())
             .journal(&j)
             .spawn();
-        std::thread::sleep(Duration::from_millis(1200));
+        // Signal it once it has acknowledged enough writes to count (polling its journal).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while journal::read(&j).map_or(0, |c| acked(&c.events).len()) < before + 12 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the canary wrote nothing"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
             .expect("signal");
         let out = child.wait_with_output().expect("wait");
-        let run = support::cmd::Run::from_output(out, format!("measure-rto canary ({signal})"));
+        let run =
+            crate::support::cmd::Run::from_output(out, format!("measure-rto canary ({signal})"));
         assert_eq!(
             run.code, 0,
             "{signal}: exit {}\n{}\n{}",
@@ -320,7 +342,7 @@ fn measure_rto_canary_stops_cleanly_on_sigterm_and_sigint() {
         "table dropped"
     );
 
-    let m = support::cmd::Bin::new("measure-rto")
+    let m = crate::support::cmd::Bin::new("measure-rto")
         .args(["--rpo-target", "0s", "--json"])
         .journal(&j)
         .run();
@@ -329,13 +351,13 @@ fn measure_rto_canary_stops_cleanly_on_sigterm_and_sigint() {
     assert_eq!(v["rpo_seconds"], 0.0, "{v}");
 
     // Bad input is exit 2 naming the flag; an unreachable server is exit 3.
-    support::cmd::Bin::new("measure-rto")
+    crate::support::cmd::Bin::new("measure-rto")
         .args(["canary", "--interval", "0s", "--postgres", &c.url()])
         .journal(&j)
         .code(2)
         .stderr_has("--interval");
     let port = pg::free_port();
-    support::cmd::Bin::new("measure-rto")
+    crate::support::cmd::Bin::new("measure-rto")
         .args([
             "canary",
             "--postgres",
@@ -362,7 +384,7 @@ fn cpu_seconds() -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark; run bench/rpo/run.sh"]
 async fn bench_rpo() {
-    need_pg!();
+    require!(Postgres);
     println!("\n## RPO resolution (interval 50ms, async replica stopped, then primary killed)\n");
     println!("| replica down for | true loss window (server) | lost rows (server) | canary lost | measured RPO | error |");
     println!("|---|---|---|---|---|---|");
@@ -373,17 +395,19 @@ async fn bench_rpo() {
         let mut cfg = CanaryConfig::new(pair.failover_url());
         cfg.keep = true;
         let (token, handle) = start(cfg, j.clone());
-        pause(600).await;
+        acks_reach(&j, 5).await;
         blocking(|| pair.wait_caught_up());
         blocking(|| pair.replica.stop("immediate"));
-        pause(gap_ms).await;
+        // The experiment's variable, not synchronisation: how long the replica stays away.
+        tokio::time::sleep(Duration::from_millis(gap_ms)).await;
         let fault_at = Ts::now();
         blocking(|| pair.primary.stop("immediate"));
         blocking(|| {
             pair.replica.start();
             pair.replica.promote();
         });
-        pause(300).await;
+        let at_promote = acks_so_far(&j);
+        acks_reach(&j, at_promote + 3).await;
         token.cancel();
         let s = handle.await.expect("join");
         blocking(|| pair.primary.start());
@@ -433,7 +457,7 @@ async fn bench_rpo() {
         let dir = tempfile::tempdir().expect("tempdir");
         let j = new_journal(dir.path());
         let (token, handle) = start(CanaryConfig::new(pair.failover_url()), j.clone());
-        pause(500).await;
+        acks_reach(&j, 5).await;
         let probe = drillkit::probe::postgres::PostgresProbe::new(
             &pair.replica.url(),
             None,
@@ -471,7 +495,8 @@ async fn bench_rpo() {
             }
         }
         let _ = promoter.join();
-        pause(300).await;
+        let at_promote = acks_so_far(&j);
+        acks_reach(&j, at_promote + 3).await;
         token.cancel();
         let _ = handle.await;
         let ready = pair

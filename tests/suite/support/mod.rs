@@ -1,0 +1,137 @@
+//! Shared test support: run the real binaries, make real services, check fixtures.
+#![allow(dead_code)]
+
+pub mod cmd;
+pub mod docker;
+pub mod netns;
+pub mod pg;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::{Condvar, Mutex};
+
+/// What a test can need from this machine. Each is checked one way, here.
+#[derive(Clone, Copy, Debug)]
+pub enum Fixture {
+    /// A Docker engine answering `docker info`.
+    Docker,
+    /// Root (euid 0): mounts, iptables, signals to other users' processes.
+    Root,
+    /// Root and `ip netns` (namespaces, veth pairs, iptables inside them).
+    Netns,
+    /// PostgreSQL 15's server binaries (`initdb`, `pg_ctl`, `pg_basebackup`).
+    Postgres,
+    /// A tmpfs can be mounted (for filling a small filesystem).
+    Tmpfs,
+    /// `openssl` to make certificates.
+    Openssl,
+}
+
+impl Fixture {
+    fn describe(self) -> &'static str {
+        match self {
+            Fixture::Docker => "a Docker engine (`docker info`)",
+            Fixture::Root => "root",
+            Fixture::Netns => "root and `ip netns`",
+            Fixture::Postgres => "PostgreSQL 15 (initdb)",
+            Fixture::Tmpfs => "mounting a tmpfs",
+            Fixture::Openssl => "openssl",
+        }
+    }
+
+    fn present(self) -> bool {
+        match self {
+            Fixture::Docker => docker::engine_up(),
+            Fixture::Root => is_root(),
+            Fixture::Netns => is_root() && succeeds("ip", &["netns", "list"]),
+            Fixture::Postgres => std::path::Path::new(pg::BIN).join("initdb").exists(),
+            Fixture::Tmpfs => is_root() && succeeds("mount", &["--version"]),
+            Fixture::Openssl => succeeds("openssl", &["version"]),
+        }
+    }
+}
+
+/// `/proc/self` belongs to the effective user.
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Whether `f` is here. When it is not: with `DRILLKIT_REQUIRE_FIXTURES` set (as `scripts/test.sh`
+/// sets it after installing everything) the test fails, so a broken install step cannot hide
+/// behind skips; without it the skip is written straight to the terminal (past the harness's
+/// capture) as `SKIPPED test: needs …`, so it is seen, not counted as a silent pass.
+pub fn has(f: Fixture) -> bool {
+    if f.present() {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if std::env::var_os("DRILLKIT_REQUIRE_FIXTURES").is_some() {
+        panic!(
+            "{test} needs {} and DRILLKIT_REQUIRE_FIXTURES is set: failing instead of skipping",
+            f.describe()
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED {test}: needs {}",
+        f.describe()
+    );
+    false
+}
+
+/// `require!(Docker, Netns);` at the top of a test: returns from it (a visible skip) or fails it
+/// (with `DRILLKIT_REQUIRE_FIXTURES`) when a fixture is missing. See [`has`].
+macro_rules! require {
+    ($($f:ident),+ $(,)?) => {
+        $(
+            if !$crate::support::has($crate::support::Fixture::$f) {
+                return;
+            }
+        )+
+    };
+}
+
+/// Tests that change or read host-wide state — iptables rules and qdiscs on the host, delay
+/// proxies, `doctor --fix` which removes every drillkit leftover it finds — share the host only
+/// with the tests of their own room (module): one room at a time holds it, any number of tests
+/// inside. Tests that touch only their own containers, namespaces and servers take no room.
+pub fn host_room(room: &'static str) -> Room {
+    let mut held = HOST.0.lock().unwrap_or_else(|e| e.into_inner());
+    while held.0.is_some_and(|r| r != room) {
+        held = HOST.1.wait(held).unwrap_or_else(|e| e.into_inner());
+    }
+    held.0 = Some(room);
+    held.1 += 1;
+    Room
+}
+
+static HOST: (Mutex<(Option<&str>, usize)>, Condvar) = (Mutex::new((None, 0)), Condvar::new());
+
+/// A test's turn in a [`host_room`]; the room frees when its last test drops this.
+pub struct Room;
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        let mut held = HOST.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.1 -= 1;
+        if held.1 == 0 {
+            held.0 = None;
+            HOST.1.notify_all();
+        }
+    }
+}
