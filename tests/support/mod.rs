@@ -5,6 +5,7 @@ pub mod cmd;
 pub mod docker;
 pub mod netns;
 pub mod pg;
+pub mod py;
 
 /// Tests skip (with a line on stderr) when an engine or server they need is missing — unless
 /// `DRILLKIT_REQUIRE_FIXTURES` is set, as `scripts/test.sh` does after installing them all: there a
