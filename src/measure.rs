@@ -4,7 +4,7 @@
 
 use crate::faults::Undo;
 use crate::journal::{Event, Kind, Latency, Objectives, Ts};
-use crate::units::{fmt_duration, Ratio};
+use crate::units::{fmt_duration, fmt_target, Ratio};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -18,6 +18,17 @@ pub struct FaultRow {
     pub revert: Option<String>,
     pub error: Option<String>,
     pub manual_undo: bool,
+    /// Closed because its target recovered by itself (a crashed container running again under
+    /// its restart policy); `reverted_at`/`revert` say when and how it was seen.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered_by_itself: bool,
+}
+
+impl FaultRow {
+    /// Applied and neither reverted nor recovered: still in place when measured.
+    pub fn open(&self) -> bool {
+        self.applied_at.is_some() && self.reverted_at.is_none()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -46,7 +57,7 @@ pub struct BackupRow {
 /// One objective and whether it was met.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ObjectiveRow {
-    /// e.g. "RTO ≤ 5m 00s"
+    /// e.g. "RTO ≤ 5m"
     pub name: String,
     pub target: String,
     pub achieved: String,
@@ -99,6 +110,32 @@ pub struct Measurement {
     /// Why the drill failed, one line each (for reports and action items).
     pub problems: Vec<String>,
     pub notes: Vec<String>,
+    /// The tool could not run the drill, or stopped it with an error (not a finding about the
+    /// system): the message. Reports show it as an error, not as a failed check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What `drill run` notes when its body stopped with an error.
+pub const STOPPED_NOTE: &str = "drill stopped: ";
+
+impl Measurement {
+    /// A drill that could not run at all (bad scenario, unreachable engine before anything was
+    /// recorded): no journal, only the message. Reports still show it — as an error.
+    pub fn could_not_run(drill: &str, name: &str, scenario: Option<String>, error: &str) -> Self {
+        let now = Ts::now();
+        let mut m = measure(drill, &[], &Objectives::default());
+        m.name = name.to_string();
+        m.scenario = scenario;
+        m.started_at = Some(now);
+        m.finished_at = Some(now);
+        m.duration_seconds = Some(0.0);
+        m.outcome = Some("could not run".into());
+        m.error = Some(error.to_string());
+        m.problems = vec![format!("drill could not run: {error}")];
+        m.passed = false;
+        m
+    }
 }
 
 /// The headline numbers of a drill (`measure-rto --json`): what a later workflow step reads.
@@ -193,6 +230,7 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
         passed: true,
         problems: vec![],
         notes: vec![],
+        error: None,
     };
     let mut objectives = Objectives::default();
     let mut samples: Vec<(usize, crate::journal::Sample)> = Vec::new();
@@ -230,7 +268,7 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
                 manual_undo: matches!(undo, Undo::Manual { .. }),
                 ..Default::default()
             }),
-            Kind::FaultApplied { id } => {
+            Kind::FaultApplied { id, .. } => {
                 if let Some(f) = m.faults.iter_mut().find(|f| &f.id == id) {
                     f.applied_at = Some(e.ts);
                 }
@@ -249,6 +287,14 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
                     f.revert = Some(how.clone());
                 }
             }
+            Kind::FaultRecovered { id, how } => {
+                if let Some(f) = m.faults.iter_mut().find(|f| &f.id == id) {
+                    f.reverted_at = Some(e.ts);
+                    f.revert = Some(how.clone());
+                    f.recovered_by_itself = true;
+                }
+            }
+            Kind::ObjectivesSet { objectives: o } => objectives.overlay(o),
             Kind::RevertFailed { id, error } => {
                 if let Some(f) = m.faults.iter_mut().find(|f| &f.id == id) {
                     f.error = Some(format!("revert failed: {error}"));
@@ -365,16 +411,7 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
     if let (Some(s), Some(f)) = (m.started_at, m.finished_at) {
         m.duration_seconds = Some(f.since(s));
     }
-    for (o, v) in [
-        (&mut objectives.rto_s, overrides.rto_s),
-        (&mut objectives.rpo_s, overrides.rpo_s),
-        (&mut objectives.max_error_rate, overrides.max_error_rate),
-        (&mut objectives.max_latency_s, overrides.max_latency_s),
-    ] {
-        if v.is_some() {
-            *o = v;
-        }
-    }
+    objectives.overlay(overrides);
 
     // Samples: downtime as users saw it, error rate, latency, detection.
     samples.sort_by_key(|(_, s)| s.t);
@@ -505,7 +542,7 @@ fn union(mut v: Vec<(Ts, Ts)>) -> Vec<(Ts, Ts)> {
 fn judge(m: &mut Measurement, o: &Objectives) {
     let mut problems = Vec::new();
     if let Some(target) = o.rto_s {
-        let name = format!("RTO ≤ {}", fmt_duration(target));
+        let name = format!("RTO ≤ {}", fmt_target(target));
         let (achieved, passed) =
             match (m.rto_seconds, m.recovery.as_ref().and_then(|r| r.recovered)) {
                 (Some(rto), _) => (fmt_duration(rto), rto <= target),
@@ -524,7 +561,7 @@ fn judge(m: &mut Measurement, o: &Objectives) {
         });
     }
     if let Some(target) = o.rpo_s {
-        let name = format!("RPO ≤ {}", fmt_duration(target));
+        let name = format!("RPO ≤ {}", fmt_target(target));
         let (achieved, passed) = match &m.rpo {
             Some(r) if r.verified => (
                 format!(
@@ -573,7 +610,7 @@ fn judge(m: &mut Measurement, o: &Objectives) {
         });
     }
     if let Some(target) = o.max_latency_s {
-        let name = format!("p99 latency ≤ {}", fmt_duration(target));
+        let name = format!("p99 latency ≤ {}", fmt_target(target));
         let (achieved, passed) = match m.latency.filter(|l| l.count > 0 && m.samples > 0) {
             Some(l) => (fmt_duration(l.p99 / 1000.0), l.p99 / 1000.0 <= target),
             None => ("not measured (no watch samples)".to_string(), false),
@@ -607,6 +644,11 @@ fn judge(m: &mut Measurement, o: &Objectives) {
     for f in &m.faults {
         if let Some(e) = &f.error {
             problems.push(format!("fault {} {} {}: {e}", f.id, f.action, f.target));
+        } else if f.open() {
+            problems.push(format!(
+                "fault {} {} {} still open: not reverted and not seen recovered (run `inject-fault revert`)",
+                f.id, f.action, f.target
+            ));
         }
     }
     for p in m.phases.iter().filter(|p| !p.planned) {
@@ -632,6 +674,17 @@ fn judge(m: &mut Measurement, o: &Objectives) {
     if let Some(outcome) = &m.outcome {
         if outcome == "interrupted" {
             problems.push("drill interrupted".into());
+        }
+        if outcome == "error" {
+            let why = m
+                .notes
+                .iter()
+                .rev()
+                .find_map(|n| n.strip_prefix(STOPPED_NOTE))
+                .unwrap_or("the drill stopped with an error")
+                .to_string();
+            problems.push(format!("drill stopped: {why}"));
+            m.error = Some(why);
         }
     }
     m.passed = problems.is_empty();
@@ -693,7 +746,20 @@ mod tests {
                     duration_s: None,
                 },
             ),
-            ev(1.0, Kind::FaultApplied { id: "f1".into() }),
+            ev(
+                1.0,
+                Kind::FaultApplied {
+                    id: "f1".into(),
+                    before: None,
+                },
+            ),
+            ev(
+                1.0,
+                Kind::FaultReverted {
+                    id: "f1".into(),
+                    how: "nothing to undo".into(),
+                },
+            ),
             ev(
                 1.0,
                 Kind::RecoveryStarted {
@@ -762,7 +828,7 @@ mod tests {
         assert_eq!(m.failed_samples, 30);
         assert!((m.detect_seconds.expect("detect") - 0.1).abs() < 1e-6);
         assert!(m.passed, "{:?}", m.problems);
-        assert_eq!(m.objectives[0].name, "RTO ≤ 5.00s");
+        assert_eq!(m.objectives[0].name, "RTO ≤ 5s");
     }
 
     #[test]

@@ -36,6 +36,13 @@ pub enum Progress {
         target: String,
         how: String,
     },
+    /// A fault's target recovered by itself (a crashed container is running again): closed.
+    SelfHealed {
+        id: String,
+        action: String,
+        target: String,
+        how: String,
+    },
     /// A fault could not be undone: it is still open.
     RevertFailed(String),
     /// A probe of a recovery wait changed state, `elapsed_s` after the wait began.

@@ -46,6 +46,23 @@ impl fmt::Display for Dur {
 }
 
 /// Human form of a number of seconds: `850ms`, `12.34s`, `4m 05s`, `1h 02m`.
+/// A target as a person writes it when it is a whole number of hours, minutes or seconds
+/// (`5m`, `1h`, `30s`); otherwise as [`fmt_duration`]. Objective names use it: "RTO ≤ 5m".
+pub fn fmt_target(secs: f64) -> String {
+    let whole = |unit: f64| secs >= unit && (secs / unit).fract() == 0.0;
+    if !secs.is_finite() || secs < 0.0 {
+        fmt_duration(secs)
+    } else if whole(3600.0) {
+        format!("{}h", secs / 3600.0)
+    } else if whole(60.0) {
+        format!("{}m", secs / 60.0)
+    } else if whole(1.0) || secs == 0.0 {
+        format!("{secs}s")
+    } else {
+        fmt_duration(secs)
+    }
+}
+
 pub fn fmt_duration(secs: f64) -> String {
     if !secs.is_finite() {
         return "-".into();

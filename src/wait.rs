@@ -102,6 +102,7 @@ pub async fn wait(
                     uncertainty_s,
                     latency: Latency::of(&mut latencies),
                 })?;
+                close_self_healed(journal, obs).await;
                 return Ok(Outcome::Recovered {
                     recovered_at,
                     waited_s: recovered_at.since(started),
@@ -129,5 +130,25 @@ pub async fn wait(
             })?;
             return Ok(Outcome::TimedOut { failures });
         }
+    }
+}
+
+/// Once the system is back, a crashed container that its restart policy brought back is no
+/// longer a fault in place: close it in the journal (see [`crate::faults::close_recovered`]), so
+/// a composed workflow and `drill run` report the same. A Docker engine that cannot be asked
+/// leaves the crash open; the revert step closes it then.
+async fn close_self_healed(journal: &Journal, obs: &dyn Observer) {
+    match crate::faults::close_recovered(journal, None).await {
+        Ok(closed) => {
+            for (f, how) in closed {
+                obs.progress(Progress::SelfHealed {
+                    id: f.id,
+                    action: f.action,
+                    target: f.target,
+                    how,
+                });
+            }
+        }
+        Err(e) => tracing::warn!("could not check whether crashed containers are back: {e}"),
     }
 }

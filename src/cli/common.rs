@@ -136,6 +136,12 @@ impl Observer for Printer {
                 target,
                 how,
             } => say(&format!("reverted {id} {action} {target}: {how}")),
+            Progress::SelfHealed {
+                id,
+                action,
+                target,
+                how,
+            } => say(&format!("closed {id} {action} {target}: {how}")),
             Progress::RevertFailed(line) => say(&format!("REVERT FAILED: {line}")),
             Progress::ProbeChanged {
                 elapsed_s,

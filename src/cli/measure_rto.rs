@@ -47,6 +47,30 @@ pub struct TargetFlags {
     pub drill: Option<String>,
 }
 
+impl TargetFlags {
+    fn objectives(&self) -> Objectives {
+        Objectives {
+            rto_s: self.rto_target.map(|d| d.as_secs_f64()),
+            rpo_s: self.rpo_target.map(|d| d.as_secs_f64()),
+            max_error_rate: self.max_error_rate.map(|r| r.0),
+            max_latency_s: self.max_latency.map(|d| d.as_secs_f64()),
+        }
+    }
+}
+
+/// Record the objectives given on the command line (or in `DRILL_RTO_TARGET`…) as an
+/// `objectives_set` event of the drill; nothing when none is given.
+fn record_objectives(
+    journal: &Journal,
+    t: &TargetFlags,
+) -> Result<Option<journal::Event>, Failure> {
+    let objectives = t.objectives();
+    if objectives.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(journal.append(Kind::ObjectivesSet { objectives })?))
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Sample probes in the background until SIGINT/SIGTERM (or --duration).
@@ -118,9 +142,18 @@ pub fn main() -> std::process::ExitCode {
 async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
     match cli.command {
         None => measure(&cli.common, &cli.targets),
-        Some(Command::Watch(w)) => watch(&cli.common, *w, cancel).await,
-        Some(Command::Canary(c)) => super::canary::run(c, &cli.common, cancel).await,
-        Some(Command::Phase(p)) => phase(&cli.common, *p, &cancel).await,
+        Some(command) => {
+            // Objectives given to any form (DRILL_RTO_TARGET in a step's env) reach the journal.
+            if !cli.targets.objectives().is_empty() {
+                let j = Journal::attach(&cli.common.journal_path(), "measure-rto", "drill")?;
+                record_objectives(&j, &cli.targets)?;
+            }
+            match command {
+                Command::Watch(w) => watch(&cli.common, *w, cancel).await,
+                Command::Canary(c) => super::canary::run(c, &cli.common, cancel).await,
+                Command::Phase(p) => phase(&cli.common, *p, &cancel).await,
+            }
+        }
     }
 }
 
@@ -144,12 +177,13 @@ fn measure(common: &Common, t: &TargetFlags) -> Result<Code, Failure> {
             path.display()
         )));
     }
-    let overrides = Objectives {
-        rto_s: t.rto_target.map(|d| d.as_secs_f64()),
-        rpo_s: t.rpo_target.map(|d| d.as_secs_f64()),
-        max_error_rate: t.max_error_rate.map(|r| r.0),
-        max_latency_s: t.max_latency.map(|d| d.as_secs_f64()),
-    };
+    let overrides = t.objectives();
+    // The objectives go to the journal, so `report` (a later step) judges the same ones.
+    let recorded = record_objectives(&Journal::for_drill(&path, "measure-rto", &drill), t)?;
+    let mut events = events;
+    if let Some(e) = &recorded {
+        events.push(e);
+    }
     let m = crate::measure::measure(&drill, &events, &overrides);
     if common.json {
         let brief =

@@ -85,6 +85,13 @@ pub struct ReportArgs {
     /// Open one issue per action item (never twice for the same item).
     #[arg(long, help_heading = "GitHub")]
     pub file_action_items: bool,
+    /// The drill could not run (or stopped) with this error: report it as an error — a JUnit
+    /// <error> test case, the step summary, the comment — even when the journal has no drill.
+    #[arg(long, value_name = "MESSAGE", help_heading = "Errors")]
+    pub could_not_run: Option<String>,
+    /// The scenario that could not run (names the report when the journal has no drill).
+    #[arg(long, value_name = "FILE", help_heading = "Errors")]
+    pub scenario: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -154,6 +161,8 @@ async fn report(common: &Common, a: ReportArgs) -> Result<Code, Failure> {
         merge_junit: a.merge_junit.clone(),
         history: a.history.clone(),
         run_url: crate::github::run_url_from_env(),
+        error: a.could_not_run.clone().filter(|e| !e.trim().is_empty()),
+        scenario: a.scenario.clone(),
     };
     // Inputs are checked before anything is written.
     let r = compose(&contents, &path, &inputs)?;
@@ -201,9 +210,10 @@ async fn report(common: &Common, a: ReportArgs) -> Result<Code, Failure> {
     let last = r.measurements.last();
     let num = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
     crate::cli::actions::set_outputs(&[
+        ("result", r.result().to_string()),
         (
-            "result",
-            if r.passed() { "passed" } else { "failed" }.to_string(),
+            "drill-id",
+            last.map(|m| m.drill.clone()).unwrap_or_default(),
         ),
         ("rto-seconds", num(last.and_then(|m| m.rto_seconds))),
         (

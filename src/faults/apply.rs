@@ -7,7 +7,7 @@ use super::netns::{self, Netns};
 use super::plan::need_docker;
 use super::target::Target;
 use super::{degrade, fill, lock, partition, revert, Action, Error, Fault, Op, Result, Step, Undo};
-use crate::journal::{Journal, Kind, OpenFault};
+use crate::journal::{ContainerSeen, Journal, Kind, OpenFault};
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
@@ -40,12 +40,15 @@ impl Injector<'_> {
         let applied = if step.ops.is_empty() {
             self.apply_one(step).await
         } else {
-            self.apply_ops(step).await
+            self.apply_ops(step).await.map(|()| None)
         };
         match applied {
-            Ok(()) => {
+            Ok(before) => {
                 self.journal
-                    .append(Kind::FaultApplied { id: id.clone() })
+                    .append(Kind::FaultApplied {
+                        id: id.clone(),
+                        before,
+                    })
                     .map_err(Error::Journal)?;
                 // An instantaneous fault with nothing to undo (a process crash recovered by its
                 // supervisor) holds nothing open: close it at once so `list` and `revert` agree.
@@ -74,6 +77,7 @@ impl Injector<'_> {
                     undo: step.undo.clone(),
                     planned_at: crate::journal::Ts::now(),
                     applied: false,
+                    before: None,
                 };
                 // Best effort: the fault may have been half-applied.
                 let _ = revert(self.journal, self.docker, &open).await;
@@ -136,16 +140,25 @@ impl Injector<'_> {
         Ok(())
     }
 
-    async fn apply_one(&self, step: &Step) -> Result<()> {
+    /// One call or signal; a container crash returns what the engine reported before it.
+    async fn apply_one(&self, step: &Step) -> Result<Option<ContainerSeen>> {
         match &step.target {
             Target::Container { id, name } => {
-                container(need_docker(self.docker)?, id, name, &step.fault).await
+                let docker = need_docker(self.docker)?;
+                if matches!(step.fault, Fault::Crash) {
+                    return crash(docker, id, name).await.map(Some);
+                }
+                container(docker, id, name, &step.fault)
+                    .await
+                    .map(|()| None)
             }
             Target::Process {
                 pid,
                 start_time,
                 name,
-            } => process(*pid, *start_time, name, &step.fault).await,
+            } => process(*pid, *start_time, name, &step.fault)
+                .await
+                .map(|()| None),
             Target::Netns { .. } | Target::Path { .. } => Err(Error::Invalid(format!(
                 "{} applies to containers or processes",
                 step.action().as_str()
@@ -159,7 +172,11 @@ async fn container(docker: &bollard::Docker, id: &str, name: &str, fault: &Fault
     let what = format!("{} container {name}", fault.action().as_str());
     let secs = |t: &Duration| i32::try_from(t.as_secs()).unwrap_or(i32::MAX);
     let result = match fault {
-        Fault::Crash => return crash(docker, id, name).await,
+        Fault::Crash => {
+            return Err(Error::Invalid(format!(
+                "{what}: a crash is applied by `crash`"
+            )))
+        }
         Fault::Stop { timeout } => {
             docker
                 .stop_container(
@@ -241,8 +258,10 @@ const CRASH_SEEN_WITHIN: Duration = Duration::from_secs(10);
 /// a process dying by itself does, as it would in a real crash. The crash is applied once the
 /// engine has seen the process die (not running, a new main process, or one more restart):
 /// until then the engine still reports the old process running, and a revert in that window
-/// would take the container for recovered.
-async fn crash(docker: &bollard::Docker, id: &str, name: &str) -> Result<()> {
+/// would take the container for recovered. Returns the pid and restart count before the crash,
+/// for the journal: a later step closes the fault when it sees either change with the container
+/// running (see [`super::close_recovered`]).
+async fn crash(docker: &bollard::Docker, id: &str, name: &str) -> Result<ContainerSeen> {
     let before = crate::docker::inspect(docker, id).await?;
     let pid = host_pid(
         docker,
@@ -261,7 +280,10 @@ async fn crash(docker: &bollard::Docker, id: &str, name: &str) -> Result<()> {
     loop {
         let now = crate::docker::inspect(docker, id).await?;
         if !now.running || now.pid != before.pid || now.restart_count > before.restart_count {
-            return Ok(());
+            return Ok(ContainerSeen {
+                pid: before.pid,
+                restart_count: before.restart_count,
+            });
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(Error::Target(format!(

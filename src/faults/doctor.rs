@@ -33,7 +33,7 @@ pub struct Finding {
 enum Fix {
     Journal {
         journal: PathBuf,
-        fault: crate::journal::OpenFault,
+        fault: Box<crate::journal::OpenFault>,
     },
     Rule(partition::TaggedRule),
     Qdisc {
@@ -123,7 +123,7 @@ pub async fn scan(scope: &Scope, docker: Option<&bollard::Docker>) -> Result<Vec
                 error: None,
                 fix: Fix::Journal {
                     journal: j.clone(),
-                    fault: f,
+                    fault: Box::new(f),
                 },
             });
         }

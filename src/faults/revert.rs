@@ -105,3 +105,67 @@ pub async fn revert_open(
     }
     Ok(out)
 }
+
+/// Close every open crash of a container (of the journal's drill) that the engine shows running
+/// again with a new process or one more restart: the restart policy recovered it, so the fault
+/// is recorded as `fault_recovered` and is no longer open. A crash whose container is not back
+/// stays open: its conditional undo (start it if it is not running) is still the safety net.
+/// Touches nothing; connects to Docker only when such a crash is open and no client is given.
+pub async fn close_recovered(
+    journal: &Journal,
+    docker: Option<&bollard::Docker>,
+) -> Result<Vec<(OpenFault, String)>> {
+    let contents = crate::journal::read(journal.path()).map_err(Error::Journal)?;
+    let crashes: Vec<OpenFault> = contents
+        .open_faults()
+        .into_iter()
+        .filter(|f| f.drill == journal.drill_id() && f.applied && f.action == "crash")
+        .filter(|f| matches!(f.undo, super::Undo::DockerStart { .. }))
+        .collect();
+    if crashes.is_empty() {
+        return Ok(vec![]);
+    }
+    let connected = match docker {
+        Some(_) => None,
+        None => Some(crate::docker::connect().await?),
+    };
+    let Some(docker) = docker.or(connected.as_ref()) else {
+        return Ok(vec![]);
+    };
+    let mut closed = Vec::new();
+    for f in crashes {
+        let super::Undo::DockerStart { id, .. } = &f.undo else {
+            continue;
+        };
+        let now = match crate::docker::inspect(docker, id).await {
+            Ok(n) => n,
+            // Gone: nothing recovered it; `inject-fault revert` reports it.
+            Err(_) => continue,
+        };
+        if !now.running || now.paused || now.restarting {
+            continue;
+        }
+        let how = match f.before {
+            Some(b) if now.restart_count > b.restart_count => format!(
+                "recovered by itself: running again, restart count {} → {}",
+                b.restart_count, now.restart_count
+            ),
+            Some(b) if now.pid != b.pid => {
+                "recovered by itself: running again with a new main process".to_string()
+            }
+            Some(_) => continue,
+            // An older journal without the pre-crash facts: the crash was applied only once the
+            // engine saw the process die, so running now means it was brought back.
+            None => "recovered by itself: running again".to_string(),
+        };
+        journal
+            .append(Kind::FaultRecovered {
+                id: f.id.clone(),
+                how: how.clone(),
+            })
+            .map_err(Error::Journal)?;
+        lock::release(&f.id);
+        closed.push((f, how));
+    }
+    Ok(closed)
+}

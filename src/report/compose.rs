@@ -29,6 +29,11 @@ pub struct Inputs {
     pub history: Option<PathBuf>,
     /// The workflow run, linked at the end.
     pub run_url: Option<String>,
+    /// The tool could not run (or finish) the drill: this message is reported as an error —
+    /// on the journal's drill, or, when the journal has none, on a drill that could not run.
+    pub error: Option<String>,
+    /// The name (and scenario file) of a drill that could not run, for the report's title.
+    pub scenario: Option<PathBuf>,
 }
 
 /// A composed report.
@@ -52,7 +57,7 @@ pub fn compose(contents: &Contents, journal: &Path, inputs: &Inputs) -> Result<R
         Drills::One(id) => vec![id.clone()],
         Drills::Current => contents.current_drill().into_iter().collect(),
     };
-    if ids.is_empty() {
+    if ids.is_empty() && inputs.error.is_none() {
         return Err(bad(format!(
             "{}: the journal has no drill (give --journal)",
             journal.display()
@@ -83,6 +88,18 @@ pub fn compose(contents: &Contents, journal: &Path, inputs: &Inputs) -> Result<R
             "a requested drill is not in {}",
             journal.display()
         )));
+    }
+    if let Some(e) = &inputs.error {
+        let e = crate::redact::redact(e);
+        match measurements.last_mut() {
+            Some(m) if m.error.is_none() => {
+                m.problems.push(format!("drill stopped: {e}"));
+                m.error = Some(e);
+                m.passed = false;
+            }
+            Some(_) => {}
+            None => measurements.push(could_not_run(inputs.scenario.as_deref(), &e)),
+        }
     }
     // Failing smoke tests are problems of the drill being reported (the last one).
     let smoke_problems = crate::report::merge::problems(&merged);
@@ -125,6 +142,17 @@ impl Report {
         self.measurements.iter().all(|m| m.passed)
     }
 
+    /// `passed`, `failed`, or `error` when the tool could not run (or finish) a drill.
+    pub fn result(&self) -> &'static str {
+        if self.measurements.iter().any(|m| m.error.is_some()) {
+            "error"
+        } else if self.passed() {
+            "passed"
+        } else {
+            "failed"
+        }
+    }
+
     /// Every problem of every drill, in order.
     pub fn problems(&self) -> Vec<String> {
         self.measurements
@@ -148,4 +176,26 @@ impl Report {
             .map_err(|e| Failure::env(anyhow::anyhow!("{e}")))?;
         Ok(crate::redact::redact(&v))
     }
+}
+
+/// The measurement of a drill that could not run: named after its scenario (its `name:` when
+/// the file reads, else the file's stem), or "drill".
+fn could_not_run(scenario: Option<&Path>, error: &str) -> Measurement {
+    let name = scenario
+        .map(|f| {
+            crate::scenario::load(f)
+                .map(|s| s.name)
+                .unwrap_or_else(|_| {
+                    f.file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "drill".into())
+                })
+        })
+        .unwrap_or_else(|| "drill".into());
+    Measurement::could_not_run(
+        &crate::journal::new_drill_id(),
+        &name,
+        scenario.map(|f| f.display().to_string()),
+        error,
+    )
 }

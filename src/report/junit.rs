@@ -71,17 +71,22 @@ pub fn suite(m: &Measurement) -> TestSuite {
         let failure = match (&f.error, f.applied_at, f.reverted_at) {
             (Some(e), _, _) => Some(e.clone()),
             (None, None, _) => Some("fault was planned but never applied".into()),
-            (None, Some(_), None) => {
-                Some("fault was not reverted (run `inject-fault revert`)".into())
-            }
+            (None, Some(_), None) => Some(
+                "fault still open: not reverted and not seen recovered (run `inject-fault revert`)"
+                    .into(),
+            ),
             _ => None,
         };
-        s.add_test_case(case(
+        let mut c = case(
             format!("fault: {} {}", f.action, f.target),
             &class,
             failure,
             held,
-        ));
+        );
+        if let (Some(how), None) = (&f.revert, &f.error) {
+            c.set_system_out(redact(how));
+        }
+        s.add_test_case(c);
     }
     for p in &m.phases {
         if p.planned {
@@ -140,6 +145,20 @@ pub fn suite(m: &Measurement) -> TestSuite {
         if b.ok || b.warning {
             c.set_system_out(redact(&b.detail));
         }
+        s.add_test_case(c);
+    }
+    if let Some(e) = &m.error {
+        // The tool could not run (or finish) the drill: an error, not a failed check.
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_message(redact(e));
+        status.set_type("drillkit");
+        let what = if m.outcome.as_deref() == Some("could not run") {
+            "drill could not run"
+        } else {
+            "drill stopped with an error"
+        };
+        let mut c = TestCase::new(what, status);
+        c.set_classname(&class);
         s.add_test_case(c);
     }
     for o in &m.objectives {

@@ -124,12 +124,18 @@ pub fn render(m: &Measurement) -> String {
         .started_at
         .map(|t| t.0.format("%Y-%m-%d").to_string())
         .unwrap_or_default();
-    let overall = if m.passed {
-        "✅ Success"
+    let overall = if let Some(e) = &m.error {
+        if m.outcome.as_deref() == Some("could not run") {
+            format!("❌ Error: the drill could not run ({e})")
+        } else {
+            format!("❌ Error: the drill stopped ({e})")
+        }
+    } else if m.passed {
+        "✅ Success".to_string()
     } else if m.recovery.as_ref().and_then(|r| r.recovered) == Some(true) {
-        "⚠️ Partial (recovered, but not every objective was met)"
+        "⚠️ Partial (recovered, but not every objective was met)".to_string()
     } else {
-        "❌ Failed"
+        "❌ Failed".to_string()
     };
     let _ = writeln!(o, "{}", marker(m));
     let _ = writeln!(o, "# DR Drill Report - {date}: {}\n", m.name);
@@ -280,12 +286,20 @@ pub fn render(m: &Measurement) -> String {
     let reverted = m
         .faults
         .iter()
-        .filter(|f| f.reverted_at.is_some() && f.error.is_none())
+        .filter(|f| f.reverted_at.is_some() && f.error.is_none() && !f.recovered_by_itself)
         .count();
     if reverted > 0 {
         good.push(format!(
             "{reverted} of {} faults were reverted cleanly",
             m.faults.len()
+        ));
+    }
+    for f in m.faults.iter().filter(|f| f.recovered_by_itself) {
+        good.push(format!(
+            "{} {}: {}",
+            f.action,
+            f.target,
+            f.revert.as_deref().unwrap_or("recovered by itself")
         ));
     }
     list(&mut o, &good, "Nothing recorded.");

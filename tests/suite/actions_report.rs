@@ -6,7 +6,6 @@
 use crate::support::cmd::Bin;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn ts(secs: f64) -> String {
     let base = chrono::DateTime::parse_from_rfc3339("2025-10-06T10:00:00Z")
@@ -186,25 +185,9 @@ const PYTEST_XML: &str = r#"<?xml version="1.0" encoding="utf-8"?><testsuites na
 &gt;       assert r.status_code == 200
 E       AssertionError: assert 500 == 200</failure></testcase><testcase classname="tests.smoke.test_api" name="test_export" time="0.000"><skipped type="pytest.skip" message="export disabled in DR">skipped</skipped></testcase></testsuite></testsuites>"#;
 
-fn python_ok(module: &str) -> bool {
-    Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 #[test]
 fn merged_junit_is_read_by_junitparser() {
-    if !python_ok("junitparser") {
-        let st = Command::new("python3")
-            .args(["-m", "pip", "install", "-q", "junitparser"])
-            .status();
-        assert!(
-            python_ok("junitparser"),
-            "junitparser is needed (python3 -m pip install junitparser): {st:?}"
-        );
-    }
+    support::py::require("junitparser", "junitparser");
     let dir = tempfile::tempdir().expect("tmp");
     let smoke = dir.path().join("smoke.xml");
     std::fs::write(&smoke, PYTEST_XML).expect("write");
@@ -234,17 +217,7 @@ for s in suites:
     out[s.name] = {"tests": s.tests, "failures": s.failures, "errors": s.errors, "skipped": s.skipped, "cases": cases}
 print(json.dumps(out))
 "#;
-    let o = Command::new("python3")
-        .args(["-c", script])
-        .arg(&junit)
-        .output()
-        .expect("python3");
-    assert!(
-        o.status.success(),
-        "junitparser failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    let v: Value = serde_json::from_slice(&support::py::run(script, &junit)).expect("json");
     let drill = &v["api-service-failure"];
     assert_eq!(drill["failures"], json!(0), "{v}");
     assert!(drill["tests"].as_u64().expect("tests") >= 2, "{v}");
@@ -255,7 +228,7 @@ print(json.dumps(out))
         .filter_map(|c| c[1].as_str())
         .collect();
     assert!(names.contains(&"fault: crash api"), "{names:?}");
-    assert!(names.contains(&"objective: RTO ≤ 5.00s"), "{names:?}");
+    assert!(names.contains(&"objective: RTO ≤ 5s"), "{names:?}");
     let py = &v["pytest"];
     assert_eq!(
         (

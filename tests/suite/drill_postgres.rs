@@ -143,7 +143,7 @@ fn without_a_failover_the_drill_is_not_recovered() {
         "{problems}"
     );
     assert!(
-        problems.contains("RTO ≤ 5m 00s missed: not recovered"),
+        problems.contains("RTO ≤ 5m missed: not recovered"),
         "{problems}"
     );
     let report = std::fs::read_to_string(dir.path().join("out/report.md")).expect("report");

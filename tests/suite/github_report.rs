@@ -394,6 +394,11 @@ fn journal(dir: &Path, drill: &str, scenario: &str, rto: f64, extra: &[Value]) -
             json!({"event": "fault_planned", "id": "f1", "action": "crash", "target": "api", "undo": {"kind": "nothing", "reason": "restart policy"}}),
         ),
         ev(1.0, json!({"event": "fault_applied", "id": "f1"})),
+        // A fault with nothing to undo is closed as it is applied (as `inject-fault` records it).
+        ev(
+            1.0,
+            json!({"event": "fault_reverted", "id": "f1", "how": "nothing to undo"}),
+        ),
         ev(
             1.0,
             json!({"event": "recovery_started", "probes": ["http://api/health"], "consecutive": 3, "timeout_s": 60.0}),
@@ -831,11 +836,11 @@ fn a_failed_drill_opens_an_issue_and_files_each_action_item_once() {
     assert!(issues[0]["body"]
         .as_str()
         .expect("body")
-        .contains("RTO ≤ 5.00s missed"));
+        .contains("RTO ≤ 5s missed"));
     let item = &issues[1];
     assert_eq!(
         item["title"],
-        json!("DR action item: RTO ≤ 5.00s missed (api-service-failure)")
+        json!("DR action item: RTO ≤ 5s missed (api-service-failure)")
     );
     assert_eq!(
         item["labels"],

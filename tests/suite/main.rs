@@ -5,9 +5,11 @@
 #[macro_use]
 mod support;
 
+mod act_workflows;
 mod actions_report;
 mod actions_workflows;
 mod canary_rpo;
+mod composed_drill;
 mod crash_matrix;
 mod degrade_methods;
 mod dns_probe;
@@ -15,6 +17,7 @@ mod docker_faults;
 mod doctor;
 mod drill_docker;
 mod drill_postgres;
+mod dry_run;
 mod fill_disk;
 mod github_report;
 mod guards;

@@ -68,6 +68,7 @@ fn journal(recovered: bool) -> Vec<Event> {
             0.95,
             Kind::FaultApplied {
                 id: "f-00000001".into(),
+                before: None,
             },
         ),
         ev(

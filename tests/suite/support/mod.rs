@@ -5,6 +5,7 @@ pub mod cmd;
 pub mod docker;
 pub mod netns;
 pub mod pg;
+pub mod py;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -25,6 +26,8 @@ pub enum Fixture {
     Tmpfs,
     /// `openssl` to make certificates.
     Openssl,
+    /// The offline Actions runner kit (`act-run` and the vendored actions; see [`gha_dir`]).
+    Act,
 }
 
 impl Fixture {
@@ -36,6 +39,9 @@ impl Fixture {
             Fixture::Postgres => "PostgreSQL 15 (initdb)",
             Fixture::Tmpfs => "mounting a tmpfs",
             Fixture::Openssl => "openssl",
+            Fixture::Act => {
+                "the offline Actions runner (DRILLKIT_GHA_DIR or ../shared/gha/act-run)"
+            }
         }
     }
 
@@ -47,6 +53,7 @@ impl Fixture {
             Fixture::Postgres => std::path::Path::new(pg::BIN).join("initdb").exists(),
             Fixture::Tmpfs => is_root() && succeeds("mount", &["--version"]),
             Fixture::Openssl => succeeds("openssl", &["version"]),
+            Fixture::Act => gha_dir().is_some(),
         }
     }
 }
@@ -55,6 +62,17 @@ impl Fixture {
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The offline Actions runner kit: `$DRILLKIT_GHA_DIR` (scripts/test.sh sets it), else
+/// `shared/gha` beside the checkout, else `/work/shared/gha`.
+pub fn gha_dir() -> Option<std::path::PathBuf> {
+    let beside = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/gha");
+    std::env::var_os("DRILLKIT_GHA_DIR")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain([beside, "/work/shared/gha".into()])
+        .find(|d| d.join("act-run").is_file())
 }
 
 fn succeeds(program: &str, args: &[&str]) -> bool {
