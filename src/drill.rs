@@ -4,10 +4,12 @@
 
 use crate::exit::{Code, Failure};
 use crate::faults::{self, safety, Fault, Injector};
+use crate::guard::Trip;
 use crate::journal::{self, Journal, Kind};
 use crate::progress::{Progress, Section, Sink};
 use crate::scenario::{RecoverySpec, Scenario, Step};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +25,8 @@ pub struct RunOptions {
     pub environment: Option<String>,
     /// Labels every container target must carry, besides the scenario's `safety.require_label`.
     pub require_label: Vec<String>,
+    /// Plant a defect the drill must catch (`--negative-control`, see [`crate::negative`]).
+    pub negative_control: bool,
 }
 
 /// How a drill ended: its exit code, the measurement the reports were made from, and where the
@@ -70,13 +74,26 @@ pub fn plan_lines(s: &Scenario) -> Vec<String> {
             crate::redact::redact(&c.postgres)
         ));
     }
+    for c in &s.stop_if {
+        out.push(format!(
+            "stop if {} (checked until the end of recovery; a trip reverts every fault)",
+            c.describe()
+        ));
+    }
     for f in &s.faults {
         let t = s.target_of(f).map(|t| t.describe()).unwrap_or_default();
         let hold = f
             .duration
             .map(|d| format!(", revert after {d}"))
             .unwrap_or_default();
-        out.push(format!("inject {} on {t}{hold}", f.action.as_str()));
+        let deadline = crate::units::Dur(faults::reaper::deadline_for(
+            f.deadline.map(|d| d.0),
+            f.duration.map(|d| d.0),
+        ));
+        out.push(format!(
+            "inject {} on {t}{hold} (dead-man's switch: undone by its reaper after {deadline} at the latest)",
+            f.action.as_str()
+        ));
     }
     if let Some(r) = &s.recovery {
         for a in &r.actions {
@@ -111,7 +128,7 @@ fn describe_spec(p: &crate::probe::ProbeSpec) -> String {
 /// Run a scenario: the exit code (0 passed, 1 drill failed, 3 a fault could not be reverted,
 /// 4 interrupted) with the measurement and the evidence written.
 pub async fn run(
-    s: Scenario,
+    mut s: Scenario,
     file: &Path,
     opts: RunOptions,
     cancel: &CancellationToken,
@@ -127,6 +144,16 @@ pub async fn run(
     let mut require_label = s.safety.require_label.clone();
     require_label.extend(opts.require_label.iter().cloned());
     let required = safety::parse_labels(&require_label, "--require-label")?;
+    let planted = if opts.negative_control {
+        Some(crate::negative::plant(&mut s).map_err(|e| {
+            Failure::bad_input(anyhow::anyhow!(
+                "{}: no negative control for this scenario: {e}",
+                file.display()
+            ))
+        })?)
+    } else {
+        None
+    };
     let outputs = Outputs::new(&opts);
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
         Failure::env(anyhow::anyhow!(
@@ -156,6 +183,13 @@ pub async fn run(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     )?;
+    if let Some(p) = &planted {
+        journal.append_durable(Kind::NegativeControl {
+            defect: p.defect.clone(),
+            expected: p.expected.clone(),
+            catch: p.catch.into(),
+        })?;
+    }
     obs.progress(Progress::DrillStarted {
         name: s.name.clone(),
         id: journal.drill_id().to_string(),
@@ -170,6 +204,8 @@ pub async fn run(
     let result = body.await;
     let (code, outcome) = match result {
         Ok(Ok(BodyEnd::Finished)) => (None, "finished"),
+        // The verdict (aborted, exit 1) comes from the `drill_aborted` event.
+        Ok(Ok(BodyEnd::Aborted)) => (None, "aborted"),
         Ok(Ok(BodyEnd::Interrupted)) => (Some(Code::Interrupted), "interrupted"),
         Ok(Err(e)) => {
             obs.progress(Progress::DrillStopped(format!("{:#}", e.error)));
@@ -248,6 +284,8 @@ pub fn tell_reverted(r: &faults::Reverted, obs: &dyn crate::progress::Observer) 
 enum BodyEnd {
     Finished,
     Interrupted,
+    /// A stop condition tripped (`stop_if`); its faults are already reverted.
+    Aborted,
 }
 
 async fn body(
@@ -294,7 +332,7 @@ async fn body(
     } else {
         None
     };
-    let mut planned: Vec<(Vec<faults::Step>, Option<Duration>)> = Vec::new();
+    let mut planned: Vec<(Vec<faults::Step>, Option<Duration>, Duration)> = Vec::new();
     for f in &s.faults {
         let spec = s
             .target_of(f)
@@ -306,7 +344,9 @@ async fn body(
         let fault = Fault::from_spec(f, Some(journal.path().to_path_buf()))
             .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
         let steps = faults::plan(&targets, &fault, docker.as_ref()).await?;
-        planned.push((steps, f.duration.map(|d| d.0)));
+        let hold = f.duration.map(|d| d.0);
+        let deadline = faults::reaper::deadline_for(f.deadline.map(|d| d.0), hold);
+        planned.push((steps, hold, deadline));
     }
 
     // 3. Background samplers.
@@ -357,7 +397,61 @@ async fn body(
         }
     }
 
-    let end = drive(s, journal, cancel, obs, docker.as_ref(), planned).await;
+    // 4. Stop conditions: asked once before the first fault, then in the background until the
+    //    end of recovery. A trip reverts every open fault at once and stops the drive (its waits
+    //    take the child token `stop` for their cancellation).
+    let stop = cancel.child_token();
+    let guard_done = cancel.child_token();
+    let tripped: Arc<OnceLock<Trip>> = Arc::default();
+    let mut guard_task = None;
+    if !s.stop_if.is_empty() {
+        let mut guard = crate::guard::Guard::build(&s.stop_if, journal).await?;
+        if let Some(t) = guard.round().await {
+            abort_on(&t, journal, obs).await?;
+            samplers.cancel();
+            while background.join_next().await.is_some() {}
+            return Ok(BodyEnd::Aborted);
+        }
+        let (j, o, st, done, tr) = (
+            journal.clone(),
+            obs.clone(),
+            stop.clone(),
+            guard_done.clone(),
+            tripped.clone(),
+        );
+        guard_task = Some(tokio::spawn(async move {
+            if let Some(t) = guard.watch(crate::guard::DEFAULT_INTERVAL, &done).await {
+                let _ = tr.set(t.clone());
+                if let Err(e) = abort_on(&t, &j, &o).await {
+                    tracing::warn!("stop condition: {:#}", e.error);
+                }
+                st.cancel();
+            }
+        }));
+    }
+
+    let end = drive(
+        s,
+        journal,
+        &Drive {
+            stop: &stop,
+            guard_done: &guard_done,
+            tripped: &tripped,
+        },
+        obs,
+        docker.as_ref(),
+        planned,
+    )
+    .await;
+    guard_done.cancel();
+    if let Some(g) = guard_task {
+        let _ = g.await;
+    }
+    let end = if tripped.get().is_some() {
+        Ok(BodyEnd::Aborted)
+    } else {
+        end
+    };
 
     samplers.cancel();
     while let Some(r) = background.join_next().await {
@@ -368,29 +462,59 @@ async fn body(
     end
 }
 
-/// Faults, recovery, restore and verify: the part that is interrupted by a signal.
+/// Record a trip and revert every open fault of the drill, telling the observer.
+async fn abort_on(t: &Trip, journal: &Journal, obs: &Sink) -> Result<(), Failure> {
+    obs.progress(Progress::Aborted {
+        condition: t.condition.clone(),
+        value: t.value.clone(),
+    });
+    let r = crate::guard::abort(journal, None, t).await?;
+    tell_reverted(&r, obs.as_ref());
+    Ok(())
+}
+
+/// How the drive is stopped: `stop` (a signal, or a tripped stop condition, which is then in
+/// `tripped`); `guard_done` ends the stop conditions at the end of recovery.
+struct Drive<'a> {
+    stop: &'a CancellationToken,
+    guard_done: &'a CancellationToken,
+    tripped: &'a OnceLock<Trip>,
+}
+
+/// Faults, recovery, restore and verify: the part that is interrupted by a signal or a stop
+/// condition.
 async fn drive(
     s: &Scenario,
     journal: &Journal,
-    cancel: &CancellationToken,
+    d: &Drive<'_>,
     obs: &Sink,
     docker: Option<&bollard::Docker>,
-    planned: Vec<(Vec<faults::Step>, Option<Duration>)>,
+    planned: Vec<(Vec<faults::Step>, Option<Duration>, Duration)>,
 ) -> Result<BodyEnd, Failure> {
+    let cancel = d.stop;
     let injector = Injector { journal, docker };
     let mut timed_reverts = tokio::task::JoinSet::new();
     {
         let _g = Section::start(obs.as_ref(), "inject faults");
-        for (steps, hold) in &planned {
+        for (steps, hold, deadline) in &planned {
             for step in steps {
                 if cancel.is_cancelled() {
                     return Ok(BodyEnd::Interrupted);
                 }
-                let id = injector.apply(step, *hold).await?;
+                let id = injector.apply(step, *hold, *deadline).await?;
                 obs.progress(Progress::Injected {
                     id: id.clone(),
                     step: step.describe(),
                 });
+                if d.tripped.get().is_some() {
+                    // A stop condition tripped while this fault was being applied: its revert
+                    // may have come first, so undo this one again (undo is idempotent).
+                    let r = injector.undo_now(step).await;
+                    if let Err(e) = r {
+                        obs.progress(Progress::RevertFailed(format!("{id}: {e}")));
+                    }
+                    return Ok(BodyEnd::Interrupted);
+                }
                 if let Some(d) = *hold {
                     let (j, docker, o) = (journal.clone(), docker.cloned(), obs.clone());
                     timed_reverts.spawn(async move {
@@ -415,6 +539,11 @@ async fn drive(
         if wait_for(r, journal, cancel, obs, "recovery").await? {
             return Ok(BodyEnd::Interrupted);
         }
+    }
+    // Stop conditions hold until the end of recovery.
+    d.guard_done.cancel();
+    if d.tripped.get().is_some() {
+        return Ok(BodyEnd::Interrupted);
     }
     // Faults held for a duration are reverted when it expires, even if recovery came sooner.
     tokio::select! {

@@ -173,6 +173,22 @@ pub enum Kind {
     DrillFinished {
         outcome: String,
     },
+    /// A stop condition tripped (`stop_if`, `inject-fault guard`): every open fault of the drill
+    /// is reverted at once and the verdict is `aborted`.
+    DrillAborted {
+        /// The condition as written, e.g. `http http://web/health failing for 2s`.
+        condition: String,
+        /// What was seen, e.g. `failing for 2.1s: connection refused`.
+        value: String,
+    },
+    /// `drill run --negative-control`: the defect planted so that the drill must fail, and the
+    /// finding that proves it was caught.
+    NegativeControl {
+        defect: String,
+        expected: String,
+        /// How the finding is recognised: `recovery_timeout`.
+        catch: String,
+    },
     /// Write-ahead record of a fault: everything needed to undo it.
     FaultPlanned {
         id: String,
@@ -181,6 +197,9 @@ pub enum Kind {
         undo: Undo,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_s: Option<f64>,
+        /// The dead-man's switch: when the fault's reaper undoes it if nothing else has.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<Ts>,
     },
     FaultApplied {
         id: String,
@@ -523,6 +542,16 @@ impl Journal {
         Ok(j)
     }
 
+    /// A handle on a known drill of this journal, writing nothing (the reaper, which has the
+    /// drill id from its orders).
+    pub fn for_drill(path: &Path, by: &str, drill: &str) -> Journal {
+        Journal {
+            path: path.to_path_buf(),
+            drill: drill.into(),
+            by: by.into(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -740,6 +769,7 @@ mod tests {
                     name: "c".into(),
                 },
                 duration_s: None,
+                deadline: None,
             })
             .expect("plan");
         }

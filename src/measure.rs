@@ -107,6 +107,13 @@ pub struct Measurement {
     pub rpo: Option<crate::canary::RpoMeasure>,
     pub objectives: Vec<ObjectiveRow>,
     pub passed: bool,
+    /// `passed`, `failed` or `aborted` (a stop condition tripped); for a negative control
+    /// `caught` or `missed`.
+    pub verdict: String,
+    /// The stop condition that aborted the drill, if one did.
+    pub aborted: Option<Aborted>,
+    /// `drill run --negative-control`: the planted defect and whether the drill caught it.
+    pub negative_control: Option<NegativeControl>,
     /// Why the drill failed, one line each (for reports and action items).
     pub problems: Vec<String>,
     pub notes: Vec<String>,
@@ -138,6 +145,24 @@ impl Measurement {
     }
 }
 
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Aborted {
+    pub condition: String,
+    pub value: String,
+    pub at: Ts,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct NegativeControl {
+    pub defect: String,
+    pub expected: String,
+    pub caught: bool,
+    /// The findings that caught it (the drill's problems), or why it was missed.
+    pub findings: Vec<String>,
+    /// The day the drill was proven able to fail (when caught).
+    pub proven_on: Option<String>,
+}
+
 /// The headline numbers of a drill (`measure-rto --json`): what a later workflow step reads.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Brief {
@@ -158,6 +183,7 @@ pub struct Brief {
     pub objectives: Vec<ObjectiveRow>,
     pub problems: Vec<String>,
     pub passed: bool,
+    pub verdict: String,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -195,6 +221,7 @@ impl Measurement {
             objectives: self.objectives.clone(),
             problems: self.problems.clone(),
             passed: self.passed,
+            verdict: self.verdict.clone(),
         }
     }
 }
@@ -228,10 +255,14 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
         rpo: None,
         objectives: vec![],
         passed: true,
+        verdict: String::new(),
+        aborted: None,
+        negative_control: None,
         problems: vec![],
         notes: vec![],
         error: None,
     };
+    let mut control: Option<(String, String, String)> = None;
     let mut objectives = Objectives::default();
     let mut samples: Vec<(usize, crate::journal::Sample)> = Vec::new();
     let mut sources: Vec<String> = Vec::new();
@@ -254,6 +285,19 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
                 m.finished_at = Some(e.ts);
                 m.outcome = Some(outcome.clone());
             }
+            // The first trip is the one that aborted the drill.
+            Kind::DrillAborted { condition, value } if m.aborted.is_none() => {
+                m.aborted = Some(Aborted {
+                    condition: condition.clone(),
+                    value: value.clone(),
+                    at: e.ts,
+                });
+            }
+            Kind::NegativeControl {
+                defect,
+                expected,
+                catch,
+            } => control = Some((defect.clone(), expected.clone(), catch.clone())),
             Kind::FaultPlanned {
                 id,
                 action,
@@ -492,7 +536,52 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
     m.rpo = crate::canary::rpo(events, m.fault_at);
 
     judge(&mut m, &objectives);
+    m.verdict = match (&m.aborted, m.passed) {
+        (Some(_), _) => "aborted",
+        (None, true) => "passed",
+        (None, false) => "failed",
+    }
+    .into();
+    if let Some((defect, expected, catch)) = control {
+        negative_control(&mut m, defect, expected, &catch);
+    }
     m
+}
+
+/// A negative control passes when the drill failed with the expected finding, and only then.
+fn negative_control(m: &mut Measurement, defect: String, expected: String, catch: &str) {
+    let caught = match catch {
+        "recovery_timeout" => {
+            m.aborted.is_none() && m.recovery.as_ref().and_then(|r| r.recovered) == Some(false)
+        }
+        _ => false,
+    };
+    let findings = if caught {
+        m.problems
+            .iter()
+            .filter(|p| p.starts_with("not recovered within"))
+            .cloned()
+            .collect()
+    } else {
+        let mut why = vec![format!(
+            "the planted defect was not caught: expected {expected}; the drill ended {}",
+            m.verdict
+        )];
+        why.extend(m.problems.iter().cloned());
+        why
+    };
+    m.passed = caught;
+    m.verdict = if caught { "caught" } else { "missed" }.into();
+    m.problems = if caught { vec![] } else { findings.clone() };
+    m.negative_control = Some(NegativeControl {
+        defect,
+        expected,
+        caught,
+        findings,
+        proven_on: caught
+            .then(|| m.finished_at.map(|t| t.0.format("%Y-%m-%d").to_string()))
+            .flatten(),
+    });
 }
 
 /// Intervals during which one sampler saw failures; each edge is placed midway between the
@@ -541,6 +630,12 @@ fn union(mut v: Vec<(Ts, Ts)>) -> Vec<(Ts, Ts)> {
 
 fn judge(m: &mut Measurement, o: &Objectives) {
     let mut problems = Vec::new();
+    if let Some(a) = &m.aborted {
+        problems.push(format!(
+            "aborted: stop condition '{}' tripped ({})",
+            a.condition, a.value
+        ));
+    }
     if let Some(target) = o.rto_s {
         let name = format!("RTO ≤ {}", fmt_target(target));
         let (achieved, passed) =
@@ -637,7 +732,7 @@ fn judge(m: &mut Measurement, o: &Objectives) {
                 fmt_duration(r.timeout_s),
                 why.join("; ")
             ));
-        } else if r.recovered.is_none() {
+        } else if r.recovered.is_none() && m.aborted.is_none() {
             problems.push("recovery wait did not finish".into());
         }
     }
@@ -744,6 +839,7 @@ mod tests {
                     target: "c".into(),
                     undo: Undo::Nothing { reason: "x".into() },
                     duration_s: None,
+                    deadline: None,
                 },
             ),
             ev(

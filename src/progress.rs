@@ -77,6 +77,11 @@ pub enum Progress {
     },
     /// The drill body ended early (an error, a panic); cleanup follows.
     DrillStopped(String),
+    /// A stop condition tripped: the drill is aborted and every open fault reverted.
+    Aborted {
+        condition: String,
+        value: String,
+    },
     /// A GitHub request failed and will be tried again.
     GitHubRetry {
         why: String,

@@ -44,6 +44,10 @@ pub struct Scenario {
     pub watch: Vec<ProbeSpec>,
     #[serde(default)]
     pub canary: Option<CanarySpec>,
+    /// Stop conditions: when one trips, every open fault is reverted at once and the drill is
+    /// aborted. Asked from before the first fault to the end of recovery.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop_if: Vec<crate::guard::StopIfSpec>,
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
     #[serde(default)]
@@ -201,6 +205,10 @@ pub struct FaultSpec {
     /// Hold the fault this long, then revert it (default: until `restore`).
     #[serde(default)]
     pub duration: Option<Dur>,
+    /// The dead-man's switch: a reaper undoes the fault this long after it is applied if
+    /// nothing else has (default: `duration` + 60s, else 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Dur>,
     /// For `kill`: the signal (default SIGKILL).
     #[serde(default)]
     pub signal: Option<String>,
@@ -464,6 +472,18 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             }
         }
     }
+    for c in &s.stop_if {
+        c.validate().map_err(|m| {
+            let key = m.split(':').next().unwrap_or("stop_if").to_string();
+            // Point at the condition's own line when the key is its kind (or `stop_if:`).
+            let needle = match key.as_str() {
+                "stop_if" => stop_if_needle(c),
+                k => format!("{k}:"),
+            };
+            let (l, col) = locate_after(text, "stop_if:", &needle);
+            err(l, col, format!("stop_if: {m}"))
+        })?;
+    }
     for svc in &s.services {
         match (&svc.demo, &svc.command) {
             (Some(_), None) | (None, Some(_)) => {}
@@ -517,6 +537,34 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         return Err(at("max_targets:", "max_targets must be at least 1".into()));
     }
     Ok(s)
+}
+
+/// What a `stop_if` entry is found by in the file: its kind's value.
+fn stop_if_needle(c: &crate::guard::StopIfSpec) -> String {
+    if let Some(f) = &c.file {
+        return f.display().to_string();
+    }
+    if let Some(v) = &c.env {
+        return v.clone();
+    }
+    if c.error_rate.is_some() {
+        return "error_rate:".into();
+    }
+    probe_needle(&c.probe)
+}
+
+/// Like [`locate`], but the first occurrence at or after the line holding `after`.
+fn locate_after(text: &str, after: &str, needle: &str) -> (usize, usize) {
+    let start = text
+        .lines()
+        .position(|l| l.contains(after))
+        .unwrap_or_default();
+    for (i, line) in text.lines().enumerate().skip(start) {
+        if let Some(c) = line.find(needle) {
+            return (i + 1, c + 1);
+        }
+    }
+    locate(text, needle)
 }
 
 fn probe_needle(p: &ProbeSpec) -> String {
@@ -626,6 +674,23 @@ mod tests {
             Err((2, 4))
         );
         assert!(expand_env("y: ${bad-name}", get).is_err());
+    }
+
+    #[test]
+    fn stop_if_mistakes_point_at_their_line() {
+        // http probes build a client, which needs the process's one crypto provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let text = "name: x\nstop_if:\n  - http: http://web/health\n    failing_for: 2s\n  - file: /run/HALT\n    window: 10s\n";
+        let e = parse("s.yaml", text).expect_err("window without error_rate");
+        assert_eq!((e.line, e.column), (6, 5), "{e}");
+        assert!(e.message.contains("window: applies to error_rate"), "{e}");
+        let text = "name: x\nstop_if:\n  - http: http://web/health\n    failing_fo: 2s\n";
+        let e = parse("s.yaml", text).expect_err("unknown key");
+        assert!(e.message.contains("unknown key `failing_fo`"), "{e}");
+        assert_eq!((e.line, e.column), (4, 5), "{e}");
+        let ok = "name: x\nstop_if:\n  - http: http://web/health\n    failing_for: 2s\n  - error_rate: 5%\n    window: 10s\n  - file: /run/HALT\n  - env: DR_DRILLS_PAUSED\n";
+        let s = parse("s.yaml", ok).expect("valid");
+        assert_eq!(s.stop_if.len(), 4);
     }
 
     #[test]

@@ -205,6 +205,13 @@ impl Observer for Printer {
                 })
             }
             Progress::DrillStopped(why) => say(&format!("drill: {why}")),
+            Progress::Aborted { condition, value } => {
+                let line = format!(
+                    "drill ABORTED: stop condition '{condition}' tripped ({value}); every open fault is reverted"
+                );
+                say(&line);
+                crate::cli::actions::error_annotation(&line);
+            }
             Progress::GitHubRetry {
                 why,
                 delay_s,

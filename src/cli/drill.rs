@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 const EXAMPLES: &str = "Examples:
   drill run scenarios/demo.yaml                 # a complete drill, no Docker needed
+  drill run --negative-control scenarios/demo.yaml  # prove the drill can fail (a planted defect)
   drill validate scenarios/*.yaml               # file:line:column for every mistake
   drill plan scenarios/api-service-failure.yaml # the steps, touching nothing";
 
@@ -45,6 +46,10 @@ pub enum Command {
             value_delimiter = ','
         )]
         require_label: Vec<String>,
+        /// Run with one planted defect the drill must catch (its recovery probes pointed at a
+        /// port nothing answers); exit 0 only if the drill failed with the expected finding.
+        #[arg(long, env = "DRILL_NEGATIVE_CONTROL")]
+        negative_control: bool,
     },
     /// Check scenario files; exit 2 with file:line:column on the first mistake in each.
     Validate {
@@ -83,6 +88,9 @@ pub enum Command {
         #[arg(long, hide = true)]
         worker: bool,
     },
+    /// The dead-man's switch of one fault (started detached by the runner).
+    #[command(name = "__reap", hide = true)]
+    Reap(super::inject_fault::ReapArgs),
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -99,6 +107,7 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
             environment,
             allow_production,
             require_label,
+            negative_control,
         } => {
             let s = crate::scenario::load(&scenario)?;
             let journal = cli
@@ -119,6 +128,7 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
                         .filter(|l| !l.trim().is_empty())
                         .map(|l| l.trim().to_string())
                         .collect(),
+                    negative_control,
                 },
                 &cancel,
                 common::printer(),
@@ -178,6 +188,7 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
             Ok(Code::Ok)
         }
         Command::Schedule { date, file } => schedule(&cli.common, date, &file),
+        Command::Reap(r) => super::inject_fault::reap(r, &cancel).await,
         Command::DemoService {
             listen,
             pidfile,
@@ -271,8 +282,27 @@ fn schedule_line(f: &Path, sched: &crate::schedule::Schedule) -> String {
 /// The end of `drill run`: the verdict, the runbook's own recovery line with a measured
 /// number, the objectives and problems, and where the evidence is.
 fn print_summary(m: &crate::measure::Measurement, out: &crate::drill::Outputs) {
-    let verdict = if m.passed { "PASSED" } else { "FAILED" };
-    say(&format!("drill {} {verdict}", m.name));
+    say(&format!("drill {} {}", m.name, m.verdict.to_uppercase()));
+    if let Some(a) = &m.aborted {
+        say(&format!(
+            "  aborted by stop condition '{}': {}",
+            a.condition, a.value
+        ));
+    }
+    if let Some(nc) = &m.negative_control {
+        say(&format!(
+            "  negative control, planted defect: {}",
+            nc.defect
+        ));
+        say(&format!(
+            "  {}: {}",
+            if nc.caught { "caught by" } else { "NOT caught" },
+            nc.findings.join("; ")
+        ));
+        if let Some(d) = &nc.proven_on {
+            say(&format!("  this drill can fail: last proven {d}"));
+        }
+    }
     if let Some(r) = m.rto_seconds {
         say(&format!("Recovery completed in {r:.3} seconds"));
     }

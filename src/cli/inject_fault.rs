@@ -24,7 +24,9 @@ const EXAMPLES: &str = "Examples:
   inject-fault fill-disk --container db --mount /var/lib/postgresql/data --leave 0
   inject-fault list                                             # faults not yet reverted
   inject-fault revert                                           # undo them (also after SIGKILL)
-  inject-fault doctor --journal .drill/journal.jsonl --fix      # any leftover, in an if: always() step";
+  inject-fault doctor --journal .drill/journal.jsonl --fix      # any leftover, in an if: always() step
+  inject-fault guard --http http://shop/health --failing-for 20s --error-rate 5% --window 10s \
+    --halt-file /run/drills/HALT --halt-env DR_DRILLS_PAUSED &  # stop conditions, in the background";
 
 #[derive(Parser, Debug)]
 #[command(name = "inject-fault", version, about = "Apply a fault to containers or processes; revert it by time, signal or `revert`.", after_help = EXAMPLES)]
@@ -60,9 +62,16 @@ pub enum Command {
     /// Find drillkit's leftovers on this host (rules, qdiscs, proxies, fill files, open faults of
     /// the given journals); remove them with --fix. Exit 1 when some are found without --fix.
     Doctor(DoctorArgs),
+    /// Stop conditions for a composed drill, run in the background next to the other steps: when
+    /// one trips, every open fault of the drill is reverted at once, `drill_aborted` is written
+    /// and the guard exits 1 (the report's verdict is then `aborted`). Stopped by a signal: exit 0.
+    Guard(GuardArgs),
     /// The delay proxy (started by `degrade` inside the target's namespace).
     #[command(name = "__degrade-proxy", hide = true)]
     DegradeProxy(ProxyArgs),
+    /// The dead-man's switch of one fault (started detached by the injector).
+    #[command(name = "__reap", hide = true)]
+    Reap(ReapArgs),
 }
 
 #[derive(Args, Debug)]
@@ -150,6 +159,62 @@ pub struct DoctorArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct GuardArgs {
+    /// Trip when this URL fails for --failing-for (repeatable; any 2xx passes).
+    #[arg(long, value_name = "URL", help_heading = "Stop conditions")]
+    pub http: Vec<String>,
+    /// How long an --http probe may fail without a pass before it trips (default 0: at once).
+    #[arg(
+        long,
+        value_name = "D",
+        requires = "http",
+        help_heading = "Stop conditions"
+    )]
+    pub failing_for: Option<Dur>,
+    /// Trip when more than this share of the watch samplers' requests failed over --window.
+    #[arg(long, value_name = "P", help_heading = "Stop conditions")]
+    pub error_rate: Option<crate::units::Ratio>,
+    /// The error-rate window.
+    #[arg(
+        long,
+        value_name = "D",
+        requires = "error_rate",
+        help_heading = "Stop conditions"
+    )]
+    pub window: Option<Dur>,
+    /// A kill switch: trip when this file exists.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "DRILL_HALT_FILE",
+        help_heading = "Stop conditions"
+    )]
+    pub halt_file: Option<PathBuf>,
+    /// Trip when this environment variable is true (1, true, yes, on), e.g. from a repository
+    /// variable.
+    #[arg(long, value_name = "VAR", help_heading = "Stop conditions")]
+    pub halt_env: Option<String>,
+    /// How often the conditions are asked.
+    #[arg(long, default_value_t = Dur(crate::guard::DEFAULT_INTERVAL))]
+    pub interval: Dur,
+}
+
+#[derive(Args, Debug)]
+pub struct ReapArgs {
+    /// What to undo and when, as JSON (`faults::reaper::Orders`).
+    #[arg(long)]
+    pub orders: String,
+}
+
+/// Run a reaper (`__reap`), for `inject-fault` and `drill` alike.
+pub async fn reap(r: ReapArgs, cancel: &CancellationToken) -> Result<Code, Failure> {
+    let orders: faults::reaper::Orders = serde_json::from_str(&r.orders)
+        .map_err(|e| Failure::bad_input(anyhow::anyhow!("--orders: {e}")))?;
+    faults::reaper::run(orders, cancel).await?;
+    Ok(Code::Ok)
+}
+
+#[derive(Args, Debug)]
 pub struct ProxyArgs {
     #[arg(long)]
     pub fault: String,
@@ -232,6 +297,11 @@ pub struct ApplyArgs {
     /// Hold the fault this long, then revert it (SIGINT/SIGTERM revert at once, exit 4).
     #[arg(long)]
     pub duration: Option<Dur>,
+    /// The dead-man's switch: a detached reaper undoes the fault this long after it is applied
+    /// unless it was undone before (survives a SIGKILL and a lost journal). Default:
+    /// --duration + 60s, else 1h.
+    #[arg(long, env = "DRILL_DEADLINE", help_heading = "Safety")]
+    pub deadline: Option<Dur>,
 }
 
 fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, String> {
@@ -308,6 +378,8 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
             apply(fault, f.apply, common, &cancel).await
         }
         Command::Doctor(d) => doctor(d, common).await,
+        Command::Guard(g) => guard(g, common, &cancel).await,
+        Command::Reap(r) => reap(r, &cancel).await,
         Command::DegradeProxy(p) => {
             degrade::run_proxy(&p.listen, &p.to, p.delay.0, p.jitter.0, || {
                 // start_proxy waits for this line on our stdout.
@@ -426,6 +498,12 @@ async fn apply(
     let path = common.journal_path();
     let j = Journal::attach(&path, "inject-fault", "drill")?;
     let hold = a.duration.map(|d| d.0);
+    let deadline = faults::reaper::deadline_for(a.deadline.map(|d| d.0), hold);
+    if deadline.is_zero() {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--deadline must be more than 0"
+        )));
+    }
     // Signals during the apply or the hold revert what was applied.
     let injector = Injector {
         journal: &j,
@@ -436,7 +514,7 @@ async fn apply(
         if cancel.is_cancelled() {
             break;
         }
-        match injector.apply(s, hold).await {
+        match injector.apply(s, hold, deadline).await {
             Ok(id) => {
                 say(&format!("{id}: {}", s.describe()));
                 ids.push(id);
@@ -487,6 +565,97 @@ async fn revert_ids(j: &Journal, docker: Option<&bollard::Docker>, ids: &[String
     }
 }
 
+/// The stop conditions as flags → the same entries a scenario's `stop_if:` holds.
+fn guard_specs(g: &GuardArgs) -> Result<Vec<crate::guard::StopIfSpec>, Failure> {
+    use crate::guard::StopIfSpec;
+    let mut specs: Vec<StopIfSpec> = g
+        .http
+        .iter()
+        .map(|u| StopIfSpec {
+            failing_for: g.failing_for,
+            probe: crate::probe::ProbeSpec {
+                http: Some(u.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .collect();
+    if let Some(r) = g.error_rate {
+        specs.push(StopIfSpec {
+            error_rate: Some(r),
+            window: g.window,
+            ..Default::default()
+        });
+    }
+    if let Some(f) = &g.halt_file {
+        specs.push(StopIfSpec {
+            file: Some(f.clone()),
+            ..Default::default()
+        });
+    }
+    if let Some(v) = &g.halt_env {
+        specs.push(StopIfSpec {
+            env: Some(v.clone()),
+            ..Default::default()
+        });
+    }
+    if specs.is_empty() {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "guard needs a condition: --http, --error-rate, --halt-file or --halt-env"
+        )));
+    }
+    for s in &specs {
+        s.validate().map_err(|m| {
+            let flag = m.split(':').next().unwrap_or("").replace('_', "-");
+            Failure::bad_input(anyhow::anyhow!("--{flag}: {m}"))
+        })?;
+    }
+    if g.interval.0.is_zero() {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--interval must be more than 0"
+        )));
+    }
+    Ok(specs)
+}
+
+async fn guard(g: GuardArgs, common: &Common, cancel: &CancellationToken) -> Result<Code, Failure> {
+    let specs = guard_specs(&g)?;
+    let j = Journal::attach(&common.journal_path(), "inject-fault", "drill")?;
+    let mut guard = crate::guard::Guard::build(&specs, &j).await?;
+    say(&format!(
+        "guard of drill {}: stop if {}",
+        j.drill_id(),
+        guard.describe().join(", or ")
+    ));
+    let Some(trip) = guard.watch(g.interval.0, cancel).await else {
+        say("guard stopped; no stop condition tripped");
+        if common.json {
+            common::print_json(&serde_json::json!({"drill": j.drill_id(), "tripped": false}));
+        }
+        return Ok(Code::Ok);
+    };
+    common::Printer.progress(crate::progress::Progress::Aborted {
+        condition: trip.condition.clone(),
+        value: trip.value.clone(),
+    });
+    let reverted = crate::guard::abort(&j, None, &trip).await?;
+    crate::drill::tell_reverted(&reverted, &common::Printer);
+    if common.json {
+        common::print_json(&serde_json::json!({
+            "drill": j.drill_id(), "tripped": true, "condition": trip.condition,
+            "value": trip.value, "reverted": reverted.done.len(), "errors": reverted.errors()
+        }));
+    }
+    if !reverted.failed.is_empty() {
+        return Err(Failure::env(anyhow::anyhow!(
+            "aborted, but {} fault(s) could not be reverted: {}",
+            reverted.failed.len(),
+            reverted.errors().join("; ")
+        )));
+    }
+    Ok(Code::DrillFailed)
+}
+
 async fn doctor(d: DoctorArgs, common: &Common) -> Result<Code, Failure> {
     let mut journals = d.journals.clone();
     let main = common.journal_path();
@@ -509,7 +678,9 @@ async fn doctor(d: DoctorArgs, common: &Common) -> Result<Code, Failure> {
         crate::faults::doctor::fix(&mut found, docker.as_ref()).await;
     }
     for f in &found {
-        let state = if f.live {
+        let state = if f.live && f.kind == "reaper" {
+            "ARMED (undoes its fault at the deadline unless reverted first)".to_string()
+        } else if f.live {
             "LIVE (held by a running injector; left alone)".to_string()
         } else if let Some(h) = &f.fixed {
             format!("fixed: {h}")

@@ -6,7 +6,9 @@
 use super::netns::{self, Netns};
 use super::plan::need_docker;
 use super::target::Target;
-use super::{degrade, fill, lock, partition, revert, Action, Error, Fault, Op, Result, Step, Undo};
+use super::{
+    degrade, fill, lock, partition, reaper, revert, Action, Error, Fault, Op, Result, Step, Undo,
+};
 use crate::journal::{ContainerSeen, Journal, Kind, OpenFault};
 use nix::sys::signal::Signal;
 use std::time::Duration;
@@ -21,12 +23,22 @@ impl Injector<'_> {
     /// Write the plan (fsynced), apply it, record the outcome. On failure the undo is attempted
     /// at once so no half-applied fault is left, and the error is returned. `hold` is recorded
     /// with the fault so readers know it was meant to be held that long. Returns the fault id.
-    pub async fn apply(&self, step: &Step, hold: Option<Duration>) -> Result<String> {
+    ///
+    /// `deadline` (from now) arms the dead-man's switch: after the record and before the fault,
+    /// a reaper is started that undoes it then unless it was undone ([`super::reaper`]). A
+    /// reaper that cannot be started stops the fault before it is applied.
+    pub async fn apply(
+        &self,
+        step: &Step,
+        hold: Option<Duration>,
+        deadline: Duration,
+    ) -> Result<String> {
         // Refuse a fault that cannot apply to the target's current state *before* anything is
         // recorded: its undo would otherwise change what the user left as it was (start a
         // container they had stopped, unpause one paused by an earlier fault).
         self.precheck(step).await?;
         let id = step.id.clone();
+        let deadline = crate::journal::Ts::now().plus_secs(deadline.as_secs_f64());
         self.journal
             .append_durable(Kind::FaultPlanned {
                 id: id.clone(),
@@ -34,9 +46,32 @@ impl Injector<'_> {
                 target: step.target.describe(),
                 undo: step.undo.clone(),
                 duration_s: hold.map(|d| d.as_secs_f64()),
+                deadline: Some(deadline),
             })
             .map_err(Error::Journal)?;
         lock::hold(&id);
+        if reaper::reapable(&step.undo) {
+            let armed = reaper::arm(&reaper::Orders {
+                fault: id.clone(),
+                drill: self.journal.drill_id().into(),
+                action: step.action().as_str().into(),
+                target: step.target.describe(),
+                undo: step.undo.clone(),
+                deadline,
+                journal: std::path::absolute(self.journal.path())
+                    .unwrap_or_else(|_| self.journal.path().to_path_buf()),
+            });
+            if let Err(e) = armed {
+                self.journal
+                    .append(Kind::FaultFailed {
+                        id: id.clone(),
+                        error: format!("not applied: no dead-man's switch: {e}"),
+                    })
+                    .map_err(Error::Journal)?;
+                let _ = self.undo_now(step).await;
+                return Err(e);
+            }
+        }
         let applied = if step.ops.is_empty() {
             self.apply_one(step).await
         } else {
@@ -69,21 +104,27 @@ impl Injector<'_> {
                         error: e.to_string(),
                     })
                     .map_err(Error::Journal)?;
-                let open = OpenFault {
-                    id: id.clone(),
-                    drill: self.journal.drill_id().into(),
-                    action: step.action().as_str().into(),
-                    target: step.target.describe(),
-                    undo: step.undo.clone(),
-                    planned_at: crate::journal::Ts::now(),
-                    applied: false,
-                    before: None,
-                };
                 // Best effort: the fault may have been half-applied.
-                let _ = revert(self.journal, self.docker, &open).await;
+                let _ = self.undo_now(step).await;
                 Err(e)
             }
         }
+    }
+
+    /// Undo a step now, whatever the journal says (undo is idempotent): a fault that failed
+    /// half-way, or one applied while a stop condition was reverting everything.
+    pub async fn undo_now(&self, step: &Step) -> Result<String> {
+        let open = OpenFault {
+            id: step.id.clone(),
+            drill: self.journal.drill_id().into(),
+            action: step.action().as_str().into(),
+            target: step.target.describe(),
+            undo: step.undo.clone(),
+            planned_at: crate::journal::Ts::now(),
+            applied: false,
+            before: None,
+        };
+        revert(self.journal, self.docker, &open).await
     }
 
     async fn precheck(&self, step: &Step) -> Result<()> {

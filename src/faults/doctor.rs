@@ -3,7 +3,8 @@
 //! drillkit's handle, delay proxies, fill files, and faults the given journals still show as
 //! open (stopped, paused or disconnected containers) — and with `--fix` remove them. A fault
 //! whose injector is still alive (it holds the fault's lock) is reported, never touched, so the
-//! doctor is safe in an `if: always()` step even while another drill runs.
+//! doctor is safe in an `if: always()` step even while another drill runs. Armed reapers (the
+//! dead-man's switches) are listed with their deadlines.
 
 use super::netns::{self, Netns};
 use super::{degrade, fill, partition, Error, Result, Undo};
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// One leftover.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
-    /// `open-fault`, `iptables-rule`, `qdisc`, `proxy`, `fill-file`.
+    /// `open-fault`, `iptables-rule`, `qdisc`, `proxy`, `fill-file`, `reaper`.
     pub kind: String,
     pub what: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,6 +43,7 @@ enum Fix {
     },
     Proxy(String),
     File(String),
+    ReaperFile(PathBuf),
 }
 
 /// Where to look.
@@ -127,6 +129,34 @@ pub async fn scan(scope: &Scope, docker: Option<&bollard::Docker>) -> Result<Vec
                 },
             });
         }
+    }
+    // Armed reapers (dead-man's switches): listed with their deadline; a live one is a safety
+    // net, not a leftover; the file of one whose process is gone is.
+    for (path, a) in super::reaper::list() {
+        let alive = a.alive();
+        found.push(Finding {
+            kind: "reaper".into(),
+            what: format!(
+                "{} for fault {} ({} {}, drill {}): pid {}, deadline {}{}",
+                if alive {
+                    "armed reaper"
+                } else {
+                    "stale reaper file"
+                },
+                a.fault,
+                a.action,
+                a.target,
+                a.drill,
+                a.pid,
+                a.deadline.to_rfc3339(),
+                if alive { "" } else { " (its process is gone)" }
+            ),
+            fault: Some(a.fault.clone()),
+            live: alive,
+            fixed: None,
+            error: None,
+            fix: Fix::ReaperFile(path),
+        });
     }
     for ns in namespaces(docker).await {
         for r in partition::tagged_rules(&ns) {
@@ -295,6 +325,12 @@ pub async fn fix(findings: &mut [Finding], docker: Option<&bollard::Docker>) {
             Fix::Qdisc { netns, dev } => degrade::restore_qdisc(netns, dev, "the kernel's default"),
             Fix::Proxy(fault) => degrade::stop_proxy(fault).await,
             Fix::File(path) => fill::remove(path),
+            Fix::ReaperFile(path) => std::fs::remove_file(path)
+                .map(|_| "removed".to_string())
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Ok("already gone".into()),
+                    _ => Err(Error::io(format!("remove {}", path.display()), e)),
+                }),
         };
         set(f, result);
     }

@@ -13,6 +13,8 @@
 //! - [`safety`]: the production guard and required labels, one rule for every binary
 //! - the kinds: containers and processes (in `apply`), [`partition`], [`degrade`], [`fill`],
 //!   network namespaces ([`netns`]) and the leftovers finder [`doctor`]
+//! - [`reaper`]: the dead-man's switch, a detached process per fault that undoes it at its
+//!   deadline if nothing else has
 
 mod apply;
 pub mod degrade;
@@ -23,6 +25,7 @@ mod lock;
 pub mod netns;
 pub mod partition;
 mod plan;
+pub mod reaper;
 mod revert;
 pub mod safety;
 pub mod target;

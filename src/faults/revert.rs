@@ -2,7 +2,7 @@
 //! the whole journal), newest first. Each revert is recorded (`fault_reverted` or
 //! `revert_failed`); the caller decides what a person sees.
 
-use super::{lock, Error, Result};
+use super::{lock, reaper, Error, Result};
 use crate::journal::{Journal, Kind, OpenFault};
 
 /// Undo one open fault and record it. Idempotent: undoing what is already undone succeeds.
@@ -21,6 +21,7 @@ pub async fn revert(
                 })
                 .map_err(Error::Journal)?;
             lock::release(&f.id);
+            reaper::disarm(&f.id);
         }
         Err(e) => {
             journal

@@ -107,6 +107,9 @@ pub fn compose(contents: &Contents, journal: &Path, inputs: &Inputs) -> Result<R
         if !smoke_problems.is_empty() {
             m.problems.extend(smoke_problems);
             m.passed = false;
+            if m.verdict == "passed" {
+                m.verdict = "failed".into();
+            }
         }
     }
 

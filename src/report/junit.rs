@@ -61,7 +61,33 @@ pub fn suite(m: &Measurement) -> TestSuite {
             props.push(Property::new(k, redact(&v)));
         }
     }
+    props.push(Property::new("drill.verdict", m.verdict.as_str()));
     s.add_properties(props);
+
+    if let Some(a) = &m.aborted {
+        s.add_test_case(case(
+            format!("stop_if: {}", a.condition),
+            &class,
+            Some(format!("aborted: tripped ({})", a.value)),
+            None,
+        ));
+    }
+    if let Some(nc) = &m.negative_control {
+        // The planted defect's own verdict; the failures it caused are the expected findings.
+        let mut c = case(
+            format!("negative control: {}", nc.defect),
+            &class,
+            (!nc.caught).then(|| nc.findings.join("; ")),
+            m.duration_seconds,
+        );
+        c.set_system_out(redact(&format!(
+            "expected: {}\nfindings:\n{}",
+            nc.expected,
+            nc.findings.join("\n")
+        )));
+        s.add_test_case(c);
+        return s;
+    }
 
     for f in &m.faults {
         let held = match (f.applied_at, f.reverted_at) {

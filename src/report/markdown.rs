@@ -106,6 +106,23 @@ fn dr_metrics_block(o: &mut String, m: &Measurement) {
     let _ = writeln!(o, "\n```yaml\n{yaml}```");
 }
 
+fn negative_control(o: &mut String, nc: &crate::measure::NegativeControl) {
+    let _ = writeln!(o, "\n## Negative Control\n");
+    let _ = writeln!(o, "- Planted defect: {}", redact(&nc.defect));
+    let _ = writeln!(o, "- Expected finding: {}", redact(&nc.expected));
+    if nc.caught {
+        let _ = writeln!(o, "- Caught: yes, by the drill's own checks:");
+    } else {
+        let _ = writeln!(o, "- Caught: **no**:");
+    }
+    for f in &nc.findings {
+        let _ = writeln!(o, "  - {}", redact(f));
+    }
+    if let Some(d) = &nc.proven_on {
+        let _ = writeln!(o, "\n**This drill can fail: last proven {d}.**");
+    }
+}
+
 fn opt_secs(v: Option<f64>) -> String {
     v.map(fmt_duration).unwrap_or_else(|| "–".into())
 }
@@ -124,12 +141,20 @@ pub fn render(m: &Measurement) -> String {
         .started_at
         .map(|t| t.0.format("%Y-%m-%d").to_string())
         .unwrap_or_default();
-    let overall = if let Some(e) = &m.error {
+    let overall = if let Some(nc) = &m.negative_control {
+        if nc.caught {
+            "✅ Negative control passed: the planted defect was caught".to_string()
+        } else {
+            "❌ Negative control failed: the planted defect was NOT caught".to_string()
+        }
+    } else if let Some(e) = &m.error {
         if m.outcome.as_deref() == Some("could not run") {
             format!("❌ Error: the drill could not run ({e})")
         } else {
             format!("❌ Error: the drill stopped ({e})")
         }
+    } else if m.aborted.is_some() {
+        "🛑 Aborted (a stop condition tripped)".to_string()
     } else if m.passed {
         "✅ Success".to_string()
     } else if m.recovery.as_ref().and_then(|r| r.recovered) == Some(true) {
@@ -153,6 +178,18 @@ pub fn render(m: &Measurement) -> String {
     let _ = writeln!(o, "- Overall Result: {overall}");
     if let Some(outcome) = &m.outcome {
         let _ = writeln!(o, "- Ended: {outcome}");
+    }
+    if let Some(a) = &m.aborted {
+        let _ = writeln!(
+            o,
+            "- Aborted by stop condition: `{}` — seen: {} (at {}); every open fault was reverted at once",
+            redact(&a.condition),
+            redact(&a.value),
+            a.at.to_rfc3339()
+        );
+    }
+    if let Some(nc) = &m.negative_control {
+        negative_control(&mut o, nc);
     }
 
     let _ = writeln!(o, "\n## Metrics\n");

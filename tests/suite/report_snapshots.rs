@@ -62,6 +62,7 @@ fn journal(recovered: bool) -> Vec<Event> {
                     name: "api".into(),
                 },
                 duration_s: None,
+                deadline: None,
             },
         ),
         ev(

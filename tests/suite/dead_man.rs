@@ -1,0 +1,194 @@
+//! The dead-man's switch (issue 15): a stopped and a paused container, the injector SIGKILLed
+//! and the journal deleted — the fault's reaper (a detached process in its own session) brings
+//! each back within its deadline plus a few seconds, records what it did next to the journal,
+//! and leaves no drillkit process behind. A normal revert disarms it; `doctor` lists it.
+//!
+//! Skipped (with a line on stderr) when no Docker engine answers.
+
+use crate::support::cmd::Bin;
+use crate::support::docker::{self as dk, State};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Processes (not zombies) whose command line mentions this fault: its reaper, or an injector.
+fn drillkit_processes_of(fault: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let p = e.path();
+        let Ok(cmd) = std::fs::read(p.join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if cmd.contains(fault) && !zombie {
+            out.push(format!("{}: {cmd}", p.display()));
+        }
+    }
+    out
+}
+
+/// The fault id the injector wrote to the journal (polled: the injector is still running).
+fn planned_fault(journal: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let applied = journal.exists()
+            && dk::journal_events(journal)
+                .iter()
+                .any(|e| e["event"] == "fault_applied");
+        if applied {
+            if let Some(e) = dk::journal_events(journal)
+                .into_iter()
+                .find(|e| e["event"] == "fault_planned")
+            {
+                assert!(
+                    e["deadline"].is_string(),
+                    "the deadline is in the journal: {e}"
+                );
+                return e["id"].as_str().unwrap_or_default().to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "no fault applied within 20s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn killed_injector_and_lost_journal_are_undone_by_the_reaper(
+    action: &str,
+    faulted: impl Fn(&State) -> bool,
+) {
+    let web = dk::sleeper("no").run_up();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let journal = dir.path().join("journal.jsonl");
+    let run_dir = dir.path().join("run");
+    let mut injector = Bin::new("inject-fault")
+        .args([
+            action,
+            "--container",
+            &web.name,
+            "--timeout",
+            "1s",
+            "--duration",
+            "10m",
+            "--deadline",
+            "8s",
+        ])
+        .journal(&journal)
+        .env("DRILL_RUN_DIR", &run_dir)
+        .spawn();
+    let fault = planned_fault(&journal);
+    let armed_at = Instant::now();
+    web.wait_for("faulted", Duration::from_secs(10), &faulted);
+
+    // doctor lists the armed reaper and its deadline.
+    let d = Bin::new("inject-fault")
+        .args(["doctor"])
+        .journal(&dir.path().join("none.jsonl"))
+        .env("DRILL_RUN_DIR", &run_dir)
+        .run();
+    assert!(
+        d.stderr
+            .contains(&format!("armed reaper for fault {fault}"))
+            && d.stderr.contains("ARMED"),
+        "doctor lists the reaper:\n{}",
+        d.stderr
+    );
+
+    // SIGKILL the injector and delete the journal: nothing on the runner side is left.
+    injector.kill().expect("kill -9 the injector");
+    let _ = injector.wait();
+    std::fs::remove_file(&journal).expect("rm the journal");
+
+    web.wait_for("running again", Duration::from_secs(25), State::up);
+    let took = armed_at.elapsed();
+    assert!(
+        took >= Duration::from_secs(7) && took < Duration::from_secs(25),
+        "back after {took:?} (deadline 8s)"
+    );
+    // What the reaper did is next to the journal.
+    let record = dir.path().join("journal.reaper.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !record.exists() {
+        assert!(Instant::now() < deadline, "no reaper record");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&record).expect("record");
+    let r: serde_json::Value = serde_json::from_str(text.trim()).expect("record JSON");
+    assert_eq!(r["fault"], fault.as_str(), "{r}");
+    assert_eq!(r["outcome"], "reverted", "{r}");
+    assert_eq!(r["journal_present"], false, "{r}");
+    // No drillkit process is left, and the reaper removed its file.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = drillkit_processes_of(&fault);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let files: Vec<_> = std::fs::read_dir(&run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".reaper"))
+        .collect();
+    assert!(files.is_empty(), "reaper files left: {files:?}");
+}
+
+#[test]
+fn a_stopped_container_comes_back_after_sigkill_and_a_deleted_journal() {
+    require!(Docker);
+    killed_injector_and_lost_journal_are_undone_by_the_reaper("stop", |s| !s.running);
+}
+
+#[test]
+fn a_paused_container_comes_back_after_sigkill_and_a_deleted_journal() {
+    require!(Docker);
+    killed_injector_and_lost_journal_are_undone_by_the_reaper("pause", |s| s.paused);
+}
+
+#[test]
+fn a_normal_revert_disarms_the_reaper() {
+    require!(Docker);
+    let web = dk::sleeper("no").run_up();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let journal = dir.path().join("journal.jsonl");
+    let run_dir = dir.path().join("run");
+    Bin::new("inject-fault")
+        .args(["pause", "--container", &web.name, "--deadline", "1h"])
+        .journal(&journal)
+        .env("DRILL_RUN_DIR", &run_dir)
+        .succeeds();
+    let fault = dk::journal_events(&journal)
+        .into_iter()
+        .find(|e| e["event"] == "fault_planned")
+        .and_then(|e| e["id"].as_str().map(str::to_string))
+        .expect("planned");
+    assert!(
+        !drillkit_processes_of(&fault).is_empty(),
+        "a reaper is armed"
+    );
+    Bin::new("inject-fault")
+        .arg("revert")
+        .journal(&journal)
+        .env("DRILL_RUN_DIR", &run_dir)
+        .succeeds();
+    web.wait_for("unpaused", Duration::from_secs(10), State::up);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = drillkit_processes_of(&fault);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reaper not disarmed: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !dir.path().join("journal.reaper.jsonl").exists(),
+        "a disarmed reaper did nothing"
+    );
+}
