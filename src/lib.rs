@@ -13,6 +13,7 @@ pub mod faults;
 pub mod github;
 pub mod journal;
 pub mod measure;
+pub mod pg;
 pub mod phase;
 pub mod probe;
 pub mod process;

@@ -801,3 +801,99 @@ fn a_restore_read_from_the_pass_fails_when_the_pass_finds_damage() {
     let truncated = t.file("cut.sql.gz", &whole[..whole.len() - 8]);
     restore_fails_and_drops(&t, &pg, &truncated, &url, "truncated");
 }
+
+/// Issue 11: `--restore-to` connects through the one PostgreSQL layer, so a server that needs a
+/// password (scram) is reached with it from `PGPASSWORD`, from `~/.pgpass` or `PGPASSFILE`
+/// (plain dumps through the protocol, custom dumps through `pg_restore`), a wrong one is exit 3
+/// naming the authentication failure, and no password reaches any output.
+#[test]
+fn restore_to_a_password_server_takes_pgpassword_and_pgpass() {
+    if !support::pg::available() {
+        return;
+    }
+    let server = support::pg::Cluster::init("scram");
+    server.start();
+    server.create_app();
+    server.sql("ALTER ROLE app CREATEDB");
+    let pw = support::pg::APP_PASSWORD;
+    let url = format!("postgres://app@127.0.0.1:{}/postgres", server.port);
+    let t = T::new();
+    let no_secret = |r: &Run, secret: &str| {
+        for (what, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            assert!(!text.contains(secret), "{what} holds the password:\n{text}");
+        }
+        let journal = std::fs::read_to_string(t.path("journal.jsonl")).unwrap_or_default();
+        assert!(!journal.contains(secret), "the journal holds the password");
+    };
+    let scratch =
+        || server.sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'drillkit_verify_%'");
+
+    let r = t
+        .bin()
+        .arg(fx().join("plain.sql.gz"))
+        .args([
+            "--restore-to",
+            &url,
+            "--expect-rows",
+            "public.orders>=20000",
+        ])
+        .arg("--json")
+        .env("PGPASSWORD", pw)
+        .succeeds();
+    assert_eq!(check(&r.json(), "rows:public.orders")["ok"], true);
+    no_secret(&r, pw);
+    assert_eq!(scratch(), "0");
+
+    // ~/.pgpass in a temporary HOME (mode 0600, as libpq demands), for both dump kinds.
+    let home = t.path("home");
+    std::fs::create_dir(&home).expect("home");
+    let pgpass = home.join(".pgpass");
+    std::fs::write(&pgpass, format!("127.0.0.1:{}:*:app:{pw}\n", server.port)).expect("pgpass");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    for dump in ["plain.sql", "custom.dump"] {
+        let r = t
+            .bin()
+            .arg(fx().join(dump))
+            .args(["--restore-to", &url, "--expect-rows", "customers=2000"])
+            .arg("--json")
+            .env("HOME", &home)
+            .succeeds();
+        assert_eq!(check(&r.json(), "rows:customers")["ok"], true, "{dump}");
+        no_secret(&r, pw);
+    }
+    // PGPASSFILE names the file wherever it is.
+    let elsewhere = t.path("passfile");
+    std::fs::copy(&pgpass, &elsewhere).expect("copy pgpass");
+    t.bin()
+        .arg(fx().join("plain.sql"))
+        .args(["--restore-to", &url])
+        .env("PGPASSFILE", &elsewhere)
+        .env("HOME", t.path("nowhere"))
+        .succeeds();
+    assert_eq!(scratch(), "0");
+
+    // A wrong password: the server says so, exit 3, and neither password is shown.
+    let wrong = "not-the-Passw0rd";
+    let r = t
+        .bin()
+        .arg(fx().join("plain.sql"))
+        .args(["--restore-to", &url])
+        .env("PGPASSWORD", wrong)
+        .code(3);
+    r.stderr_has("password authentication failed for user \"app\"");
+    no_secret(&r, wrong);
+    no_secret(&r, pw);
+    // The same in the URL: redacted wherever the URL is shown.
+    let inline = format!("postgres://app:{wrong}@127.0.0.1:{}/postgres", server.port);
+    let r = t
+        .bin()
+        .arg(fx().join("plain.sql"))
+        .args(["--restore-to", &inline])
+        .code(3);
+    r.stderr_has("authentication failed");
+    no_secret(&r, wrong);
+    assert_eq!(scratch(), "0");
+}

@@ -11,6 +11,7 @@ use crate::units::{Dur, Ratio, Size};
 use clap::{Parser, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -228,8 +229,8 @@ pub struct Args {
 pub fn main() -> ExitCode {
     let args = Args::parse();
     let verbose = args.common.verbose;
-    crate::cli::common::main("verify-backup", verbose, |_cancel| async move {
-        run(args).await
+    crate::cli::common::main("verify-backup", verbose, |cancel| async move {
+        run(args, cancel).await
     })
 }
 
@@ -392,7 +393,7 @@ fn show(journal: &Journal, file: &str, checks: &mut [Check], strict: bool) -> Re
     Ok(())
 }
 
-async fn run(args: Args) -> Result<Code, Failure> {
+async fn run(args: Args, cancel: CancellationToken) -> Result<Code, Failure> {
     let opts = options(&args)?;
     let targets = targets(&args)?;
     let restore_opts = args.restore_to.as_ref().map(|url| RestoreOptions {
@@ -482,7 +483,7 @@ async fn run(args: Args) -> Result<Code, Failure> {
         let verify = tokio::task::spawn_blocking(move || backup::verify_tapped(&p, &o, tap));
         let (verified, mut restored) = match early {
             Some((ro, kind)) => {
-                let (v, r) = tokio::join!(verify, restore::run(&path, kind, ro, source));
+                let (v, r) = tokio::join!(verify, restore::run(&path, kind, ro, source, &cancel));
                 (v, Some(r))
             }
             None => (verify.await, None),
@@ -537,7 +538,7 @@ async fn run(args: Args) -> Result<Code, Failure> {
                 }
                 Some(kind) => Some(match restored.take() {
                     Some(r) => r,
-                    None => restore::run(&path, kind, ro, None).await,
+                    None => restore::run(&path, kind, ro, None, &cancel).await,
                 }),
             };
             if let Some(result) = outcome {
