@@ -90,8 +90,29 @@ fn fx() -> &'static Path {
         );
         pg.client(
             "pg_basebackup",
-            &["-D", &p("base"), "--wal-method=none", "-c", "fast"],
+            &["-D", &p("base"), "--wal-method=stream", "-c", "fast"],
         );
+        for (dir, compress) in [
+            ("tar_gz", "gzip"),
+            ("tar", "none"),
+            ("tar_zst", "zstd"),
+            ("tar_lz4", "lz4"),
+        ] {
+            pg.client(
+                "pg_basebackup",
+                &[
+                    "-D",
+                    &p(dir),
+                    "-Ft",
+                    "-Z",
+                    compress,
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                ],
+            );
+        }
         drop(pg);
         let d = dir.display();
         sh(&format!("gzip -c {d}/plain.sql > {d}/plain.sql.gz"));
@@ -896,4 +917,212 @@ fn restore_to_a_password_server_takes_pgpassword_and_pgpass() {
     r.stderr_has("authentication failed");
     no_secret(&r, wrong);
     assert_eq!(scratch(), "0");
+}
+
+/// The manifest's first WAL range: (segment file name, offset of its start LSN in the segment).
+fn wal_start(base: &Path) -> (String, usize) {
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(base.join("backup_manifest")).expect("manifest"))
+            .expect("manifest JSON");
+    let r = &m["WAL-Ranges"][0];
+    let (hi, lo) = r["Start-LSN"]
+        .as_str()
+        .and_then(|s| s.split_once('/'))
+        .expect("Start-LSN");
+    let lsn = (u64::from_str_radix(hi, 16).expect("hex") << 32)
+        | u64::from_str_radix(lo, 16).expect("hex");
+    let seg = 16u64 << 20;
+    let tli = r["Timeline"].as_u64().expect("Timeline");
+    let segno = lsn / seg;
+    (
+        format!("{tli:08X}{:08X}{:08X}", segno / 256, segno % 256),
+        (lsn % seg) as usize,
+    )
+}
+
+/// Issue 16: a data directory (PG_VERSION) without backup_manifest cannot be verified: a failed
+/// check (exit 1), not bad input; a folder that is no backup at all stays exit 2.
+#[test]
+fn a_data_directory_without_a_manifest_is_a_failed_check() {
+    let t = T::new();
+    let base = t.path("base");
+    sh(&format!(
+        "cp -a {} {}",
+        fx().join("base").display(),
+        base.display()
+    ));
+    std::fs::remove_file(base.join("backup_manifest")).expect("rm manifest");
+    fails(&t, &base, &[], "manifest", "cannot be verified without it");
+    let empty = t.path("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    t.bin().arg(&empty).code(2).stderr_has("--latest");
+}
+
+/// Issue 16: a plain base backup whose WAL is gone cannot reach consistency: exit 1 naming the
+/// segment; `--wal-dir` with the archived segment (gzip'd) makes it whole; a flipped byte in a
+/// record of the range fails its CRC.
+#[test]
+fn base_backup_wal_must_cover_its_range() {
+    let t = T::new();
+    let base = t.path("base");
+    sh(&format!(
+        "cp -a {} {}",
+        fx().join("base").display(),
+        base.display()
+    ));
+    let (segment, offset) = wal_start(&base);
+    let r = t.bin().arg(&base).arg("--json").succeeds();
+    let doc = r.json();
+    let wal = check(&doc, "wal");
+    assert!(
+        wal["detail"].as_str().unwrap_or("").contains(&segment),
+        "{wal}"
+    );
+    let archive = t.path("archive");
+    std::fs::create_dir(&archive).expect("mkdir");
+    sh(&format!(
+        "gzip -c {}/pg_wal/{segment} > {}/{segment}.gz && rm {}/pg_wal/0000*",
+        base.display(),
+        archive.display(),
+        base.display()
+    ));
+    fails(
+        &t,
+        &base,
+        &[],
+        "wal",
+        &format!("WAL segment {segment} is missing"),
+    );
+    let r = t
+        .bin()
+        .arg(&base)
+        .arg("--wal-dir")
+        .arg(&archive)
+        .arg("--json")
+        .succeeds();
+    assert_eq!(check(&r.json(), "wal")["ok"], true);
+    // One flipped bit inside the first record of the range.
+    sh(&format!(
+        "gunzip -c {0}/{segment}.gz > {0}/{segment} && rm {0}/{segment}.gz",
+        archive.display()
+    ));
+    let seg_path = archive.join(&segment);
+    let mut bytes = std::fs::read(&seg_path).expect("segment");
+    bytes[offset + 40] ^= 0x10;
+    std::fs::write(&seg_path, &bytes).expect("write");
+    fails(
+        &t,
+        &base,
+        &["--wal-dir", &archive.to_string_lossy()],
+        "wal",
+        "fails its CRC-32C",
+    );
+}
+
+/// Issue 16: tar base backups (`-Ft`, gzip / zstd / lz4 / none, `-X stream`) verify clean in one
+/// read of each archive, and every corruption inside `base.tar.gz` is exit 1 naming the file.
+#[test]
+fn tar_base_backups_verify_and_corruptions_name_the_file() {
+    let t = T::new();
+    for (dir, compression) in [
+        ("tar_gz", "gzip"),
+        ("tar", "none"),
+        ("tar_zst", "zstd"),
+        ("tar_lz4", "lz4"),
+    ] {
+        let r = t.bin().arg(fx().join(dir)).arg("--json").succeeds();
+        let doc = r.json();
+        assert_eq!(doc["files"][0]["format"], "pg-basebackup-tar", "{dir}");
+        // pg_basebackup 15 compresses pg_wal.tar only with gzip: zstd and lz4 backups are
+        // reported as e.g. "none+zstd".
+        let found = doc["files"][0]["compression"].as_str().unwrap_or("");
+        assert!(found.split('+').any(|c| c == compression), "{dir}: {found}");
+        assert_eq!(check(&doc, "files")["ok"], true, "{dir}");
+        assert_eq!(check(&doc, "wal")["ok"], true, "{dir}");
+    }
+    // Repack base.tar.gz after changing what it holds; the manifest stays the original.
+    let repack = |name: &str, change: &dyn Fn(&Path)| -> PathBuf {
+        let b = t.path(name);
+        sh(&format!(
+            "cp -a {} {}",
+            fx().join("tar_gz").display(),
+            b.display()
+        ));
+        let x = t.path(&format!("{name}.x"));
+        std::fs::create_dir(&x).expect("mkdir");
+        sh(&format!(
+            "tar -xzf {}/base.tar.gz -C {}",
+            b.display(),
+            x.display()
+        ));
+        change(&x);
+        sh(&format!(
+            "tar -czf {}/base.tar.gz -C {} .",
+            b.display(),
+            x.display()
+        ));
+        b
+    };
+    let b = repack("missing", &|x| {
+        std::fs::remove_file(x.join("PG_VERSION")).expect("rm")
+    });
+    fails(&t, &b, &[], "files", "PG_VERSION: missing");
+    let b = repack("extra", &|x| {
+        std::fs::write(x.join("stray.conf"), b"x").expect("write")
+    });
+    fails(
+        &t,
+        &b,
+        &[],
+        "files",
+        "base.tar.gz: stray.conf: in the archive but not in the manifest",
+    );
+    let b = repack("appended", &|x| {
+        sh(&format!("echo '# more' >> {}/postgresql.conf", x.display()))
+    });
+    fails(&t, &b, &[], "files", "postgresql.conf: size");
+    let b = repack("truncated", &|x| {
+        sh(&format!("truncate -s -10 {}/postgresql.conf", x.display()))
+    });
+    fails(&t, &b, &[], "files", "postgresql.conf: size");
+    let b = repack("replaced", &|x| {
+        std::fs::write(x.join("PG_VERSION"), b"14\n").expect("write")
+    });
+    fails(&t, &b, &[], "files", "PG_VERSION: CRC32C checksum");
+    // One flipped byte in the compressed archive itself.
+    let b = t.path("flipped");
+    sh(&format!(
+        "cp -a {} {}",
+        fx().join("tar_gz").display(),
+        b.display()
+    ));
+    let gz = b.join("base.tar.gz");
+    let mut bytes = std::fs::read(&gz).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&gz, &bytes).expect("write");
+    fails(&t, &b, &[], "files", "base.tar.gz: ");
+    // A bad manifest.
+    let b = t.path("badmanifest");
+    sh(&format!(
+        "cp -a {} {}",
+        fx().join("tar_gz").display(),
+        b.display()
+    ));
+    let m = std::fs::read_to_string(b.join("backup_manifest")).expect("manifest");
+    std::fs::write(
+        b.join("backup_manifest"),
+        m.replacen("\"Size\": ", "\"Size\":  ", 1),
+    )
+    .expect("alter");
+    fails(&t, &b, &[], "manifest", "checksum mismatch");
+    // The WAL archive gone: the WAL check names the missing segment.
+    let b = t.path("nowal");
+    sh(&format!(
+        "cp -a {} {}",
+        fx().join("tar_gz").display(),
+        b.display()
+    ));
+    std::fs::remove_file(b.join("pg_wal.tar.gz")).expect("rm");
+    fails(&t, &b, &[], "wal", "is missing");
 }

@@ -12,6 +12,8 @@ pub mod pgdump;
 pub mod rdb;
 pub mod restore;
 pub mod sql;
+pub mod tar;
+pub mod wal;
 pub mod zstd;
 
 use checksum::{Algo, ChecksumFile, Expected};
@@ -228,6 +230,8 @@ pub struct Options {
     pub format: FormatHint,
     /// The largest zstd window decoded, as a power of two (`None`: 128 MiB, `zstd`'s default).
     pub zstd_window_log: Option<u32>,
+    /// A WAL archive to take a base backup's missing segments from (`--wal-dir`).
+    pub wal_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -531,22 +535,26 @@ pub fn verify_tapped(path: &Path, opts: &Options, tap: Option<engine::Tap>) -> F
     rep
 }
 
-fn verify_base_backup(dir: &Path, _opts: &Options, rep: &mut FileReport) {
+fn verify_base_backup(dir: &Path, opts: &Options, rep: &mut FileReport) {
     rep.format = "pg-basebackup".into();
     rep.compression = "none".into();
     if !manifest::is_base_backup(dir) {
         rep.push(Check::fail(
             "manifest",
-            "a directory without backup_manifest is not a base backup",
+            "no backup_manifest: a base backup cannot be verified without it (pg_basebackup writes one unless --no-manifest; a copied data directory has none)",
         ));
         return;
     }
-    let b = manifest::verify(dir);
+    let b = manifest::verify(dir, opts.wal_dir.as_deref());
     rep.unreadable = b.unreadable.is_some();
     if let Some(e) = &b.unreadable {
         rep.push(Check::fail("readable", e.clone()));
     }
     rep.size = Some(b.bytes);
+    if b.layout == "tar" {
+        rep.format = "pg-basebackup-tar".into();
+        rep.compression = b.compression.clone();
+    }
     rep.push(Check {
         check: "manifest".into(),
         ok: b.manifest_ok,
@@ -559,6 +567,14 @@ fn verify_base_backup(dir: &Path, _opts: &Options, rep: &mut FileReport) {
         warning: false,
         detail: b.files_detail,
     });
+    if let Some(w) = b.wal {
+        rep.push(Check {
+            check: "wal".into(),
+            ok: w.ok,
+            warning: false,
+            detail: w.detail,
+        });
+    }
 }
 
 /// Refinement of the rerun: repeat the shrink check once restore row counts are known.

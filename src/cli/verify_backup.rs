@@ -19,7 +19,8 @@ Examples:
   verify-backup /backups --latest --max-age 26h          # the newest backup in the folder
   verify-backup db.sql.gz --checksum-file SHA256SUMS     # GNU or BSD checksum lists
   verify-backup db.sql.gz --sha256 9f86d08...            # sidecars (db.sql.gz.sha256) are found by themselves
-  verify-backup /backups/base --max-age 24h              # a pg_basebackup folder with backup_manifest
+  verify-backup /backups/base --max-age 24h              # a pg_basebackup folder (plain or -Ft tar) with backup_manifest
+  verify-backup /backups/base --wal-dir /archive/wal     # ... taking the WAL it needs from an archive
   verify-backup dump.rdb                                  # Redis RDB: magic and CRC-64
   verify-backup db.sql.gz --restore-to postgres://postgres@localhost:5432/ \\
       --expect-rows public.orders>=1000 --check-sql \"SELECT count(*) > 0 FROM public.users\"
@@ -70,6 +71,16 @@ pub struct Args {
         help_heading = "What to check"
     )]
     pub zstd_max_window: Option<Size>,
+
+    /// A WAL archive folder (`archive_command`'s target; segments plain or .gz/.zst/.lz4) that
+    /// holds WAL a base backup needs and does not carry itself.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "DRILL_BACKUP_WAL_DIR",
+        help_heading = "What to check"
+    )]
+    pub wal_dir: Option<PathBuf>,
 
     /// Fail when the backup was modified longer ago than this (24h with --latest).
     #[arg(
@@ -283,6 +294,14 @@ fn options(args: &Args) -> Result<Options, Failure> {
             .or_bad_input()
         }
     };
+    if let Some(w) = &args.wal_dir {
+        if !w.is_dir() {
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "--wal-dir {}: not a folder",
+                w.display()
+            )));
+        }
+    }
     let max_age = args.max_age.map(|d| d.0).or(if args.latest {
         Some(Dur::secs(24 * 3600).0)
     } else {
@@ -297,6 +316,7 @@ fn options(args: &Args) -> Result<Options, Failure> {
         checksum_files: lists,
         sidecars: !args.no_sidecars,
         zstd_window_log,
+        wal_dir: args.wal_dir.clone(),
         format: match args.format {
             FormatArg::Auto => FormatHint::Auto,
             FormatArg::Plain => FormatHint::Plain,
@@ -337,9 +357,11 @@ fn targets(args: &Args) -> Result<Vec<Target>, Failure> {
                 }
             }
         } else {
-            if p.is_dir() && !backup::manifest::is_base_backup(p) {
+            // A data directory or tar backup without its manifest is a failed check (exit 1,
+            // said by the manifest check); any other folder is a mistaken argument.
+            if p.is_dir() && !backup::manifest::looks_like_base_backup(p) {
                 return Err(Failure::bad_input(anyhow::anyhow!(
-                    "{} is a folder without backup_manifest: pass --latest to verify the newest backup in it",
+                    "{} is a folder that is neither a base backup nor a data directory: pass --latest to verify the newest backup in it",
                     p.display()
                 )));
             }
