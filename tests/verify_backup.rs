@@ -1126,3 +1126,171 @@ fn tar_base_backups_verify_and_corruptions_name_the_file() {
     std::fs::remove_file(b.join("pg_wal.tar.gz")).expect("rm");
     fails(&t, &b, &[], "wal", "is missing");
 }
+
+/// Issue 16, the peer suite: PostgreSQL's own corruption cases built from real `pg_basebackup`
+/// output (plain format: `pg_verifybackup` 15 reads no tar), each run through both tools, which
+/// must give the same verdict (exit 0 or 1).
+#[test]
+fn same_verdicts_as_pg_verifybackup_on_plain_base_backups() {
+    let pgv = pg::pg_bin().join("pg_verifybackup");
+    let t = T::new();
+    let flip = |p: &Path| {
+        let mut b = std::fs::read(p).expect("read");
+        let mid = b.len() / 2;
+        b[mid] ^= 0x01;
+        std::fs::write(p, b).expect("write");
+    };
+    type Change<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Change)> = vec![
+        ("intact", Box::new(|_| {})),
+        (
+            "extra file",
+            Box::new(|b| std::fs::write(b.join("extra_file"), b"x").expect("write")),
+        ),
+        (
+            "missing file",
+            Box::new(|b| std::fs::remove_file(b.join("PG_VERSION")).expect("rm")),
+        ),
+        (
+            "appended",
+            Box::new(|b| sh(&format!("echo '# more' >> {}/postgresql.conf", b.display()))),
+        ),
+        (
+            "truncated",
+            Box::new(|b| sh(&format!("truncate -s -10 {}/postgresql.conf", b.display()))),
+        ),
+        (
+            "replaced",
+            Box::new(|b| std::fs::write(b.join("PG_VERSION"), b"14\n").expect("write")),
+        ),
+        (
+            "flipped byte",
+            Box::new(move |b| flip(&b.join("global/pg_control"))),
+        ),
+        (
+            "bad manifest",
+            Box::new(|b| {
+                let m = std::fs::read_to_string(b.join("backup_manifest")).expect("manifest");
+                std::fs::write(
+                    b.join("backup_manifest"),
+                    m.replacen("\"Size\": ", "\"Size\":  ", 1),
+                )
+                .expect("write")
+            }),
+        ),
+        (
+            "WAL removed",
+            Box::new(|b| sh(&format!("rm {}/pg_wal/0000*", b.display()))),
+        ),
+        (
+            "no manifest",
+            Box::new(|b| std::fs::remove_file(b.join("backup_manifest")).expect("rm")),
+        ),
+    ];
+    let mut failed = 0;
+    for (i, (name, change)) in cases.iter().enumerate() {
+        let b = t.path(&format!("case{i}"));
+        sh(&format!(
+            "cp -a {} {}",
+            fx().join("base").display(),
+            b.display()
+        ));
+        change(&b);
+        let ours = t.bin().arg(&b).run();
+        let theirs = Command::new(&pgv)
+            .arg(&b)
+            .output()
+            .expect("pg_verifybackup runs");
+        let theirs_code = theirs.status.code().unwrap_or(-1);
+        assert_eq!(
+            ours.code,
+            theirs_code,
+            "{name}: verify-backup exited {}, pg_verifybackup {theirs_code}\n--- verify-backup\n{}\n--- pg_verifybackup\n{}",
+            ours.code,
+            ours.stderr,
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+        if ours.code != 0 {
+            failed += 1;
+        }
+    }
+    assert_eq!(
+        failed,
+        cases.len() - 1,
+        "every case but the intact one fails"
+    );
+}
+
+/// Issue 16: `--record` appends one line per backup verified; `--require-restored-within` fails
+/// until a restore test has proven a backup recently enough.
+#[test]
+fn record_of_proof_and_require_restored_within() {
+    let pg = Pg::start();
+    let t = T::new();
+    let rec = t.path("proof.jsonl");
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(&rec)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("record line is JSON"))
+            .collect()
+    };
+    let gz = fx().join("plain.sql.gz");
+    let r = t
+        .bin()
+        .arg(&gz)
+        .arg("--record")
+        .arg(&rec)
+        .args(["--require-restored-within", "7d", "--json"])
+        .code(1);
+    let doc = r.json();
+    let proof = &doc["files"][1]["checks"][0];
+    assert_eq!(proof["check"], "restored-within");
+    assert_eq!(proof["ok"], false);
+    let l = lines();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0]["restored"], false);
+    assert_eq!(l[0]["ok"], true);
+    assert_eq!(l[0]["sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(l[0]["checks"]["gzip"], true);
+
+    t.bin()
+        .arg(&gz)
+        .args(["--restore-to", &pg.url(), "--record"])
+        .arg(&rec)
+        .args(["--require-restored-within", "7d"])
+        .succeeds();
+    let l = lines();
+    assert_eq!(l.len(), 2);
+    assert_eq!(l[1]["restored"], true);
+    // Later runs without a restore still pass on that proof...
+    t.bin()
+        .arg(fx().join("base"))
+        .arg("--record")
+        .arg(&rec)
+        .args(["--require-restored-within", "7d"])
+        .succeeds()
+        .stderr_has("newest backup proven restorable");
+    assert_eq!(lines()[2]["format"], "pg-basebackup");
+    // ...but not once the only proof is older than the limit.
+    let old = t.path("old.jsonl");
+    let mut stale = l[1].clone();
+    stale["at"] = Value::from(
+        (chrono::Utc::now() - chrono::Duration::days(8))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    std::fs::write(&old, format!("{stale}\n")).expect("write");
+    let r = t
+        .bin()
+        .arg(&gz)
+        .arg("--record")
+        .arg(&old)
+        .args(["--require-restored-within", "7d"])
+        .code(1);
+    r.stderr_has("restored-within").stderr_has("192h");
+    t.bin()
+        .arg(&gz)
+        .args(["--require-restored-within", "7d"])
+        .code(2)
+        .stderr_has("--record");
+}

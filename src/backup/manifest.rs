@@ -27,68 +27,19 @@ const IGNORED: &[&str] = &[
     "standby.signal",
 ];
 
-const CASTAGNOLI_REFLECTED: u32 = 0x82F6_3B78;
-
-fn crc32c_tables() -> &'static [[u32; 256]; 8] {
-    static T: std::sync::OnceLock<[[u32; 256]; 8]> = std::sync::OnceLock::new();
-    T.get_or_init(|| {
-        let mut t = [[0u32; 256]; 8];
-        for (i, slot) in t[0].iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 == 1 {
-                    (c >> 1) ^ CASTAGNOLI_REFLECTED
-                } else {
-                    c >> 1
-                };
-            }
-            *slot = c;
-        }
-        #[allow(clippy::needless_range_loop)]
-        for i in 0..256 {
-            for k in 1..8 {
-                let p = t[k - 1][i];
-                t[k][i] = (p >> 8) ^ t[0][(p & 0xff) as usize];
-            }
-        }
-        t
-    })
-}
-
-/// CRC-32C (Castagnoli), streaming; `finish` gives the value PostgreSQL writes in manifests.
-#[derive(Clone, Copy, Debug)]
+/// CRC-32C (Castagnoli), streaming; `finish` gives the value PostgreSQL writes in manifests and
+/// WAL records. The `crc32c` crate uses the CPU's CRC32 instruction (SSE 4.2, ARMv8) when there
+/// is one: about 4x the table-driven code this replaced, which made the file check slower than
+/// `pg_verifybackup`'s.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Crc32c(u32);
-
-impl Default for Crc32c {
-    fn default() -> Self {
-        Crc32c(0xFFFF_FFFF)
-    }
-}
 
 impl Crc32c {
     pub fn update(&mut self, data: &[u8]) {
-        let t = crc32c_tables();
-        let mut crc = self.0;
-        let mut chunks = data.chunks_exact(8);
-        for c in &mut chunks {
-            let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
-            crc = t[7][(lo & 0xff) as usize]
-                ^ t[6][((lo >> 8) & 0xff) as usize]
-                ^ t[5][((lo >> 16) & 0xff) as usize]
-                ^ t[4][(lo >> 24) as usize]
-                ^ t[3][(hi & 0xff) as usize]
-                ^ t[2][((hi >> 8) & 0xff) as usize]
-                ^ t[1][((hi >> 16) & 0xff) as usize]
-                ^ t[0][(hi >> 24) as usize];
-        }
-        for &b in chunks.remainder() {
-            crc = t[0][((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
-        }
-        self.0 = crc;
+        self.0 = crc32c::crc32c_append(self.0, data);
     }
     pub fn finish(self) -> u32 {
-        !self.0
+        self.0
     }
 }
 
@@ -103,6 +54,8 @@ pub struct BaseBackupReport {
     pub bytes: u64,
     /// `plain` or `tar`.
     pub layout: String,
+    /// The SHA-256 of `backup_manifest` (it names every file's checksum: the backup's digest).
+    pub manifest_sha256: Option<String>,
     /// Of the tar archives: `none`, `gzip`, `zstd`, `lz4`.
     pub compression: String,
     /// The WAL check (`None` when the manifest could not be trusted).
@@ -492,6 +445,7 @@ pub fn verify(dir: &Path, wal_dir: Option<&Path>) -> BaseBackupReport {
         }
     };
     rep.manifest_ok = true;
+    rep.manifest_sha256 = Some(manifest.digest.clone());
     rep.manifest_detail = format!(
         "backup_manifest sha256 {} matches its Manifest-Checksum, {} files listed",
         manifest.digest,

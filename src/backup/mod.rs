@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod pgcustom;
 pub mod pgdump;
 pub mod rdb;
+pub mod record;
 pub mod restore;
 pub mod sql;
 pub mod tar;
@@ -551,6 +552,9 @@ fn verify_base_backup(dir: &Path, opts: &Options, rep: &mut FileReport) {
         rep.push(Check::fail("readable", e.clone()));
     }
     rep.size = Some(b.bytes);
+    if let Some(d) = &b.manifest_sha256 {
+        rep.digests.insert("manifest-sha256".into(), d.clone());
+    }
     if b.layout == "tar" {
         rep.format = "pg-basebackup-tar".into();
         rep.compression = b.compression.clone();

@@ -233,6 +233,26 @@ pub struct Args {
     )]
     pub summary: Option<PathBuf>,
 
+    /// Append one JSON line per backup verified to this file (path, size, sha256, checks,
+    /// restored yes/no, when): the record of proof `--require-restored-within` reads.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "DRILL_BACKUP_RECORD",
+        help_heading = "Output"
+    )]
+    pub record: Option<PathBuf>,
+
+    /// Fail when the newest backup in --record proven restorable by a restore test was proven
+    /// longer ago than this (e.g. 7d); this run's results count.
+    #[arg(
+        long,
+        value_name = "DUR",
+        env = "DRILL_BACKUP_RESTORED_WITHIN",
+        help_heading = "Checks"
+    )]
+    pub require_restored_within: Option<Dur>,
+
     #[command(flatten)]
     pub common: Common,
 }
@@ -443,6 +463,11 @@ async fn run(args: Args, cancel: CancellationToken) -> Result<Code, Failure> {
             "--restore-jobs needs --restore-to"
         )));
     }
+    if args.require_restored_within.is_some() && args.record.is_none() {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--require-restored-within needs --record FILE (the record of earlier restore tests)"
+        )));
+    }
     let journal_path = args.common.journal_path();
     let journal =
         Journal::attach(&journal_path, "verify-backup", "verify-backup").map_err(|e| {
@@ -587,6 +612,9 @@ async fn run(args: Args, cancel: CancellationToken) -> Result<Code, Failure> {
         reports.push(rep);
     }
 
+    if let Some(record) = &args.record {
+        prove(&args, record, &journal, &mut reports)?;
+    }
     let failed = reports.iter().filter(|r| !r.ok).count();
     let unreadable = reports.iter().any(|r| r.unreadable);
     let code = if interrupted.is_some() {
@@ -641,4 +669,44 @@ fn write_summary(path: &Path, doc: &serde_json::Value) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(doc).map_err(|e| Failure::env(anyhow::anyhow!(e)))?;
     std::fs::write(path, text + "\n")
         .map_err(|e| Failure::env(anyhow::anyhow!("--summary {}: {e}", path.display())))
+}
+
+/// `--record`: append this run's entries; `--require-restored-within`: judge the record (this
+/// run included) and add the verdict as a report of its own.
+fn prove(
+    args: &Args,
+    record: &Path,
+    journal: &Journal,
+    reports: &mut Vec<FileReport>,
+) -> Result<(), Failure> {
+    let now = chrono::Utc::now();
+    let entries: Vec<backup::record::Entry> = reports
+        .iter()
+        .map(|r| backup::record::Entry::of(r, now, Some(journal.drill_id())))
+        .collect();
+    backup::record::append(record, &entries)
+        .map_err(|e| Failure::env(anyhow::anyhow!("--record {}: {e}", record.display())))?;
+    let Some(within) = args.require_restored_within else {
+        return Ok(());
+    };
+    let all = backup::record::read(record)
+        .map_err(|e| Failure::env(anyhow::anyhow!("--record {}: {e}", record.display())))?;
+    let mut check = backup::record::restored_within(&all, within.0, now, &within.to_string());
+    let mut rep = FileReport {
+        file: record.display().to_string(),
+        path: record.to_path_buf(),
+        format: "record".into(),
+        ..Default::default()
+    };
+    say(&format!("{}", record.display()));
+    show(
+        journal,
+        &rep.file,
+        std::slice::from_mut(&mut check),
+        args.strict,
+    )?;
+    rep.push(check);
+    rep.settle(args.strict);
+    reports.push(rep);
+    Ok(())
 }
