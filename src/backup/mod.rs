@@ -8,6 +8,7 @@ pub mod engine;
 pub mod gzip;
 pub mod manifest;
 pub mod pgcustom;
+pub mod pgdir;
 pub mod pgdump;
 pub mod rdb;
 pub mod record;
@@ -265,7 +266,9 @@ fn stat_checks(path: &Path, opts: &Options, rep: &mut FileReport) -> Option<std:
     };
     let modified = meta.modified().ok();
     rep.modified = modified.map(modified_rfc3339);
-    let kind = if meta.is_dir() {
+    let kind = if meta.is_dir() && pgdir::is_directory_dump(path) {
+        "directory dump (toc.dat)"
+    } else if meta.is_dir() {
         "base backup directory"
     } else {
         "regular file"
@@ -433,6 +436,11 @@ pub fn verify_tapped(path: &Path, opts: &Options, tap: Option<engine::Tap>) -> F
     let Some(meta) = stat_checks(path, opts, &mut rep) else {
         return rep;
     };
+    if meta.is_dir() && pgdir::is_directory_dump(path) {
+        verify_directory_dump(path, opts, &mut rep);
+        shrink_check(opts, &mut rep);
+        return rep;
+    }
     if meta.is_dir() {
         verify_base_backup(path, opts, &mut rep);
         shrink_check(opts, &mut rep);
@@ -578,6 +586,49 @@ fn verify_base_backup(dir: &Path, opts: &Options, rep: &mut FileReport) {
             warning: false,
             detail: w.detail,
         });
+    }
+}
+
+/// A `pg_dump -Fd` folder: `toc.dat` and every data file it names (see [`pgdir`]).
+fn verify_directory_dump(dir: &Path, opts: &Options, rep: &mut FileReport) {
+    rep.format = "pg-directory".into();
+    let mut size = 0u64;
+    let mut kinds = BTreeSet::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        size += e.metadata().map(|m| m.len()).unwrap_or(0);
+        let name = e.file_name().to_string_lossy().into_owned();
+        kinds.insert(if name.ends_with(".gz") {
+            "gzip"
+        } else if name.ends_with(".zst") {
+            "zstd"
+        } else if name.ends_with(".lz4") {
+            "lz4"
+        } else {
+            "none"
+        });
+    }
+    kinds.remove("none");
+    rep.compression = if kinds.is_empty() {
+        "none".into()
+    } else {
+        kinds.into_iter().collect::<Vec<_>>().join("+")
+    };
+    rep.size = Some(size);
+    size_check(size, opts, rep);
+    match pgdir::check(dir) {
+        Ok(f) => {
+            rep.tables = f.tables.clone();
+            rep.push(Check {
+                check: "format".into(),
+                ok: f.ok,
+                warning: f.warning,
+                detail: f.detail,
+            });
+        }
+        Err(e) => {
+            rep.unreadable = true;
+            rep.push(Check::fail("readable", format!("toc.dat: {e}")));
+        }
     }
 }
 

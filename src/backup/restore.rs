@@ -105,6 +105,8 @@ pub struct RestoreReport {
 pub enum DumpKind {
     Plain,
     Custom,
+    /// `pg_dump -Fd`: restored by `pg_restore -j`.
+    Directory,
 }
 
 fn pg_err(e: &tokio_postgres::Error) -> String {
@@ -149,6 +151,9 @@ fn open_decoded(path: &Path, zstd_window_log: u32) -> std::io::Result<Box<dyn Bu
 
 /// The dump kind of `path` from its first decoded bytes, before any check has run.
 pub fn sniff(path: &Path, zstd_window_log: u32) -> Option<DumpKind> {
+    if super::pgdir::is_directory_dump(path) {
+        return Some(DumpKind::Directory);
+    }
     let mut r = open_decoded(path, zstd_window_log).ok()?;
     let head = r.fill_buf().ok()?;
     if head.starts_with(b"PGDMP") {
@@ -539,6 +544,7 @@ fn find_pg_restore(given: Option<&Path>) -> Option<PathBuf> {
 async fn restore_custom(
     target: &Target,
     path: &Path,
+    kind: DumpKind,
     opts: &RestoreOptions,
     rep: &mut RestoreReport,
 ) -> Result<(), Failure> {
@@ -548,16 +554,20 @@ async fn restore_custom(
         )));
     };
     let mut cmd = tokio::process::Command::new(&bin);
-    cmd.args([
-        "--no-owner",
-        "--no-acl",
-        "--exit-on-error",
-        "--single-transaction",
-    ])
-    .arg(format!("--dbname={}", target.libpq_conninfo()))
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped())
-    .kill_on_drop(true);
+    // A directory dump loads in parallel (`-j`, which excludes --single-transaction).
+    let parallel = kind == DumpKind::Directory && opts.jobs > 1;
+    let mut flags = vec!["--no-owner", "--no-acl", "--exit-on-error"];
+    let jobs = format!("--jobs={}", opts.jobs);
+    if parallel {
+        flags.push(&jobs);
+    } else {
+        flags.push("--single-transaction");
+    }
+    cmd.args(&flags)
+        .arg(format!("--dbname={}", target.libpq_conninfo()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
     // The password found by the connection layer (URL, PGPASSWORD, .pgpass), never on the
     // command line.
     if let Some(pw) = target.password() {
@@ -606,10 +616,7 @@ async fn restore_custom(
         .wait_with_output()
         .await
         .map_err(|e| Failure::env(anyhow::anyhow!("waiting for pg_restore: {e}")))?;
-    rep.method = format!(
-        "{} --no-owner --no-acl --exit-on-error --single-transaction",
-        bin.display()
-    );
+    rep.method = format!("{} {}", bin.display(), flags.join(" "));
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err
@@ -866,7 +873,9 @@ pub async fn run(
                 .await
                 .map_err(|e| Failure::drill_failed(anyhow::anyhow!(e)))
             }
-            DumpKind::Custom => restore_custom(&scratch_cfg, path, opts, &mut rep).await,
+            DumpKind::Custom | DumpKind::Directory => {
+                restore_custom(&scratch_cfg, path, kind, opts, &mut rep).await
+            }
         };
         rep.seconds = started.elapsed().as_secs_f64();
         match restored {
@@ -876,7 +885,7 @@ pub async fn run(
                     format!(
                         "restored into scratch database {db} in {} ({}{} statements, {} COPY rows){}",
                         crate::units::fmt_duration(rep.seconds),
-                        if kind == DumpKind::Custom { "pg_restore; " } else { "" },
+                        if kind == DumpKind::Plain { "" } else { "pg_restore; " },
                         rep.statements,
                         rep.copy_rows,
                         if rep.warnings.is_empty() { String::new() } else { format!(", {} warning(s)", rep.warnings.len()) }

@@ -379,7 +379,10 @@ fn targets(args: &Args) -> Result<Vec<Target>, Failure> {
         } else {
             // A data directory or tar backup without its manifest is a failed check (exit 1,
             // said by the manifest check); any other folder is a mistaken argument.
-            if p.is_dir() && !backup::manifest::looks_like_base_backup(p) {
+            if p.is_dir()
+                && !backup::manifest::looks_like_base_backup(p)
+                && !backup::pgdir::is_directory_dump(p)
+            {
                 return Err(Failure::bad_input(anyhow::anyhow!(
                     "{} is a folder that is neither a base backup nor a data directory: pass --latest to verify the newest backup in it",
                     p.display()
@@ -549,6 +552,7 @@ async fn run(args: Args, cancel: CancellationToken) -> Result<Code, Failure> {
             let kind = match rep.format.as_str() {
                 "pg-plain" => Some(DumpKind::Plain),
                 "pg-custom" => Some(DumpKind::Custom),
+                "pg-directory" => Some(DumpKind::Directory),
                 _ => None,
             };
             let intact = restored.is_some() || rep.checks.iter().all(|c| c.ok);
