@@ -1351,3 +1351,105 @@ fn directory_dumps_verify_and_restore_with_their_row_counts() {
     std::fs::write(&biggest, bad).expect("write");
     fails(&t, &copy, &[], "format", "does not decode");
 }
+
+/// Issue 16: `--restore-base` starts PostgreSQL on a copy of the base backup, checks the rows,
+/// and leaves no process, folder or port behind — also when interrupted (SIGINT).
+#[test]
+fn restore_base_recovers_checks_rows_and_leaves_nothing_behind() {
+    let pg = Pg::start();
+    pg.psql(
+        "postgres",
+        "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 50000) g",
+    );
+    let t = T::new();
+    let base = t.path("base");
+    pg.client(
+        "pg_basebackup",
+        &[
+            "-D",
+            &base.to_string_lossy(),
+            "-Ft",
+            "-z",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+        ],
+    );
+    drop(pg);
+    let leftovers = || -> Vec<String> {
+        std::fs::read_dir(std::env::temp_dir())
+            .expect("tmp")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("drillkit-restore-base-"))
+            .collect()
+    };
+    let before = leftovers();
+    let r = t
+        .bin()
+        .arg(&base)
+        .args(["--restore-base", "--expect-rows", "t>=50000", "--json"])
+        .succeeds();
+    let doc = r.json();
+    assert_eq!(check(&doc, "restore")["ok"], true);
+    assert_eq!(check(&doc, "rows:t")["ok"], true);
+    assert_eq!(check(&doc, "cleanup")["ok"], true);
+    assert_eq!(doc["files"][0]["restore"]["tables"]["public.t"], 50000);
+    assert_eq!(leftovers(), before, "the scratch folder is deleted");
+    let phases: Vec<Value> = t
+        .journal()
+        .into_iter()
+        .filter(|e| e["event"] == "phase_finished" && e["name"] == "recovery")
+        .collect();
+    assert_eq!(phases.len(), 1, "recovery is a phase in the journal");
+    assert_eq!(phases[0]["ok"], true);
+    // The same, interrupted once the scratch server runs: exit 4, nothing left.
+    let child = t
+        .bin()
+        .arg(&base)
+        .args(["--restore-base", "--expect-rows", "t>=50000"])
+        .spawn();
+    let pid = child.id() as i32;
+    let started = std::time::Instant::now();
+    loop {
+        let running = t
+            .journal()
+            .iter()
+            .filter(|e| e["event"] == "phase_started" && e["name"] == "recovery")
+            .count();
+        if running == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "recovery never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let out = child.wait_with_output().expect("wait");
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        code == 4 || code == 0,
+        "interrupted: exit {code}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        leftovers(),
+        before,
+        "the scratch folder is deleted when interrupted"
+    );
+    let ps = Command::new("sh")
+        .arg("-c")
+        .arg("ps -eo args | grep -c '[d]rillkit-restore-base' || true")
+        .output()
+        .expect("ps");
+    assert_eq!(
+        String::from_utf8_lossy(&ps.stdout).trim(),
+        "0",
+        "no scratch server left"
+    );
+}

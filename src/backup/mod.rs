@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod pgcustom;
 pub mod pgdir;
 pub mod pgdump;
+pub mod physical;
 pub mod rdb;
 pub mod record;
 pub mod restore;

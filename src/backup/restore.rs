@@ -666,7 +666,7 @@ async fn count_rows(client: &Client) -> Result<BTreeMap<String, u64>, String> {
     Ok(out)
 }
 
-async fn after_restore(
+pub(super) async fn after_restore(
     client: &Client,
     opts: &RestoreOptions,
     rep: &mut RestoreReport,

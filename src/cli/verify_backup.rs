@@ -169,6 +169,12 @@ pub struct Args {
     )]
     pub restore_to: Option<String>,
 
+    /// Restore a base backup physically: copy/unpack it with its WAL into a temp folder, start
+    /// a scratch PostgreSQL of its major version on a free loopback port, let it recover to
+    /// consistency, run --expect-rows/--check-sql, stop it and delete the folder.
+    #[arg(long, env = "DRILL_RESTORE_BASE", help_heading = "Restore test")]
+    pub restore_base: bool,
+
     /// After the restore, TABLE must have this many rows (TABLE>=N, >, =, <=, <); repeatable.
     #[arg(
         long,
@@ -455,11 +461,21 @@ async fn run(args: Args, cancel: CancellationToken) -> Result<Code, Failure> {
                 .unwrap_or(1)
         }),
     });
+    let base_opts = args.restore_base.then(|| RestoreOptions {
+        url: String::new(),
+        expect_rows: args.expect_rows.clone(),
+        check_sql: args.check_sql.clone(),
+        keep: false,
+        pg_restore: None,
+        timeout: args.restore_timeout.map(|d| d.0),
+        zstd_window_log: opts.zstd_window_log(),
+        jobs: 1,
+    });
     if let Some(r) = &restore_opts {
         restore::parse_url(&r.url)?;
-    } else if !args.expect_rows.is_empty() || !args.check_sql.is_empty() {
+    } else if !args.restore_base && (!args.expect_rows.is_empty() || !args.check_sql.is_empty()) {
         return Err(Failure::bad_input(anyhow::anyhow!(
-            "--expect-rows and --check-sql need --restore-to (they run against the restored copy)"
+            "--expect-rows and --check-sql need --restore-to or --restore-base (they run against the restored copy)"
         )));
     } else if args.restore_jobs.is_some() {
         return Err(Failure::bad_input(anyhow::anyhow!(
@@ -559,32 +575,20 @@ async fn run(args: Args, cancel: CancellationToken) -> Result<Code, Failure> {
             let kind = kind.or(early.map(|(_, k)| k));
             let outcome = match kind {
                 None => {
-                    let mut c = Check::warn(
+                    let c = Check::warn(
                         "restore",
                         format!(
                             "not attempted: a {} backup is not a PostgreSQL dump",
                             rep.format
                         ),
                     );
-                    show(
-                        &journal,
-                        &rep.file,
-                        std::slice::from_mut(&mut c),
-                        args.strict,
-                    )?;
-                    rep.push(c);
+                    note(&journal, &mut rep, c, args.strict)?;
                     None
                 }
                 Some(_) if !intact => {
-                    let mut c =
+                    let c =
                         Check::fail("restore", "not attempted: the file failed its checks above");
-                    show(
-                        &journal,
-                        &rep.file,
-                        std::slice::from_mut(&mut c),
-                        args.strict,
-                    )?;
-                    rep.push(c);
+                    note(&journal, &mut rep, c, args.strict)?;
                     None
                 }
                 Some(kind) => Some(match restored.take() {
@@ -593,22 +597,45 @@ async fn run(args: Args, cancel: CancellationToken) -> Result<Code, Failure> {
                 }),
             };
             if let Some(result) = outcome {
-                match result {
-                    Ok((r, mut checks)) => {
-                        show(&journal, &rep.file, &mut checks, args.strict)?;
-                        rep.checks.extend(checks);
-                        rep.restore = Some(r);
-                        if opts.baseline.is_some() {
-                            backup::recheck_shrink(&opts, &mut rep);
-                        }
-                    }
-                    Err(f) if f.code == Code::Interrupted => {
-                        interrupted = Some(f);
-                        rep.settle(args.strict);
-                        reports.push(rep);
-                        break;
-                    }
-                    Err(f) => return Err(f),
+                if !take_restore(&journal, &mut rep, result, args.strict, &mut interrupted)? {
+                    rep.settle(args.strict);
+                    reports.push(rep);
+                    break;
+                }
+                if opts.baseline.is_some() {
+                    backup::recheck_shrink(&opts, &mut rep);
+                }
+            }
+        }
+        if let Some(bo) = &base_opts {
+            let outcome = if !rep.format.starts_with("pg-basebackup") {
+                let c = Check::warn(
+                    "restore",
+                    format!(
+                        "--restore-base: not attempted: a {} backup is not a base backup",
+                        rep.format
+                    ),
+                );
+                note(&journal, &mut rep, c, args.strict)?;
+                None
+            } else if !rep.checks.iter().all(|c| c.ok) {
+                let c = Check::fail(
+                    "restore",
+                    "--restore-base: not attempted: the backup failed its checks above",
+                );
+                note(&journal, &mut rep, c, args.strict)?;
+                None
+            } else {
+                Some(
+                    backup::physical::run(&path, opts.wal_dir.as_deref(), bo, &journal, &cancel)
+                        .await,
+                )
+            };
+            if let Some(result) = outcome {
+                if !take_restore(&journal, &mut rep, result, args.strict, &mut interrupted)? {
+                    rep.settle(args.strict);
+                    reports.push(rep);
+                    break;
                 }
             }
         }
@@ -675,6 +702,42 @@ fn write_summary(path: &Path, doc: &serde_json::Value) -> Result<(), Failure> {
         .map_err(|e| Failure::env(anyhow::anyhow!("--summary {}: {e}", path.display())))
 }
 
+/// Show one check and keep it in the report.
+fn note(
+    journal: &Journal,
+    rep: &mut FileReport,
+    mut c: Check,
+    strict: bool,
+) -> Result<(), Failure> {
+    show(journal, &rep.file, std::slice::from_mut(&mut c), strict)?;
+    rep.push(c);
+    Ok(())
+}
+
+/// Take a restore test's result (logical or physical) into the report. `Ok(false)`: it was
+/// interrupted, and `interrupted` holds why.
+fn take_restore(
+    journal: &Journal,
+    rep: &mut FileReport,
+    result: Result<(restore::RestoreReport, Vec<Check>), Failure>,
+    strict: bool,
+    interrupted: &mut Option<Failure>,
+) -> Result<bool, Failure> {
+    match result {
+        Ok((r, mut checks)) => {
+            show(journal, &rep.file, &mut checks, strict)?;
+            rep.checks.extend(checks);
+            rep.restore = Some(r);
+            Ok(true)
+        }
+        Err(f) if f.code == Code::Interrupted => {
+            *interrupted = Some(f);
+            Ok(false)
+        }
+        Err(f) => Err(f),
+    }
+}
+
 /// `--record`: append this run's entries; `--require-restored-within`: judge the record (this
 /// run included) and add the verdict as a report of its own.
 fn prove(
@@ -695,7 +758,7 @@ fn prove(
     };
     let all = backup::record::read(record)
         .map_err(|e| Failure::env(anyhow::anyhow!("--record {}: {e}", record.display())))?;
-    let mut check = backup::record::restored_within(&all, within.0, now, &within.to_string());
+    let check = backup::record::restored_within(&all, within.0, now, &within.to_string());
     let mut rep = FileReport {
         file: record.display().to_string(),
         path: record.to_path_buf(),
@@ -703,13 +766,7 @@ fn prove(
         ..Default::default()
     };
     say(&format!("{}", record.display()));
-    show(
-        journal,
-        &rep.file,
-        std::slice::from_mut(&mut check),
-        args.strict,
-    )?;
-    rep.push(check);
+    note(journal, &mut rep, check, args.strict)?;
     rep.settle(args.strict);
     reports.push(rep);
     Ok(())
