@@ -13,7 +13,7 @@
 
 use crate::exit::Failure;
 use crate::journal::{Event, Journal, Kind, Ts};
-use crate::probe::postgres::{error_message, sqlstate, PgTarget};
+use crate::pg::{error_message, sqlstate, Target as PgTarget};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -451,7 +451,7 @@ impl<'a> Writer<'a> {
                 let msg = error_message(&e);
                 // The table is ours by definition: a new primary that never received it gets it
                 // again (every write made before is then counted as lost by the read-back).
-                if sqlstate(&e) == Some("42P01") {
+                if sqlstate(&e) == Some(crate::pg::sqlstate::UNDEFINED_TABLE) {
                     let mark = format!(
                         "{OWNER_MARK} drill={} run={}",
                         self.journal.drill_id(),
@@ -491,7 +491,7 @@ impl<'a> Writer<'a> {
                 });
                 self.prepare(client).await;
             }
-            Err(e) => self.failed(self.next_seq, e),
+            Err(e) => self.failed(self.next_seq, e.to_string()),
         }
     }
 
@@ -501,7 +501,7 @@ impl<'a> Writer<'a> {
             Ok(stmt) => self.client = Some((client, stmt)),
             Err(e) => {
                 let msg = error_message(&e);
-                if sqlstate(&e) == Some("42P01") {
+                if sqlstate(&e) == Some(crate::pg::sqlstate::UNDEFINED_TABLE) {
                     let mark = format!(
                         "{OWNER_MARK} drill={} run={}",
                         self.journal.drill_id(),
@@ -613,7 +613,7 @@ async fn read_back(
                 }
                 Err(e) => last_err = error_message(&e),
             },
-            Err(e) => last_err = e,
+            Err(e) => last_err = e.to_string(),
         }
         if Instant::now() >= deadline {
             match standby.take() {
@@ -644,7 +644,7 @@ async fn read_back(
             .map(|v| v as u64)
             .collect(),
         // The table itself never reached this server: every acknowledged write is lost.
-        Err(e) if sqlstate(&e) == Some("42P01") => BTreeSet::new(),
+        Err(e) if sqlstate(&e) == Some(crate::pg::sqlstate::UNDEFINED_TABLE) => BTreeSet::new(),
         Err(e) => {
             return Err(format!(
                 "cannot read {table} on {server}: {}",

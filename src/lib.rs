@@ -15,6 +15,7 @@ pub mod guard;
 pub mod journal;
 pub mod measure;
 pub mod negative;
+pub mod pg;
 pub mod phase;
 pub mod probe;
 pub mod process;

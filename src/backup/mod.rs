@@ -8,10 +8,15 @@ pub mod engine;
 pub mod gzip;
 pub mod manifest;
 pub mod pgcustom;
+pub mod pgdir;
 pub mod pgdump;
+pub mod physical;
 pub mod rdb;
+pub mod record;
 pub mod restore;
 pub mod sql;
+pub mod tar;
+pub mod wal;
 pub mod zstd;
 
 use checksum::{Algo, ChecksumFile, Expected};
@@ -228,6 +233,8 @@ pub struct Options {
     pub format: FormatHint,
     /// The largest zstd window decoded, as a power of two (`None`: 128 MiB, `zstd`'s default).
     pub zstd_window_log: Option<u32>,
+    /// A WAL archive to take a base backup's missing segments from (`--wal-dir`).
+    pub wal_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -260,7 +267,9 @@ fn stat_checks(path: &Path, opts: &Options, rep: &mut FileReport) -> Option<std:
     };
     let modified = meta.modified().ok();
     rep.modified = modified.map(modified_rfc3339);
-    let kind = if meta.is_dir() {
+    let kind = if meta.is_dir() && pgdir::is_directory_dump(path) {
+        "directory dump (toc.dat)"
+    } else if meta.is_dir() {
         "base backup directory"
     } else {
         "regular file"
@@ -428,6 +437,11 @@ pub fn verify_tapped(path: &Path, opts: &Options, tap: Option<engine::Tap>) -> F
     let Some(meta) = stat_checks(path, opts, &mut rep) else {
         return rep;
     };
+    if meta.is_dir() && pgdir::is_directory_dump(path) {
+        verify_directory_dump(path, opts, &mut rep);
+        shrink_check(opts, &mut rep);
+        return rep;
+    }
     if meta.is_dir() {
         verify_base_backup(path, opts, &mut rep);
         shrink_check(opts, &mut rep);
@@ -531,22 +545,29 @@ pub fn verify_tapped(path: &Path, opts: &Options, tap: Option<engine::Tap>) -> F
     rep
 }
 
-fn verify_base_backup(dir: &Path, _opts: &Options, rep: &mut FileReport) {
+fn verify_base_backup(dir: &Path, opts: &Options, rep: &mut FileReport) {
     rep.format = "pg-basebackup".into();
     rep.compression = "none".into();
     if !manifest::is_base_backup(dir) {
         rep.push(Check::fail(
             "manifest",
-            "a directory without backup_manifest is not a base backup",
+            "no backup_manifest: a base backup cannot be verified without it (pg_basebackup writes one unless --no-manifest; a copied data directory has none)",
         ));
         return;
     }
-    let b = manifest::verify(dir);
+    let b = manifest::verify(dir, opts.wal_dir.as_deref());
     rep.unreadable = b.unreadable.is_some();
     if let Some(e) = &b.unreadable {
         rep.push(Check::fail("readable", e.clone()));
     }
     rep.size = Some(b.bytes);
+    if let Some(d) = &b.manifest_sha256 {
+        rep.digests.insert("manifest-sha256".into(), d.clone());
+    }
+    if b.layout == "tar" {
+        rep.format = "pg-basebackup-tar".into();
+        rep.compression = b.compression.clone();
+    }
     rep.push(Check {
         check: "manifest".into(),
         ok: b.manifest_ok,
@@ -559,6 +580,57 @@ fn verify_base_backup(dir: &Path, _opts: &Options, rep: &mut FileReport) {
         warning: false,
         detail: b.files_detail,
     });
+    if let Some(w) = b.wal {
+        rep.push(Check {
+            check: "wal".into(),
+            ok: w.ok,
+            warning: false,
+            detail: w.detail,
+        });
+    }
+}
+
+/// A `pg_dump -Fd` folder: `toc.dat` and every data file it names (see [`pgdir`]).
+fn verify_directory_dump(dir: &Path, opts: &Options, rep: &mut FileReport) {
+    rep.format = "pg-directory".into();
+    let mut size = 0u64;
+    let mut kinds = BTreeSet::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        size += e.metadata().map(|m| m.len()).unwrap_or(0);
+        let name = e.file_name().to_string_lossy().into_owned();
+        kinds.insert(if name.ends_with(".gz") {
+            "gzip"
+        } else if name.ends_with(".zst") {
+            "zstd"
+        } else if name.ends_with(".lz4") {
+            "lz4"
+        } else {
+            "none"
+        });
+    }
+    kinds.remove("none");
+    rep.compression = if kinds.is_empty() {
+        "none".into()
+    } else {
+        kinds.into_iter().collect::<Vec<_>>().join("+")
+    };
+    rep.size = Some(size);
+    size_check(size, opts, rep);
+    match pgdir::check(dir) {
+        Ok(f) => {
+            rep.tables = f.tables.clone();
+            rep.push(Check {
+                check: "format".into(),
+                ok: f.ok,
+                warning: f.warning,
+                detail: f.detail,
+            });
+        }
+        Err(e) => {
+            rep.unreadable = true;
+            rep.push(Check::fail("readable", format!("toc.dat: {e}")));
+        }
+    }
 }
 
 /// Refinement of the rerun: repeat the shrink check once restore row counts are known.

@@ -17,6 +17,8 @@ const MAX_STR: i64 = 256 << 20;
 
 struct Archive<'a> {
     r: &'a mut dyn BufRead,
+    /// `toc.dat` of a directory dump: entries name data files, no data blocks follow.
+    directory: bool,
     version: (u8, u8, u8),
     int_size: usize,
     off_size: usize,
@@ -142,6 +144,8 @@ struct Entry {
     desc: String,
     name: String,
     has_data: bool,
+    /// The data file of a directory dump's entry.
+    file: Option<String>,
 }
 
 struct Summary {
@@ -164,17 +168,17 @@ struct Inflate {
 /// The last bytes of a data block: COPY data in an archive ends with its own `\.` line (and,
 /// from `pg_dump`, two empty lines), which are not rows.
 #[derive(Default)]
-struct Tail(Vec<u8>);
+pub(super) struct Tail(Vec<u8>);
 
 impl Tail {
-    fn push(&mut self, data: &[u8]) {
+    pub(super) fn push(&mut self, data: &[u8]) {
         self.0
             .extend_from_slice(&data[data.len().saturating_sub(8)..]);
         let cut = self.0.len().saturating_sub(8);
         self.0.drain(..cut);
     }
     /// Lines at the end that are not rows.
-    fn not_rows(&self) -> u64 {
+    pub(super) fn not_rows(&self) -> u64 {
         let t = &self.0[..];
         for (end, n) in [(&b"\\.\n\n\n"[..], 3), (&b"\\.\n"[..], 1)] {
             if let Some(before) = t.strip_suffix(end) {
@@ -268,9 +272,11 @@ fn read_archive(a: &mut Archive<'_>, s: &mut Summary) -> Result<(), Bad> {
         )));
     }
     let format = a.byte("the header")?;
-    if format != 1 {
+    let want = if a.directory { 3 } else { 1 };
+    if format != want {
         return Err(Bad::Corrupt(format!(
-            "archive format {format} is not the custom format (1); directory/tar archives are not supported"
+            "archive format {format} is not the {} format ({want})",
+            if a.directory { "directory" } else { "custom" }
         )));
     }
     s.compressed = if a.at_least(1, 15) {
@@ -317,8 +323,17 @@ fn read_archive(a: &mut Archive<'_>, s: &mut Summary) -> Result<(), Bad> {
         a.string("a TOC entry", false)?; // owner
         a.string("a TOC entry", false)?; // withOids
         while a.string("a TOC entry dependency", false)?.is_some() {}
-        let flag = a.byte("a TOC entry offset")?;
-        a.skip(a.off_size as u64, "a TOC entry offset")?;
+        let (has_data, file) = if a.directory {
+            // An entry without data names no file (an empty string).
+            let file = a
+                .string("a TOC entry file name", true)?
+                .filter(|f| !f.is_empty());
+            (file.is_some(), file)
+        } else {
+            let flag = a.byte("a TOC entry offset")?;
+            a.skip(a.off_size as u64, "a TOC entry offset")?;
+            (flag != K_OFFSET_NO_DATA, None)
+        };
         let name = if namespace.is_empty() {
             tag
         } else {
@@ -328,8 +343,12 @@ fn read_archive(a: &mut Archive<'_>, s: &mut Summary) -> Result<(), Bad> {
             id,
             desc,
             name,
-            has_data: flag != K_OFFSET_NO_DATA,
+            has_data,
+            file,
         });
+    }
+    if a.directory {
+        return Ok(());
     }
     // Data blocks, in file order, to the end of the stream.
     loop {
@@ -390,10 +409,70 @@ fn read_archive(a: &mut Archive<'_>, s: &mut Summary) -> Result<(), Bad> {
     }
 }
 
+/// One entry of a directory dump's table of contents.
+pub struct DirEntry {
+    pub desc: String,
+    pub name: String,
+    pub file: Option<String>,
+}
+
+/// A directory dump's `toc.dat`.
+pub struct DirToc {
+    pub version: String,
+    pub dbname: String,
+    pub entries: Vec<DirEntry>,
+}
+
+/// Read a directory dump's `toc.dat` (the custom format's header and TOC, entries naming
+/// data files). `Err` says what is wrong with it.
+pub fn read_dir_toc(r: &mut dyn BufRead) -> Result<DirToc, String> {
+    let mut a = Archive {
+        r,
+        directory: true,
+        version: (0, 0, 0),
+        int_size: 4,
+        off_size: 8,
+        pos: 0,
+    };
+    let mut s = Summary {
+        version: String::new(),
+        dbname: String::new(),
+        compressed: false,
+        entries: Vec::new(),
+        blocks: 0,
+        tables: BTreeMap::new(),
+    };
+    match read_archive(&mut a, &mut s) {
+        Ok(()) => {}
+        Err(Bad::Io(e)) => return Err(format!("cannot read: {e}")),
+        Err(Bad::Eof(what)) => {
+            return Err(format!(
+                "truncated: it ends at byte {} inside {what}",
+                a.pos
+            ))
+        }
+        Err(Bad::Corrupt(m)) => return Err(m),
+    }
+    Ok(DirToc {
+        version: s.version,
+        dbname: s.dbname,
+        entries: s
+            .entries
+            .into_iter()
+            .map(|e| DirEntry {
+                desc: e.desc,
+                name: e.name,
+                file: e.file,
+            })
+            .collect(),
+    })
+}
+
 /// Check a custom-format archive to its end.
 pub fn check(r: &mut dyn BufRead) -> io::Result<FormatReport> {
     let mut a = Archive {
         r,
+        directory: false,
         version: (0, 0, 0),
         int_size: 4,
         off_size: 8,

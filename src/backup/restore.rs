@@ -3,12 +3,15 @@
 //! with a new name) receives the dump — a plain dump through tokio-postgres (statements, and
 //! `COPY FROM STDIN` streamed in pieces; no `psql` needed), a custom dump through `pg_restore`.
 //! Then row counts per table, `--expect-rows` and `--check-sql`. The scratch database is
-//! dropped on every way out (success, failure, timeout, SIGINT/SIGTERM) unless `--keep`.
+//! dropped on every way out (success, failure, timeout, SIGINT/SIGTERM through the binary's one
+//! cancellation token) unless `--keep`. Connections go through [`crate::pg`], so `--restore-to`
+//! honours `sslmode`, `PGPASSWORD` and `.pgpass` as the probe does.
 
 use super::engine::TapReader;
 use super::sql::{DumpReader, Item};
 use super::Check;
 use crate::exit::{Code, Failure};
+use crate::pg::{self, Target};
 use futures_util::SinkExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -16,7 +19,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
 /// `--expect-rows TABLE>=N` (also `>`, `=`, `<=`, `<`).
 #[derive(Clone, Debug, PartialEq)]
@@ -101,14 +105,16 @@ pub struct RestoreReport {
 pub enum DumpKind {
     Plain,
     Custom,
+    /// `pg_dump -Fd`: restored by `pg_restore -j`.
+    Directory,
 }
 
 fn pg_err(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
-        None => e.to_string(),
-    }
+    pg::error_message(e)
 }
+
+/// How long one connection attempt to the restore server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -121,12 +127,8 @@ fn quote_qualified(name: &str) -> String {
         .join(".")
 }
 
-async fn connect(cfg: &Config) -> Result<Client, tokio_postgres::Error> {
-    let (client, conn) = cfg.connect(NoTls).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+async fn connect(target: &Target) -> Result<Client, pg::Error> {
+    target.connect(CONNECT_TIMEOUT).await
 }
 
 /// Open the file and undo gzip/zstd, as one stream.
@@ -149,6 +151,9 @@ fn open_decoded(path: &Path, zstd_window_log: u32) -> std::io::Result<Box<dyn Bu
 
 /// The dump kind of `path` from its first decoded bytes, before any check has run.
 pub fn sniff(path: &Path, zstd_window_log: u32) -> Option<DumpKind> {
+    if super::pgdir::is_directory_dump(path) {
+        return Some(DumpKind::Directory);
+    }
     let mut r = open_decoded(path, zstd_window_log).ok()?;
     let head = r.fill_buf().ok()?;
     if head.starts_with(b"PGDMP") {
@@ -267,7 +272,7 @@ async fn splittable(client: &Client, stmt: &str) -> bool {
 
 /// Extra sessions to the scratch database, connected when the first big COPY block needs them.
 struct Helpers<'a> {
-    cfg: &'a Config,
+    cfg: &'a Target,
     /// Each helper and how many of the dump's session settings it has replayed.
     clients: Vec<(Client, usize)>,
     /// A helper could not connect or start a COPY: load the rest over one session.
@@ -391,7 +396,7 @@ async fn send_copy(
 /// how this beats `psql`, which has one.
 async fn restore_plain(
     client: &Client,
-    cfg: &Config,
+    cfg: &Target,
     jobs: usize,
     path: &Path,
     source: Option<TapReader>,
@@ -510,10 +515,6 @@ async fn restore_plain(
     result
 }
 
-fn conninfo_value(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
 fn find_pg_restore(given: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = given {
         return Some(p.to_path_buf());
@@ -541,8 +542,9 @@ fn find_pg_restore(given: Option<&Path>) -> Option<PathBuf> {
 
 /// Restore a custom dump with `pg_restore` (compressed archives through its stdin).
 async fn restore_custom(
-    cfg: &Config,
+    target: &Target,
     path: &Path,
+    kind: DumpKind,
     opts: &RestoreOptions,
     rep: &mut RestoreReport,
 ) -> Result<(), Failure> {
@@ -551,36 +553,25 @@ async fn restore_custom(
             "pg_restore is needed to restore a custom-format dump and was not found: install the PostgreSQL client (apt-get install postgresql-client) or pass --pg-restore PATH"
         )));
     };
-    let mut info = Vec::new();
-    if let Some(h) = cfg.get_hosts().first() {
-        let host = match h {
-            tokio_postgres::config::Host::Tcp(s) => s.clone(),
-            tokio_postgres::config::Host::Unix(p) => p.to_string_lossy().into_owned(),
-        };
-        info.push(format!("host={}", conninfo_value(&host)));
-    }
-    if let Some(p) = cfg.get_ports().first() {
-        info.push(format!("port={p}"));
-    }
-    if let Some(u) = cfg.get_user() {
-        info.push(format!("user={}", conninfo_value(u)));
-    }
-    if let Some(d) = cfg.get_dbname() {
-        info.push(format!("dbname={}", conninfo_value(d)));
-    }
     let mut cmd = tokio::process::Command::new(&bin);
-    cmd.args([
-        "--no-owner",
-        "--no-acl",
-        "--exit-on-error",
-        "--single-transaction",
-    ])
-    .arg(format!("--dbname={}", info.join(" ")))
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped())
-    .kill_on_drop(true);
-    if let Some(pw) = cfg.get_password() {
-        cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).into_owned());
+    // A directory dump loads in parallel (`-j`, which excludes --single-transaction).
+    let parallel = kind == DumpKind::Directory && opts.jobs > 1;
+    let mut flags = vec!["--no-owner", "--no-acl", "--exit-on-error"];
+    let jobs = format!("--jobs={}", opts.jobs);
+    if parallel {
+        flags.push(&jobs);
+    } else {
+        flags.push("--single-transaction");
+    }
+    cmd.args(&flags)
+        .arg(format!("--dbname={}", target.libpq_conninfo()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    // The password found by the connection layer (URL, PGPASSWORD, .pgpass), never on the
+    // command line.
+    if let Some(pw) = target.password() {
+        cmd.env("PGPASSWORD", pw);
     }
     let compressed = {
         let mut head = [0u8; 4];
@@ -625,10 +616,7 @@ async fn restore_custom(
         .wait_with_output()
         .await
         .map_err(|e| Failure::env(anyhow::anyhow!("waiting for pg_restore: {e}")))?;
-    rep.method = format!(
-        "{} --no-owner --no-acl --exit-on-error --single-transaction",
-        bin.display()
-    );
+    rep.method = format!("{} {}", bin.display(), flags.join(" "));
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err
@@ -678,7 +666,7 @@ async fn count_rows(client: &Client) -> Result<BTreeMap<String, u64>, String> {
     Ok(out)
 }
 
-async fn after_restore(
+pub(super) async fn after_restore(
     client: &Client,
     opts: &RestoreOptions,
     rep: &mut RestoreReport,
@@ -778,40 +766,18 @@ async fn after_restore(
     }
 }
 
-/// Wait for SIGINT or SIGTERM.
-async fn signalled() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-/// The server's admin connection settings from `--restore-to` (database `postgres` by default).
-pub fn parse_url(url: &str) -> Result<Config, Failure> {
-    let mut cfg: Config = url.parse().map_err(|e| {
-        Failure::bad_input(anyhow::anyhow!(
-            "--restore-to '{}' is not a PostgreSQL URL ({e}); expected e.g. postgres://postgres@localhost:5432/",
-            crate::redact::redact(url)
-        ))
-    })?;
-    if cfg.get_dbname().is_none_or(str::is_empty) {
-        cfg.dbname("postgres");
-    }
-    if cfg.get_user().is_none() {
-        let user = std::env::var("PGUSER")
-            .or_else(|_| std::env::var("USER"))
-            .unwrap_or_else(|_| "postgres".into());
-        cfg.user(&user);
-    }
-    Ok(cfg)
+/// The restore server from `--restore-to`, through the one connection layer (database
+/// `postgres` when the URL names none; password from the URL, `PGPASSWORD` or `.pgpass`).
+pub fn parse_url(url: &str) -> Result<Target, Failure> {
+    Target::parse_with_db(url, Some("postgres")).map_err(|e| {
+        Failure::new(
+            e.code(),
+            anyhow::anyhow!(
+                "--restore-to '{}': {e}; expected e.g. postgres://postgres@localhost:5432/",
+                crate::redact::redact(url)
+            ),
+        )
+    })
 }
 
 /// Restore `path` into a fresh scratch database and run the checks; the database is dropped on
@@ -825,15 +791,17 @@ pub async fn run(
     kind: DumpKind,
     opts: &RestoreOptions,
     source: Option<TapReader>,
+    cancel: &CancellationToken,
 ) -> Result<(RestoreReport, Vec<Check>), Failure> {
     let admin_cfg = parse_url(&opts.url)?;
-    let shown = crate::redact::redact(&opts.url);
-    let admin = connect(&admin_cfg).await.map_err(|e| {
-        Failure::env(anyhow::anyhow!(
-            "cannot reach the restore server {shown}: {}",
-            pg_err(&e)
-        ))
-    })?;
+    let shown = admin_cfg.shown().to_string();
+    let admin = tokio::select! {
+        c = connect(&admin_cfg) => c.map_err(|e| {
+            let what = if e.is_auth() { "the restore server refused the login (authentication failed)" } else { "cannot reach the restore server" };
+            Failure::new(e.code(), anyhow::anyhow!("{what} {shown}: {e}"))
+        })?,
+        _ = cancel.cancelled() => return Err(Failure::interrupted(anyhow::anyhow!("interrupted while connecting to the restore server"))),
+    };
     let mut rep = RestoreReport {
         kept: opts.keep,
         ..Default::default()
@@ -854,9 +822,7 @@ pub async fn run(
                 created = Some(name);
                 break;
             }
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {
-                continue
-            }
+            Err(e) if pg::sqlstate(&e) == Some(pg::sqlstate::DUPLICATE_DATABASE) => continue,
             Err(e) => {
                 return Err(Failure::env(anyhow::anyhow!(
                     "cannot create a scratch database on {shown}: {}",
@@ -871,8 +837,7 @@ pub async fn run(
         )));
     };
     rep.database = db.clone();
-    let mut scratch_cfg = admin_cfg.clone();
-    scratch_cfg.dbname(&db);
+    let scratch_cfg = admin_cfg.with_dbname(&db);
     let started = Instant::now();
     let mut checks = Vec::new();
 
@@ -884,10 +849,10 @@ pub async fn run(
         };
         let mut checks = Vec::new();
         let client = connect(&scratch_cfg).await.map_err(|e| {
-            Failure::env(anyhow::anyhow!(
-                "cannot connect to the scratch database: {}",
-                pg_err(&e)
-            ))
+            Failure::new(
+                e.code(),
+                anyhow::anyhow!("cannot connect to the scratch database: {e}"),
+            )
         })?;
         let restored = match kind {
             DumpKind::Plain => {
@@ -908,7 +873,9 @@ pub async fn run(
                 .await
                 .map_err(|e| Failure::drill_failed(anyhow::anyhow!(e)))
             }
-            DumpKind::Custom => restore_custom(&scratch_cfg, path, opts, &mut rep).await,
+            DumpKind::Custom | DumpKind::Directory => {
+                restore_custom(&scratch_cfg, path, kind, opts, &mut rep).await
+            }
         };
         rep.seconds = started.elapsed().as_secs_f64();
         match restored {
@@ -918,7 +885,7 @@ pub async fn run(
                     format!(
                         "restored into scratch database {db} in {} ({}{} statements, {} COPY rows){}",
                         crate::units::fmt_duration(rep.seconds),
-                        if kind == DumpKind::Custom { "pg_restore; " } else { "" },
+                        if kind == DumpKind::Plain { "" } else { "pg_restore; " },
                         rep.statements,
                         rep.copy_rows,
                         if rep.warnings.is_empty() { String::new() } else { format!(", {} warning(s)", rep.warnings.len()) }
@@ -928,10 +895,7 @@ pub async fn run(
                 drop(client);
                 match connect(&scratch_cfg).await {
                     Ok(fresh) => after_restore(&fresh, opts, &mut rep, &mut checks).await,
-                    Err(e) => checks.push(Check::fail(
-                        "rows",
-                        format!("cannot reconnect: {}", pg_err(&e)),
-                    )),
+                    Err(e) => checks.push(Check::fail("rows", format!("cannot reconnect: {e}"))),
                 }
             }
             Err(f) if f.code == Code::DrillFailed => {
@@ -959,7 +923,7 @@ pub async fn run(
         _ = timeout => Ok((RestoreReport::default(), vec![Check::fail("restore", format!(
             "did not finish within --restore-timeout {}", crate::units::fmt_duration(opts.timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0))
         ))])),
-        _ = signalled() => Err(Failure::interrupted(anyhow::anyhow!("interrupted during the restore"))),
+        _ = cancel.cancelled() => Err(Failure::interrupted(anyhow::anyhow!("interrupted during the restore"))),
     };
     let outcome = outcome.map(|(r, c)| {
         if !r.database.is_empty() {
@@ -978,7 +942,7 @@ pub async fn run(
         let drop_sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&db));
         let dropped = match admin.batch_execute(&drop_sql).await {
             Ok(()) => Ok(()),
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::SYNTAX_ERROR) => admin
+            Err(e) if pg::sqlstate(&e) == Some(pg::sqlstate::SYNTAX_ERROR) => admin
                 .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&db)))
                 .await
                 .map_err(|e| pg_err(&e)),

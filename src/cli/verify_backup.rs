@@ -11,6 +11,7 @@ use crate::units::{Dur, Ratio, Size};
 use clap::{Parser, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -18,7 +19,8 @@ Examples:
   verify-backup /backups --latest --max-age 26h          # the newest backup in the folder
   verify-backup db.sql.gz --checksum-file SHA256SUMS     # GNU or BSD checksum lists
   verify-backup db.sql.gz --sha256 9f86d08...            # sidecars (db.sql.gz.sha256) are found by themselves
-  verify-backup /backups/base --max-age 24h              # a pg_basebackup folder with backup_manifest
+  verify-backup /backups/base --max-age 24h              # a pg_basebackup folder (plain or -Ft tar) with backup_manifest
+  verify-backup /backups/base --wal-dir /archive/wal     # ... taking the WAL it needs from an archive
   verify-backup dump.rdb                                  # Redis RDB: magic and CRC-64
   verify-backup db.sql.gz --restore-to postgres://postgres@localhost:5432/ \\
       --expect-rows public.orders>=1000 --check-sql \"SELECT count(*) > 0 FROM public.users\"
@@ -69,6 +71,16 @@ pub struct Args {
         help_heading = "What to check"
     )]
     pub zstd_max_window: Option<Size>,
+
+    /// A WAL archive folder (`archive_command`'s target; segments plain or .gz/.zst/.lz4) that
+    /// holds WAL a base backup needs and does not carry itself.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "DRILL_BACKUP_WAL_DIR",
+        help_heading = "What to check"
+    )]
+    pub wal_dir: Option<PathBuf>,
 
     /// Fail when the backup was modified longer ago than this (24h with --latest).
     #[arg(
@@ -157,6 +169,12 @@ pub struct Args {
     )]
     pub restore_to: Option<String>,
 
+    /// Restore a base backup physically: copy/unpack it with its WAL into a temp folder, start
+    /// a scratch PostgreSQL of its major version on a free loopback port, let it recover to
+    /// consistency, run --expect-rows/--check-sql, stop it and delete the folder.
+    #[arg(long, env = "DRILL_RESTORE_BASE", help_heading = "Restore test")]
+    pub restore_base: bool,
+
     /// After the restore, TABLE must have this many rows (TABLE>=N, >, =, <=, <); repeatable.
     #[arg(
         long,
@@ -221,6 +239,26 @@ pub struct Args {
     )]
     pub summary: Option<PathBuf>,
 
+    /// Append one JSON line per backup verified to this file (path, size, sha256, checks,
+    /// restored yes/no, when): the record of proof `--require-restored-within` reads.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "DRILL_BACKUP_RECORD",
+        help_heading = "Output"
+    )]
+    pub record: Option<PathBuf>,
+
+    /// Fail when the newest backup in --record proven restorable by a restore test was proven
+    /// longer ago than this (e.g. 7d); this run's results count.
+    #[arg(
+        long,
+        value_name = "DUR",
+        env = "DRILL_BACKUP_RESTORED_WITHIN",
+        help_heading = "Checks"
+    )]
+    pub require_restored_within: Option<Dur>,
+
     #[command(flatten)]
     pub common: Common,
 }
@@ -228,8 +266,8 @@ pub struct Args {
 pub fn main() -> ExitCode {
     let args = Args::parse();
     let verbose = args.common.verbose;
-    crate::cli::common::main("verify-backup", verbose, |_cancel| async move {
-        run(args).await
+    crate::cli::common::main("verify-backup", verbose, |cancel| async move {
+        run(args, cancel).await
     })
 }
 
@@ -282,6 +320,14 @@ fn options(args: &Args) -> Result<Options, Failure> {
             .or_bad_input()
         }
     };
+    if let Some(w) = &args.wal_dir {
+        if !w.is_dir() {
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "--wal-dir {}: not a folder",
+                w.display()
+            )));
+        }
+    }
     let max_age = args.max_age.map(|d| d.0).or(if args.latest {
         Some(Dur::secs(24 * 3600).0)
     } else {
@@ -296,6 +342,7 @@ fn options(args: &Args) -> Result<Options, Failure> {
         checksum_files: lists,
         sidecars: !args.no_sidecars,
         zstd_window_log,
+        wal_dir: args.wal_dir.clone(),
         format: match args.format {
             FormatArg::Auto => FormatHint::Auto,
             FormatArg::Plain => FormatHint::Plain,
@@ -336,9 +383,14 @@ fn targets(args: &Args) -> Result<Vec<Target>, Failure> {
                 }
             }
         } else {
-            if p.is_dir() && !backup::manifest::is_base_backup(p) {
+            // A data directory or tar backup without its manifest is a failed check (exit 1,
+            // said by the manifest check); any other folder is a mistaken argument.
+            if p.is_dir()
+                && !backup::manifest::looks_like_base_backup(p)
+                && !backup::pgdir::is_directory_dump(p)
+            {
                 return Err(Failure::bad_input(anyhow::anyhow!(
-                    "{} is a folder without backup_manifest: pass --latest to verify the newest backup in it",
+                    "{} is a folder that is neither a base backup nor a data directory: pass --latest to verify the newest backup in it",
                     p.display()
                 )));
             }
@@ -392,7 +444,7 @@ fn show(journal: &Journal, file: &str, checks: &mut [Check], strict: bool) -> Re
     Ok(())
 }
 
-async fn run(args: Args) -> Result<Code, Failure> {
+async fn run(args: Args, cancel: CancellationToken) -> Result<Code, Failure> {
     let opts = options(&args)?;
     let targets = targets(&args)?;
     let restore_opts = args.restore_to.as_ref().map(|url| RestoreOptions {
@@ -409,15 +461,30 @@ async fn run(args: Args) -> Result<Code, Failure> {
                 .unwrap_or(1)
         }),
     });
+    let base_opts = args.restore_base.then(|| RestoreOptions {
+        url: String::new(),
+        expect_rows: args.expect_rows.clone(),
+        check_sql: args.check_sql.clone(),
+        keep: false,
+        pg_restore: None,
+        timeout: args.restore_timeout.map(|d| d.0),
+        zstd_window_log: opts.zstd_window_log(),
+        jobs: 1,
+    });
     if let Some(r) = &restore_opts {
         restore::parse_url(&r.url)?;
-    } else if !args.expect_rows.is_empty() || !args.check_sql.is_empty() {
+    } else if !args.restore_base && (!args.expect_rows.is_empty() || !args.check_sql.is_empty()) {
         return Err(Failure::bad_input(anyhow::anyhow!(
-            "--expect-rows and --check-sql need --restore-to (they run against the restored copy)"
+            "--expect-rows and --check-sql need --restore-to or --restore-base (they run against the restored copy)"
         )));
     } else if args.restore_jobs.is_some() {
         return Err(Failure::bad_input(anyhow::anyhow!(
             "--restore-jobs needs --restore-to"
+        )));
+    }
+    if args.require_restored_within.is_some() && args.record.is_none() {
+        return Err(Failure::bad_input(anyhow::anyhow!(
+            "--require-restored-within needs --record FILE (the record of earlier restore tests)"
         )));
     }
     let journal_path = args.common.journal_path();
@@ -482,7 +549,7 @@ async fn run(args: Args) -> Result<Code, Failure> {
         let verify = tokio::task::spawn_blocking(move || backup::verify_tapped(&p, &o, tap));
         let (verified, mut restored) = match early {
             Some((ro, kind)) => {
-                let (v, r) = tokio::join!(verify, restore::run(&path, kind, ro, source));
+                let (v, r) = tokio::join!(verify, restore::run(&path, kind, ro, source, &cancel));
                 (v, Some(r))
             }
             None => (verify.await, None),
@@ -501,62 +568,74 @@ async fn run(args: Args) -> Result<Code, Failure> {
             let kind = match rep.format.as_str() {
                 "pg-plain" => Some(DumpKind::Plain),
                 "pg-custom" => Some(DumpKind::Custom),
+                "pg-directory" => Some(DumpKind::Directory),
                 _ => None,
             };
             let intact = restored.is_some() || rep.checks.iter().all(|c| c.ok);
             let kind = kind.or(early.map(|(_, k)| k));
             let outcome = match kind {
                 None => {
-                    let mut c = Check::warn(
+                    let c = Check::warn(
                         "restore",
                         format!(
                             "not attempted: a {} backup is not a PostgreSQL dump",
                             rep.format
                         ),
                     );
-                    show(
-                        &journal,
-                        &rep.file,
-                        std::slice::from_mut(&mut c),
-                        args.strict,
-                    )?;
-                    rep.push(c);
+                    note(&journal, &mut rep, c, args.strict)?;
                     None
                 }
                 Some(_) if !intact => {
-                    let mut c =
+                    let c =
                         Check::fail("restore", "not attempted: the file failed its checks above");
-                    show(
-                        &journal,
-                        &rep.file,
-                        std::slice::from_mut(&mut c),
-                        args.strict,
-                    )?;
-                    rep.push(c);
+                    note(&journal, &mut rep, c, args.strict)?;
                     None
                 }
                 Some(kind) => Some(match restored.take() {
                     Some(r) => r,
-                    None => restore::run(&path, kind, ro, None).await,
+                    None => restore::run(&path, kind, ro, None, &cancel).await,
                 }),
             };
             if let Some(result) = outcome {
-                match result {
-                    Ok((r, mut checks)) => {
-                        show(&journal, &rep.file, &mut checks, args.strict)?;
-                        rep.checks.extend(checks);
-                        rep.restore = Some(r);
-                        if opts.baseline.is_some() {
-                            backup::recheck_shrink(&opts, &mut rep);
-                        }
-                    }
-                    Err(f) if f.code == Code::Interrupted => {
-                        interrupted = Some(f);
-                        rep.settle(args.strict);
-                        reports.push(rep);
-                        break;
-                    }
-                    Err(f) => return Err(f),
+                if !take_restore(&journal, &mut rep, result, args.strict, &mut interrupted)? {
+                    rep.settle(args.strict);
+                    reports.push(rep);
+                    break;
+                }
+                if opts.baseline.is_some() {
+                    backup::recheck_shrink(&opts, &mut rep);
+                }
+            }
+        }
+        if let Some(bo) = &base_opts {
+            let outcome = if !rep.format.starts_with("pg-basebackup") {
+                let c = Check::warn(
+                    "restore",
+                    format!(
+                        "--restore-base: not attempted: a {} backup is not a base backup",
+                        rep.format
+                    ),
+                );
+                note(&journal, &mut rep, c, args.strict)?;
+                None
+            } else if !rep.checks.iter().all(|c| c.ok) {
+                let c = Check::fail(
+                    "restore",
+                    "--restore-base: not attempted: the backup failed its checks above",
+                );
+                note(&journal, &mut rep, c, args.strict)?;
+                None
+            } else {
+                Some(
+                    backup::physical::run(&path, opts.wal_dir.as_deref(), bo, &journal, &cancel)
+                        .await,
+                )
+            };
+            if let Some(result) = outcome {
+                if !take_restore(&journal, &mut rep, result, args.strict, &mut interrupted)? {
+                    rep.settle(args.strict);
+                    reports.push(rep);
+                    break;
                 }
             }
         }
@@ -564,6 +643,9 @@ async fn run(args: Args) -> Result<Code, Failure> {
         reports.push(rep);
     }
 
+    if let Some(record) = &args.record {
+        prove(&args, record, &journal, &mut reports)?;
+    }
     let failed = reports.iter().filter(|r| !r.ok).count();
     let unreadable = reports.iter().any(|r| r.unreadable);
     let code = if interrupted.is_some() {
@@ -618,4 +700,74 @@ fn write_summary(path: &Path, doc: &serde_json::Value) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(doc).map_err(|e| Failure::env(anyhow::anyhow!(e)))?;
     std::fs::write(path, text + "\n")
         .map_err(|e| Failure::env(anyhow::anyhow!("--summary {}: {e}", path.display())))
+}
+
+/// Show one check and keep it in the report.
+fn note(
+    journal: &Journal,
+    rep: &mut FileReport,
+    mut c: Check,
+    strict: bool,
+) -> Result<(), Failure> {
+    show(journal, &rep.file, std::slice::from_mut(&mut c), strict)?;
+    rep.push(c);
+    Ok(())
+}
+
+/// Take a restore test's result (logical or physical) into the report. `Ok(false)`: it was
+/// interrupted, and `interrupted` holds why.
+fn take_restore(
+    journal: &Journal,
+    rep: &mut FileReport,
+    result: Result<(restore::RestoreReport, Vec<Check>), Failure>,
+    strict: bool,
+    interrupted: &mut Option<Failure>,
+) -> Result<bool, Failure> {
+    match result {
+        Ok((r, mut checks)) => {
+            show(journal, &rep.file, &mut checks, strict)?;
+            rep.checks.extend(checks);
+            rep.restore = Some(r);
+            Ok(true)
+        }
+        Err(f) if f.code == Code::Interrupted => {
+            *interrupted = Some(f);
+            Ok(false)
+        }
+        Err(f) => Err(f),
+    }
+}
+
+/// `--record`: append this run's entries; `--require-restored-within`: judge the record (this
+/// run included) and add the verdict as a report of its own.
+fn prove(
+    args: &Args,
+    record: &Path,
+    journal: &Journal,
+    reports: &mut Vec<FileReport>,
+) -> Result<(), Failure> {
+    let now = chrono::Utc::now();
+    let entries: Vec<backup::record::Entry> = reports
+        .iter()
+        .map(|r| backup::record::Entry::of(r, now, Some(journal.drill_id())))
+        .collect();
+    backup::record::append(record, &entries)
+        .map_err(|e| Failure::env(anyhow::anyhow!("--record {}: {e}", record.display())))?;
+    let Some(within) = args.require_restored_within else {
+        return Ok(());
+    };
+    let all = backup::record::read(record)
+        .map_err(|e| Failure::env(anyhow::anyhow!("--record {}: {e}", record.display())))?;
+    let check = backup::record::restored_within(&all, within.0, now, &within.to_string());
+    let mut rep = FileReport {
+        file: record.display().to_string(),
+        path: record.to_path_buf(),
+        format: "record".into(),
+        ..Default::default()
+    };
+    say(&format!("{}", record.display()));
+    note(journal, &mut rep, check, args.strict)?;
+    rep.settle(args.strict);
+    reports.push(rep);
+    Ok(())
 }

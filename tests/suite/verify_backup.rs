@@ -86,10 +86,32 @@ fn fx() -> &'static Path {
             "pg_dump",
             &["-d", "postgres", "-Fc", "-f", &p("custom.dump")],
         );
+        pg.client("pg_dump", &["-d", "postgres", "-Fd", "-f", &p("dir.dump")]);
         pg.client(
             "pg_basebackup",
-            &["-D", &p("base"), "--wal-method=none", "-c", "fast"],
+            &["-D", &p("base"), "--wal-method=stream", "-c", "fast"],
         );
+        for (dir, compress) in [
+            ("tar_gz", "gzip"),
+            ("tar", "none"),
+            ("tar_zst", "zstd"),
+            ("tar_lz4", "lz4"),
+        ] {
+            pg.client(
+                "pg_basebackup",
+                &[
+                    "-D",
+                    &p(dir),
+                    "-Ft",
+                    "-Z",
+                    compress,
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                ],
+            );
+        }
         drop(pg);
         let d = dir.display();
         sh(&format!("gzip -c {d}/plain.sql > {d}/plain.sql.gz"));
@@ -798,4 +820,632 @@ fn a_restore_read_from_the_pass_fails_when_the_pass_finds_damage() {
     let whole = gzip(&text[..cut]);
     let truncated = t.file("cut.sql.gz", &whole[..whole.len() - 8]);
     restore_fails_and_drops(&t, &pg, &truncated, &url, "truncated");
+}
+
+/// Issue 11: `--restore-to` connects through the one PostgreSQL layer, so a server that needs a
+/// password (scram) is reached with it from `PGPASSWORD`, from `~/.pgpass` or `PGPASSFILE`
+/// (plain dumps through the protocol, custom dumps through `pg_restore`), a wrong one is exit 3
+/// naming the authentication failure, and no password reaches any output.
+#[test]
+fn restore_to_a_password_server_takes_pgpassword_and_pgpass() {
+    require!(Postgres);
+    let server = crate::support::pg::Cluster::init("scram");
+    server.start();
+    server.create_app();
+    server.sql("ALTER ROLE app CREATEDB");
+    let pw = crate::support::pg::APP_PASSWORD;
+    let url = format!("postgres://app@127.0.0.1:{}/postgres", server.port);
+    let t = T::new();
+    let no_secret = |r: &Run, secret: &str| {
+        for (what, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            assert!(!text.contains(secret), "{what} holds the password:\n{text}");
+        }
+        let journal = std::fs::read_to_string(t.path("journal.jsonl")).unwrap_or_default();
+        assert!(!journal.contains(secret), "the journal holds the password");
+    };
+    let scratch =
+        || server.sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'drillkit_verify_%'");
+
+    let r = t
+        .bin()
+        .arg(fx().join("plain.sql.gz"))
+        .args([
+            "--restore-to",
+            &url,
+            "--expect-rows",
+            "public.orders>=20000",
+        ])
+        .arg("--json")
+        .env("PGPASSWORD", pw)
+        .succeeds();
+    assert_eq!(check(&r.json(), "rows:public.orders")["ok"], true);
+    no_secret(&r, pw);
+    assert_eq!(scratch(), "0");
+
+    // ~/.pgpass in a temporary HOME (mode 0600, as libpq demands), for both dump kinds.
+    let home = t.path("home");
+    std::fs::create_dir(&home).expect("home");
+    let pgpass = home.join(".pgpass");
+    std::fs::write(&pgpass, format!("127.0.0.1:{}:*:app:{pw}\n", server.port)).expect("pgpass");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    for dump in ["plain.sql", "custom.dump"] {
+        let r = t
+            .bin()
+            .arg(fx().join(dump))
+            .args(["--restore-to", &url, "--expect-rows", "customers=2000"])
+            .arg("--json")
+            .env("HOME", &home)
+            .succeeds();
+        assert_eq!(check(&r.json(), "rows:customers")["ok"], true, "{dump}");
+        no_secret(&r, pw);
+    }
+    // PGPASSFILE names the file wherever it is.
+    let elsewhere = t.path("passfile");
+    std::fs::copy(&pgpass, &elsewhere).expect("copy pgpass");
+    t.bin()
+        .arg(fx().join("plain.sql"))
+        .args(["--restore-to", &url])
+        .env("PGPASSFILE", &elsewhere)
+        .env("HOME", t.path("nowhere"))
+        .succeeds();
+    assert_eq!(scratch(), "0");
+
+    // A wrong password: the server says so, exit 3, and neither password is shown.
+    let wrong = "not-the-Passw0rd";
+    let r = t
+        .bin()
+        .arg(fx().join("plain.sql"))
+        .args(["--restore-to", &url])
+        .env("PGPASSWORD", wrong)
+        .code(3);
+    r.stderr_has("password authentication failed for user \"app\"");
+    no_secret(&r, wrong);
+    no_secret(&r, pw);
+    // The same in the URL: redacted wherever the URL is shown.
+    let inline = format!("postgres://app:{wrong}@127.0.0.1:{}/postgres", server.port);
+    let r = t
+        .bin()
+        .arg(fx().join("plain.sql"))
+        .args(["--restore-to", &inline])
+        .code(3);
+    r.stderr_has("authentication failed");
+    no_secret(&r, wrong);
+    assert_eq!(scratch(), "0");
+}
+
+/// The manifest's first WAL range: (segment file name, offset of its start LSN in the segment).
+fn wal_start(base: &Path) -> (String, usize) {
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(base.join("backup_manifest")).expect("manifest"))
+            .expect("manifest JSON");
+    let r = &m["WAL-Ranges"][0];
+    let (hi, lo) = r["Start-LSN"]
+        .as_str()
+        .and_then(|s| s.split_once('/'))
+        .expect("Start-LSN");
+    let lsn = (u64::from_str_radix(hi, 16).expect("hex") << 32)
+        | u64::from_str_radix(lo, 16).expect("hex");
+    let seg = 16u64 << 20;
+    let tli = r["Timeline"].as_u64().expect("Timeline");
+    let segno = lsn / seg;
+    (
+        format!("{tli:08X}{:08X}{:08X}", segno / 256, segno % 256),
+        (lsn % seg) as usize,
+    )
+}
+
+/// Issue 16: a data directory (PG_VERSION) without backup_manifest cannot be verified: a failed
+/// check (exit 1), not bad input; a folder that is no backup at all stays exit 2.
+#[test]
+fn a_data_directory_without_a_manifest_is_a_failed_check() {
+    let t = T::new();
+    let base = t.path("base");
+    sh(&format!(
+        "cp -a {} {}",
+        fx().join("base").display(),
+        base.display()
+    ));
+    std::fs::remove_file(base.join("backup_manifest")).expect("rm manifest");
+    fails(&t, &base, &[], "manifest", "cannot be verified without it");
+    let empty = t.path("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    t.bin().arg(&empty).code(2).stderr_has("--latest");
+}
+
+/// Issue 16: a plain base backup whose WAL is gone cannot reach consistency: exit 1 naming the
+/// segment; `--wal-dir` with the archived segment (gzip'd) makes it whole; a flipped byte in a
+/// record of the range fails its CRC.
+#[test]
+fn base_backup_wal_must_cover_its_range() {
+    let t = T::new();
+    let base = t.path("base");
+    sh(&format!(
+        "cp -a {} {}",
+        fx().join("base").display(),
+        base.display()
+    ));
+    let (segment, offset) = wal_start(&base);
+    let r = t.bin().arg(&base).arg("--json").succeeds();
+    let doc = r.json();
+    let wal = check(&doc, "wal");
+    assert!(
+        wal["detail"].as_str().unwrap_or("").contains(&segment),
+        "{wal}"
+    );
+    let archive = t.path("archive");
+    std::fs::create_dir(&archive).expect("mkdir");
+    sh(&format!(
+        "gzip -c {}/pg_wal/{segment} > {}/{segment}.gz && rm {}/pg_wal/0000*",
+        base.display(),
+        archive.display(),
+        base.display()
+    ));
+    fails(
+        &t,
+        &base,
+        &[],
+        "wal",
+        &format!("WAL segment {segment} is missing"),
+    );
+    let r = t
+        .bin()
+        .arg(&base)
+        .arg("--wal-dir")
+        .arg(&archive)
+        .arg("--json")
+        .succeeds();
+    assert_eq!(check(&r.json(), "wal")["ok"], true);
+    // One flipped bit inside the first record of the range.
+    sh(&format!(
+        "gunzip -c {0}/{segment}.gz > {0}/{segment} && rm {0}/{segment}.gz",
+        archive.display()
+    ));
+    let seg_path = archive.join(&segment);
+    let mut bytes = std::fs::read(&seg_path).expect("segment");
+    bytes[offset + 40] ^= 0x10;
+    std::fs::write(&seg_path, &bytes).expect("write");
+    fails(
+        &t,
+        &base,
+        &["--wal-dir", &archive.to_string_lossy()],
+        "wal",
+        "fails its CRC-32C",
+    );
+}
+
+/// Issue 16: tar base backups (`-Ft`, gzip / zstd / lz4 / none, `-X stream`) verify clean in one
+/// read of each archive, and every corruption inside `base.tar.gz` is exit 1 naming the file.
+#[test]
+fn tar_base_backups_verify_and_corruptions_name_the_file() {
+    let t = T::new();
+    for (dir, compression) in [
+        ("tar_gz", "gzip"),
+        ("tar", "none"),
+        ("tar_zst", "zstd"),
+        ("tar_lz4", "lz4"),
+    ] {
+        let r = t.bin().arg(fx().join(dir)).arg("--json").succeeds();
+        let doc = r.json();
+        assert_eq!(doc["files"][0]["format"], "pg-basebackup-tar", "{dir}");
+        // pg_basebackup 15 compresses pg_wal.tar only with gzip: zstd and lz4 backups are
+        // reported as e.g. "none+zstd".
+        let found = doc["files"][0]["compression"].as_str().unwrap_or("");
+        assert!(found.split('+').any(|c| c == compression), "{dir}: {found}");
+        assert_eq!(check(&doc, "files")["ok"], true, "{dir}");
+        assert_eq!(check(&doc, "wal")["ok"], true, "{dir}");
+    }
+    // Repack base.tar.gz after changing what it holds; the manifest stays the original.
+    let repack = |name: &str, change: &dyn Fn(&Path)| -> PathBuf {
+        let b = t.path(name);
+        sh(&format!(
+            "cp -a {} {}",
+            fx().join("tar_gz").display(),
+            b.display()
+        ));
+        let x = t.path(&format!("{name}.x"));
+        std::fs::create_dir(&x).expect("mkdir");
+        sh(&format!(
+            "tar -xzf {}/base.tar.gz -C {}",
+            b.display(),
+            x.display()
+        ));
+        change(&x);
+        sh(&format!(
+            "tar -czf {}/base.tar.gz -C {} .",
+            b.display(),
+            x.display()
+        ));
+        b
+    };
+    let b = repack("missing", &|x| {
+        std::fs::remove_file(x.join("PG_VERSION")).expect("rm")
+    });
+    fails(&t, &b, &[], "files", "PG_VERSION: missing");
+    let b = repack("extra", &|x| {
+        std::fs::write(x.join("stray.conf"), b"x").expect("write")
+    });
+    fails(
+        &t,
+        &b,
+        &[],
+        "files",
+        "base.tar.gz: stray.conf: in the archive but not in the manifest",
+    );
+    let b = repack("appended", &|x| {
+        sh(&format!("echo '# more' >> {}/postgresql.conf", x.display()))
+    });
+    fails(&t, &b, &[], "files", "postgresql.conf: size");
+    let b = repack("truncated", &|x| {
+        sh(&format!("truncate -s -10 {}/postgresql.conf", x.display()))
+    });
+    fails(&t, &b, &[], "files", "postgresql.conf: size");
+    let b = repack("replaced", &|x| {
+        std::fs::write(x.join("PG_VERSION"), b"14\n").expect("write")
+    });
+    fails(&t, &b, &[], "files", "PG_VERSION: CRC32C checksum");
+    // One flipped byte in the compressed archive itself.
+    let b = t.path("flipped");
+    sh(&format!(
+        "cp -a {} {}",
+        fx().join("tar_gz").display(),
+        b.display()
+    ));
+    let gz = b.join("base.tar.gz");
+    let mut bytes = std::fs::read(&gz).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&gz, &bytes).expect("write");
+    fails(&t, &b, &[], "files", "base.tar.gz: ");
+    // A bad manifest.
+    let b = t.path("badmanifest");
+    sh(&format!(
+        "cp -a {} {}",
+        fx().join("tar_gz").display(),
+        b.display()
+    ));
+    let m = std::fs::read_to_string(b.join("backup_manifest")).expect("manifest");
+    std::fs::write(
+        b.join("backup_manifest"),
+        m.replacen("\"Size\": ", "\"Size\":  ", 1),
+    )
+    .expect("alter");
+    fails(&t, &b, &[], "manifest", "checksum mismatch");
+    // The WAL archive gone: the WAL check names the missing segment.
+    let b = t.path("nowal");
+    sh(&format!(
+        "cp -a {} {}",
+        fx().join("tar_gz").display(),
+        b.display()
+    ));
+    std::fs::remove_file(b.join("pg_wal.tar.gz")).expect("rm");
+    fails(&t, &b, &[], "wal", "is missing");
+}
+
+/// Issue 16, the peer suite: PostgreSQL's own corruption cases built from real `pg_basebackup`
+/// output (plain format: `pg_verifybackup` 15 reads no tar), each run through both tools, which
+/// must give the same verdict (exit 0 or 1).
+#[test]
+fn same_verdicts_as_pg_verifybackup_on_plain_base_backups() {
+    let pgv = pg::pg_bin().join("pg_verifybackup");
+    let t = T::new();
+    let flip = |p: &Path| {
+        let mut b = std::fs::read(p).expect("read");
+        let mid = b.len() / 2;
+        b[mid] ^= 0x01;
+        std::fs::write(p, b).expect("write");
+    };
+    type Change<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Change)> = vec![
+        ("intact", Box::new(|_| {})),
+        (
+            "extra file",
+            Box::new(|b| std::fs::write(b.join("extra_file"), b"x").expect("write")),
+        ),
+        (
+            "missing file",
+            Box::new(|b| std::fs::remove_file(b.join("PG_VERSION")).expect("rm")),
+        ),
+        (
+            "appended",
+            Box::new(|b| sh(&format!("echo '# more' >> {}/postgresql.conf", b.display()))),
+        ),
+        (
+            "truncated",
+            Box::new(|b| sh(&format!("truncate -s -10 {}/postgresql.conf", b.display()))),
+        ),
+        (
+            "replaced",
+            Box::new(|b| std::fs::write(b.join("PG_VERSION"), b"14\n").expect("write")),
+        ),
+        (
+            "flipped byte",
+            Box::new(move |b| flip(&b.join("global/pg_control"))),
+        ),
+        (
+            "bad manifest",
+            Box::new(|b| {
+                let m = std::fs::read_to_string(b.join("backup_manifest")).expect("manifest");
+                std::fs::write(
+                    b.join("backup_manifest"),
+                    m.replacen("\"Size\": ", "\"Size\":  ", 1),
+                )
+                .expect("write")
+            }),
+        ),
+        (
+            "WAL removed",
+            Box::new(|b| sh(&format!("rm {}/pg_wal/0000*", b.display()))),
+        ),
+        (
+            "no manifest",
+            Box::new(|b| std::fs::remove_file(b.join("backup_manifest")).expect("rm")),
+        ),
+    ];
+    let mut failed = 0;
+    for (i, (name, change)) in cases.iter().enumerate() {
+        let b = t.path(&format!("case{i}"));
+        sh(&format!(
+            "cp -a {} {}",
+            fx().join("base").display(),
+            b.display()
+        ));
+        change(&b);
+        let ours = t.bin().arg(&b).run();
+        let theirs = Command::new(&pgv)
+            .arg(&b)
+            .output()
+            .expect("pg_verifybackup runs");
+        let theirs_code = theirs.status.code().unwrap_or(-1);
+        assert_eq!(
+            ours.code,
+            theirs_code,
+            "{name}: verify-backup exited {}, pg_verifybackup {theirs_code}\n--- verify-backup\n{}\n--- pg_verifybackup\n{}",
+            ours.code,
+            ours.stderr,
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+        if ours.code != 0 {
+            failed += 1;
+        }
+    }
+    assert_eq!(
+        failed,
+        cases.len() - 1,
+        "every case but the intact one fails"
+    );
+}
+
+/// Issue 16: `--record` appends one line per backup verified; `--require-restored-within` fails
+/// until a restore test has proven a backup recently enough.
+#[test]
+fn record_of_proof_and_require_restored_within() {
+    let pg = Pg::start();
+    let t = T::new();
+    let rec = t.path("proof.jsonl");
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(&rec)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("record line is JSON"))
+            .collect()
+    };
+    let gz = fx().join("plain.sql.gz");
+    let r = t
+        .bin()
+        .arg(&gz)
+        .arg("--record")
+        .arg(&rec)
+        .args(["--require-restored-within", "7d", "--json"])
+        .code(1);
+    let doc = r.json();
+    let proof = &doc["files"][1]["checks"][0];
+    assert_eq!(proof["check"], "restored-within");
+    assert_eq!(proof["ok"], false);
+    let l = lines();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0]["restored"], false);
+    assert_eq!(l[0]["ok"], true);
+    assert_eq!(l[0]["sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(l[0]["checks"]["gzip"], true);
+
+    t.bin()
+        .arg(&gz)
+        .args(["--restore-to", &pg.url(), "--record"])
+        .arg(&rec)
+        .args(["--require-restored-within", "7d"])
+        .succeeds();
+    let l = lines();
+    assert_eq!(l.len(), 2);
+    assert_eq!(l[1]["restored"], true);
+    // Later runs without a restore still pass on that proof...
+    t.bin()
+        .arg(fx().join("base"))
+        .arg("--record")
+        .arg(&rec)
+        .args(["--require-restored-within", "7d"])
+        .succeeds()
+        .stderr_has("newest backup proven restorable");
+    assert_eq!(lines()[2]["format"], "pg-basebackup");
+    // ...but not once the only proof is older than the limit.
+    let old = t.path("old.jsonl");
+    let mut stale = l[1].clone();
+    stale["at"] = Value::from(
+        (chrono::Utc::now() - chrono::Duration::days(8))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    std::fs::write(&old, format!("{stale}\n")).expect("write");
+    let r = t
+        .bin()
+        .arg(&gz)
+        .arg("--record")
+        .arg(&old)
+        .args(["--require-restored-within", "7d"])
+        .code(1);
+    r.stderr_has("restored-within").stderr_has("192h");
+    t.bin()
+        .arg(&gz)
+        .args(["--require-restored-within", "7d"])
+        .code(2)
+        .stderr_has("--record");
+}
+
+/// Issue 16: a `pg_dump -Fd` folder: toc.dat and every data file it names, decoded, rows per
+/// table; restored with `pg_restore -j` like a custom dump; a missing or damaged data file fails.
+#[test]
+fn directory_dumps_verify_and_restore_with_their_row_counts() {
+    let t = T::new();
+    let dir = fx().join("dir.dump");
+    let r = t.bin().arg(&dir).arg("--json").succeeds();
+    let doc = r.json();
+    assert_eq!(doc["files"][0]["format"], "pg-directory");
+    assert_eq!(doc["files"][0]["tables"]["public.orders"], ORDERS);
+    assert_eq!(doc["files"][0]["tables"]["public.customers"], 2000);
+    let pg = Pg::start();
+    let r = t
+        .bin()
+        .arg(&dir)
+        .args([
+            "--restore-to",
+            &pg.url(),
+            "--restore-jobs",
+            "2",
+            "--expect-rows",
+            "public.orders>=20000",
+            "--json",
+        ])
+        .succeeds();
+    let doc = r.json();
+    assert_eq!(
+        doc["files"][0]["restore"]["tables"]["public.orders"],
+        ORDERS
+    );
+    assert!(doc["files"][0]["restore"]["method"]
+        .as_str()
+        .unwrap_or("")
+        .contains("--jobs=2"));
+    assert_eq!(check(&doc, "cleanup")["ok"], true);
+    assert!(pg.databases_like("drillkit_verify_").is_empty());
+    // The biggest data file (the orders) gone, then damaged.
+    let copy = t.path("dir.dump");
+    sh(&format!("cp -a {} {}", dir.display(), copy.display()));
+    let biggest = std::fs::read_dir(&copy)
+        .expect("list")
+        .flatten()
+        .filter(|e| e.file_name() != "toc.dat")
+        .max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .expect("a data file")
+        .path();
+    let bytes = std::fs::read(&biggest).expect("read");
+    std::fs::remove_file(&biggest).expect("rm");
+    fails(&t, &copy, &[], "format", "missing");
+    let mut bad = bytes.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x01;
+    std::fs::write(&biggest, bad).expect("write");
+    fails(&t, &copy, &[], "format", "does not decode");
+}
+
+/// Issue 16: `--restore-base` starts PostgreSQL on a copy of the base backup, checks the rows,
+/// and leaves no process, folder or port behind — also when interrupted (SIGINT).
+#[test]
+fn restore_base_recovers_checks_rows_and_leaves_nothing_behind() {
+    let pg = Pg::start();
+    pg.psql(
+        "postgres",
+        "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 50000) g",
+    );
+    let t = T::new();
+    let base = t.path("base");
+    pg.client(
+        "pg_basebackup",
+        &[
+            "-D",
+            &base.to_string_lossy(),
+            "-Ft",
+            "-z",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+        ],
+    );
+    drop(pg);
+    let leftovers = || -> Vec<String> {
+        std::fs::read_dir(std::env::temp_dir())
+            .expect("tmp")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("drillkit-restore-base-"))
+            .collect()
+    };
+    let before = leftovers();
+    let r = t
+        .bin()
+        .arg(&base)
+        .args(["--restore-base", "--expect-rows", "t>=50000", "--json"])
+        .succeeds();
+    let doc = r.json();
+    assert_eq!(check(&doc, "restore")["ok"], true);
+    assert_eq!(check(&doc, "rows:t")["ok"], true);
+    assert_eq!(check(&doc, "cleanup")["ok"], true);
+    assert_eq!(doc["files"][0]["restore"]["tables"]["public.t"], 50000);
+    assert_eq!(leftovers(), before, "the scratch folder is deleted");
+    let phases: Vec<Value> = t
+        .journal()
+        .into_iter()
+        .filter(|e| e["event"] == "phase_finished" && e["name"] == "recovery")
+        .collect();
+    assert_eq!(phases.len(), 1, "recovery is a phase in the journal");
+    assert_eq!(phases[0]["ok"], true);
+    // The same, interrupted once the scratch server runs: exit 4, nothing left.
+    let child = t
+        .bin()
+        .arg(&base)
+        .args(["--restore-base", "--expect-rows", "t>=50000"])
+        .spawn();
+    let pid = child.id() as i32;
+    let started = std::time::Instant::now();
+    loop {
+        let running = t
+            .journal()
+            .iter()
+            .filter(|e| e["event"] == "phase_started" && e["name"] == "recovery")
+            .count();
+        if running == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "recovery never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let out = child.wait_with_output().expect("wait");
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        code == 4 || code == 0,
+        "interrupted: exit {code}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        leftovers(),
+        before,
+        "the scratch folder is deleted when interrupted"
+    );
+    let ps = Command::new("sh")
+        .arg("-c")
+        .arg("ps -eo args | grep -c '[d]rillkit-restore-base' || true")
+        .output()
+        .expect("ps");
+    assert_eq!(
+        String::from_utf8_lossy(&ps.stdout).trim(),
+        "0",
+        "no scratch server left"
+    );
 }
