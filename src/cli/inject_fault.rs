@@ -27,7 +27,7 @@ const EXAMPLES: &str = "Examples:
   inject-fault doctor --journal .drill/journal.jsonl --fix      # any leftover, in an if: always() step";
 
 #[derive(Parser, Debug)]
-#[command(name = "inject-fault", version, about = "Apply a fault to containers or processes; revert it by time, signal or `revert`.", after_help = EXAMPLES)]
+#[command(name = "inject-fault", version = super::common::version(), about = "Apply a fault to containers or processes; revert it by time, signal or `revert`.", after_help = EXAMPLES)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,

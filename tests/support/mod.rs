@@ -1,6 +1,7 @@
 //! Shared test support: run the real binaries, make real services.
 #![allow(dead_code)]
 
+pub mod act;
 pub mod cmd;
 pub mod docker;
 pub mod netns;
