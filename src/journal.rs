@@ -542,16 +542,6 @@ impl Journal {
         Ok(j)
     }
 
-    /// A handle on a known drill of this journal, writing nothing (the reaper, which has the
-    /// drill id from its orders).
-    pub fn for_drill(path: &Path, by: &str, drill: &str) -> Journal {
-        Journal {
-            path: path.to_path_buf(),
-            drill: drill.into(),
-            by: by.into(),
-        }
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }

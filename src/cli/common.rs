@@ -38,6 +38,21 @@ impl Common {
     }
 }
 
+/// What `--version` prints after the binary's name: the crate version and the commit the binary
+/// was built from, e.g. `0.1.0 (commit 3f2a…)`. The commit comes from `DRILLKIT_COMMIT` at build
+/// time (scripts/package.sh and the action's source build set it; cargo rebuilds when it
+/// changes), `unknown` otherwise. The action's install script compares both before it reuses an
+/// installed copy.
+pub fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let commit = option_env!("DRILLKIT_COMMIT")
+            .filter(|c| !c.is_empty())
+            .unwrap_or("unknown");
+        format!("{} (commit {commit})", env!("CARGO_PKG_VERSION"))
+    })
+}
+
 /// Run a binary's async body on a tokio runtime: set up logging and TLS, create the one
 /// cancellation token (SIGINT/SIGTERM) the whole binary listens to, print the error chain
 /// (redacted, prefixed with the binary's name) and map it to the exit-code table.

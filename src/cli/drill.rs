@@ -14,7 +14,7 @@ const EXAMPLES: &str = "Examples:
   drill plan scenarios/api-service-failure.yaml # the steps, touching nothing";
 
 #[derive(Parser, Debug)]
-#[command(name = "drill", version, about = "Run a disaster-recovery drill from a scenario file.", after_help = EXAMPLES)]
+#[command(name = "drill", version = super::common::version(), about = "Run a disaster-recovery drill from a scenario file.", after_help = EXAMPLES)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,

@@ -29,7 +29,7 @@ const EXAMPLES: &str = "Examples:
     --halt-file /run/drills/HALT --halt-env DR_DRILLS_PAUSED &  # stop conditions, in the background";
 
 #[derive(Parser, Debug)]
-#[command(name = "inject-fault", version, about = "Apply a fault to containers or processes; revert it by time, signal or `revert`.", after_help = EXAMPLES)]
+#[command(name = "inject-fault", version = super::common::version(), about = "Apply a fault to containers or processes; revert it by time, signal or `revert`.", after_help = EXAMPLES)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,

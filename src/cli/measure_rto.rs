@@ -18,7 +18,7 @@ const EXAMPLES: &str = "Examples:
   measure-rto phase start assessment ... measure-rto phase end assessment";
 
 #[derive(Parser, Debug)]
-#[command(name = "measure-rto", version, about = "Measure RTO, RPO, downtime and error rate from the drill journal.", after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+#[command(name = "measure-rto", version = super::common::version(), about = "Measure RTO, RPO, downtime and error rate from the drill journal.", after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,

@@ -20,7 +20,7 @@ const EXAMPLES: &str = "Examples:
   report                                   # Markdown on stdout";
 
 #[derive(Parser, Debug)]
-#[command(name = "report", version, about = "Turn the drill journal into JUnit XML, a post-drill report and GitHub comments.", after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+#[command(name = "report", version = super::common::version(), about = "Turn the drill journal into JUnit XML, a post-drill report and GitHub comments.", after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,

@@ -42,7 +42,7 @@ pub enum FormatArg {
 /// Verify backup files in one read each (age, size, checksum, compression, format) and prove
 /// a PostgreSQL dump restores into a scratch database.
 #[derive(Parser, Debug)]
-#[command(name = "verify-backup", version, after_help = EXAMPLES)]
+#[command(name = "verify-backup", version = super::common::version(), after_help = EXAMPLES)]
 pub struct Args {
     /// Backup files, base-backup folders (with backup_manifest), or with --latest folders.
     #[arg(value_name = "PATH", required = true)]

@@ -16,7 +16,7 @@ const EXAMPLES: &str = "Examples:
   wait-recovery --scenario scenarios/api-service-failure.yaml   # the scenario's recovery probes";
 
 #[derive(Parser, Debug)]
-#[command(name = "wait-recovery", version, about = "Wait until every probe passes N times in a row, or time out.", after_help = EXAMPLES)]
+#[command(name = "wait-recovery", version = super::common::version(), about = "Wait until every probe passes N times in a row, or time out.", after_help = EXAMPLES)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,

@@ -291,6 +291,7 @@ async fn undo(o: &Orders, journal_present: bool) -> Result<String> {
             undo: o.undo.clone(),
             planned_at: Ts::now(),
             applied: true,
+            before: None,
         };
         let how = super::revert(&j, docker.as_ref(), &f).await?;
         let _ = j.append(Kind::Note {

@@ -187,7 +187,7 @@ E       AssertionError: assert 500 == 200</failure></testcase><testcase classnam
 
 #[test]
 fn merged_junit_is_read_by_junitparser() {
-    support::py::require("junitparser", "junitparser");
+    crate::support::py::require("junitparser", "junitparser");
     let dir = tempfile::tempdir().expect("tmp");
     let smoke = dir.path().join("smoke.xml");
     std::fs::write(&smoke, PYTEST_XML).expect("write");
@@ -217,7 +217,7 @@ for s in suites:
     out[s.name] = {"tests": s.tests, "failures": s.failures, "errors": s.errors, "skipped": s.skipped, "cases": cases}
 print(json.dumps(out))
 "#;
-    let v: Value = serde_json::from_slice(&support::py::run(script, &junit)).expect("json");
+    let v: Value = serde_json::from_slice(&crate::support::py::run(script, &junit)).expect("json");
     let drill = &v["api-service-failure"];
     assert_eq!(drill["failures"], json!(0), "{v}");
     assert!(drill["tests"].as_u64().expect("tests") >= 2, "{v}");

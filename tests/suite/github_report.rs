@@ -34,6 +34,8 @@ struct State {
     fail: VecDeque<Fail>,
     next_id: u64,
     problems: Vec<String>,
+    /// Where the API is served (GHES: `/api/v3`); requests outside it are 404 and a problem.
+    prefix: String,
 }
 
 struct Mock {
@@ -254,6 +256,12 @@ fn handle(
         return (status, extra, json!({"message": message}));
     }
     let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let prefix = s.prefix.clone();
+    let Some(route) = route.strip_prefix(prefix.as_str()) else {
+        s.problems
+            .push(format!("{method} {path}: outside the API root {prefix}"));
+        return (404, vec![], json!({"message": "Not Found"}));
+    };
     let q = |k: &str| {
         query
             .split('&')
@@ -889,8 +897,9 @@ fn a_passed_drill_opens_no_issue() {
 
 #[test]
 fn enterprise_server_api_path_is_kept() {
-    // GHES serves the API under /api/v3; the mock answers only there when given the prefix.
+    // GHES serves the API under /api/v3; the mock answers only there.
     let mock = Mock::start();
+    mock.state.lock().expect("lock").prefix = "/api/v3".into();
     let dir = tempfile::tempdir().expect("tmp");
     let j = journal(dir.path(), "d-ghes", "api-service-failure", 2.0, &[]);
     report(&format!("{}/api/v3", mock.url()), &j)

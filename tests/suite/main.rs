@@ -6,6 +6,7 @@
 mod support;
 
 mod act_workflows;
+mod action_install;
 mod actions_report;
 mod actions_workflows;
 mod canary_rpo;

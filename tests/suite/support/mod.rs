@@ -1,6 +1,7 @@
 //! Shared test support: run the real binaries, make real services, check fixtures.
 #![allow(dead_code)]
 
+pub mod act;
 pub mod cmd;
 pub mod docker;
 pub mod netns;
@@ -28,6 +29,8 @@ pub enum Fixture {
     Openssl,
     /// The offline Actions runner kit (`act-run` and the vendored actions; see [`gha_dir`]).
     Act,
+    /// A static busybox with `httpd` (test images, a file server).
+    Busybox,
 }
 
 impl Fixture {
@@ -39,6 +42,7 @@ impl Fixture {
             Fixture::Postgres => "PostgreSQL 15 (initdb)",
             Fixture::Tmpfs => "mounting a tmpfs",
             Fixture::Openssl => "openssl",
+            Fixture::Busybox => "/bin/busybox (busybox-static)",
             Fixture::Act => {
                 "the offline Actions runner (DRILLKIT_GHA_DIR or ../shared/gha/act-run)"
             }
@@ -54,6 +58,7 @@ impl Fixture {
             Fixture::Tmpfs => is_root() && succeeds("mount", &["--version"]),
             Fixture::Openssl => succeeds("openssl", &["version"]),
             Fixture::Act => gha_dir().is_some(),
+            Fixture::Busybox => std::path::Path::new("/bin/busybox").is_file(),
         }
     }
 }

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Packs a drillkit release for the host: builds the six binaries statically and writes
+#
+#   OUTDIR/drillkit-v{VERSION}-{TARGET}.tar.gz          the binaries, LICENSE*, README.md
+#   OUTDIR/drillkit-v{VERSION}-{TARGET}.tar.gz.sha256   `sha256sum` format
+#
+#   scripts/package.sh OUTDIR
+#
+# Static: the musl target of the host's architecture when it is installed
+# (`rustup target add x86_64-unknown-linux-musl`), else the host's glibc target with
+# `crt-static` (no dynamic libraries at all). DRILLKIT_TARGET picks another installed target.
+#
+# Reproducible: the same commit packs to the same bytes on the same toolchain. Paths of this
+# checkout and of CARGO_HOME are remapped out of the binaries; the archive's entries are sorted,
+# owned by 0:0 with no names, and dated at the commit's time (SOURCE_DATE_EPOCH overrides);
+# gzip stores no name or time. Debug info is stripped (symbols stay). The binaries carry the
+# commit in `--version` (DRILLKIT_COMMIT).
+# CARGO_TARGET_DIR is honoured (the static build lives under TARGET/ in it).
+set -euo pipefail
+
+out=${1:?usage: scripts/package.sh OUTDIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bins=(drill inject-fault wait-recovery verify-backup measure-rto report)
+
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
+[ -n "$version" ] || { echo "package.sh: no version in Cargo.toml" >&2; exit 1; }
+host=$(rustc -vV | sed -n 's/^host: //p')
+arch=${host%%-*}
+target=${DRILLKIT_TARGET:-}
+rustflags=()
+if [ -z "$target" ]; then
+  if rustup target list --installed 2>/dev/null | grep -qx "$arch-unknown-linux-musl"; then
+    target=$arch-unknown-linux-musl
+  else
+    target=$host
+  fi
+fi
+case "$target" in
+  *-linux-gnu*) rustflags+=(-C target-feature=+crt-static) ;;
+esac
+
+if [ -z "${DRILLKIT_COMMIT:-}" ]; then
+  DRILLKIT_COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+fi
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+  echo "package.sh: warning: the work tree has uncommitted changes; the archive is not commit $DRILLKIT_COMMIT" >&2
+fi
+epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+export DRILLKIT_COMMIT SOURCE_DATE_EPOCH=$epoch
+
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+rustflags+=("--remap-path-prefix=$root=/drillkit" "--remap-path-prefix=$cargo_home=/cargo")
+# Applies to the target's code only (--target): build scripts and proc macros stay dynamic.
+# Joined with 0x1f so paths with spaces survive.
+CARGO_ENCODED_RUSTFLAGS=$(IFS=$'\x1f'; printf '%s' "${rustflags[*]}")
+export CARGO_ENCODED_RUSTFLAGS
+echo "package.sh: building drillkit $version ($DRILLKIT_COMMIT) for $target" >&2
+cargo build --release --locked --target "$target" --bins >&2
+
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+name=drillkit-v$version-$target
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir "$stage/$name"
+for b in "${bins[@]}"; do
+  install -m 0755 "$target_dir/$target/release/$b" "$stage/$name/$b"
+  # The release profile keeps line tables for backtraces (~95 MB a binary); the archive keeps
+  # the symbols (function names in a backtrace) and drops the debug info: ~15 MB a binary.
+  strip --strip-debug "$stage/$name/$b"
+  # Static or nothing: a binary that needs a shared library (beyond the C library's loader
+  # for a dynamic build) would not run on a machine without a Rust toolchain's libraries.
+  needed=$(readelf -d "$stage/$name/$b" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' |
+    grep -vxE 'libc\.so\.6|libm\.so\.6|ld-linux.*|libc\.musl.*' || true)
+  if [ -n "$needed" ]; then
+    echo "package.sh: $b needs shared libraries: $needed" >&2
+    exit 1
+  fi
+done
+install -m 0644 LICENSE LICENSE-MIT LICENSE-APACHE README.md "$stage/$name/"
+
+if [ "$target" = "$host" ] || [ "${target%%-*}" = "$arch" ]; then
+  got=$("$stage/$name/drill" --version)
+  if [ "$got" != "drill $version (commit $DRILLKIT_COMMIT)" ]; then
+    echo "package.sh: drill --version says '$got'" >&2
+    exit 1
+  fi
+fi
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+archive=$name.tar.gz
+tar -C "$stage" --sort=name --format=gnu --owner=0 --group=0 --numeric-owner \
+  --mtime="@$epoch" --mode='u+rwX,go+rX,go-w' -cf - "$name" | gzip -6n >"$out/$archive.tmp"
+mv "$out/$archive.tmp" "$out/$archive"
+(cd "$out" && sha256sum "$archive" >"$archive.sha256")
+echo "$out/$archive"
