@@ -379,7 +379,7 @@ fn without_a_release_the_action_builds_its_own_source() {
     let key = run.output("drillkit/source", "key").expect("cache key");
     let hash = key.rsplit('-').next().unwrap_or("");
     assert!(
-        key.starts_with(&format!("drillkit-src-"))
+        key.starts_with("drillkit-src-")
             && key.contains(&format!("-{VERSION}-"))
             && hash.len() == 32,
         "cache key {key}"
@@ -476,6 +476,7 @@ fn a_cached_install_is_reused_only_with_the_same_version_and_commit() {
 }
 
 #[test]
+#[ignore = "builds drillkit again (static, or from source under act): ~10 min on 2 cores; run with --ignored"]
 fn a_requested_version_is_fetched_by_its_own_name_and_never_built_from_this_source() {
     let served = serve_dir(release(), false);
     let Some(server) = Server::start(served.path()) else {

@@ -237,9 +237,9 @@ impl ActRun {
     pub fn step_result(&self, step: &str) -> Option<String> {
         self.events
             .iter()
+            .rev()
             .filter(|e| step_path(e).as_deref() == Some(step))
-            .filter_map(|e| e["stepResult"].as_str())
-            .last()
+            .find_map(|e| e["stepResult"].as_str())
             .map(str::to_string)
     }
 
@@ -247,9 +247,9 @@ impl ActRun {
     pub fn step_time(&self, step: &str) -> Option<Duration> {
         self.events
             .iter()
+            .rev()
             .filter(|e| step_path(e).as_deref() == Some(step))
-            .filter_map(|e| e["executionTime"].as_u64())
-            .last()
+            .find_map(|e| e["executionTime"].as_u64())
             .map(Duration::from_nanos)
     }
 
