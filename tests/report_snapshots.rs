@@ -64,6 +64,7 @@ fn journal(recovered: bool) -> Vec<Event> {
                     name: "api".into(),
                 },
                 duration_s: None,
+                engine: None,
             },
         ),
         ev(

@@ -3,6 +3,7 @@
 
 pub mod cmd;
 pub mod docker;
+pub mod engine;
 pub mod netns;
 pub mod pg;
 
