@@ -112,8 +112,7 @@ pub async fn connect(engine: &Engine) -> Result<Docker, Error> {
             }
         },
         engine::Transport::Ssh { user, host, port } => {
-            let argv = ssh::argv(user.as_deref(), host, *port, engine.ssh_config.as_deref());
-            let p = ssh::Proxy::start(argv)
+            let p = ssh::Proxy::start(user.as_deref(), host, *port, engine.ssh_config.as_deref())
                 .map_err(|e| unreachable(format!("cannot start the local ssh proxy: {e}")))?;
             let api = bollard::Docker::connect_with_unix(
                 &p.socket().display().to_string(),

@@ -1,8 +1,12 @@
 //! `ssh://` engines, spoken the way the docker CLI speaks them: one
 //! `ssh [-F CONFIG] -o ConnectTimeout=30 -T [-l USER] [-p PORT] -- HOST docker system dial-stdio`
 //! per connection, so the user's ssh config, keys and agent apply. bollard talks to a unix socket
-//! in a private temporary directory; each connection to it is piped to a new ssh. The directory,
-//! the listener and every ssh die with the [`Proxy`] (on every exit path that unwinds).
+//! in a private temporary directory; each connection to it is piped to a new ssh. bollard opens a
+//! connection per API call, so the ssh processes share one authenticated connection
+//! (`ControlMaster=auto`, its socket in the same directory, `ControlPersist=30s`). The directory,
+//! the listener, every ssh and the shared connection (`ssh -O exit`) die with the [`Proxy`] (on
+//! every exit path that unwinds; after a SIGKILL the shared connection ends 30s after its last
+//! use).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -15,15 +19,27 @@ use tokio::task::{JoinHandle, JoinSet};
 pub struct Proxy {
     dir: PathBuf,
     socket: PathBuf,
+    /// `ssh … -O exit HOST`: closes the shared connection.
+    exit: Vec<String>,
     accept: JoinHandle<()>,
     /// The last thing an ssh said on stderr (for "cannot reach" errors).
     last_error: Arc<Mutex<String>>,
 }
 
 impl Proxy {
-    /// Listen on a fresh socket; each connection runs `argv`.
-    pub fn start(argv: Vec<String>) -> std::io::Result<Proxy> {
+    /// Listen on a fresh socket; each connection runs the docker CLI's ssh command for
+    /// `[user@]host[:port]`.
+    pub fn start(
+        user: Option<&str>,
+        host: &str,
+        port: Option<u16>,
+        config: Option<&Path>,
+    ) -> std::io::Result<Proxy> {
         let dir = std::env::temp_dir().join(format!("drillkit-ssh-{:016x}", rand::random::<u64>()));
+        let control = dir.join("cm");
+        let argv = argv(user, host, port, config, Some(&control));
+        let mut exit = argv[..argv.len() - 5].to_vec();
+        exit.extend(["-O".to_string(), "exit".into(), host.to_string()]);
         std::fs::create_dir(&dir)?;
         {
             use std::os::unix::fs::PermissionsExt;
@@ -55,6 +71,7 @@ impl Proxy {
         Ok(Proxy {
             dir,
             socket,
+            exit,
             accept,
             last_error,
         })
@@ -76,6 +93,16 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.accept.abort();
+        if self.dir.join("cm").exists() {
+            if let Some((prog, args)) = self.exit.split_first() {
+                let _ = std::process::Command::new(prog)
+                    .args(args)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -136,12 +163,14 @@ async fn pipe(mut stream: tokio::net::UnixStream, argv: Vec<String>, errors: Arc
     let _ = err_task.await;
 }
 
-/// The ssh command line the docker CLI uses for `ssh://[user@]host[:port]`.
+/// The ssh command line the docker CLI uses for `ssh://[user@]host[:port]` (with `control`: the
+/// shared connection's socket).
 pub fn argv(
     user: Option<&str>,
     host: &str,
     port: Option<u16>,
     config: Option<&Path>,
+    control: Option<&Path>,
 ) -> Vec<String> {
     let mut v = vec!["ssh".to_string()];
     if let Some(c) = config {
@@ -149,6 +178,16 @@ pub fn argv(
         v.push(c.display().to_string());
     }
     v.extend(["-o", "ConnectTimeout=30", "-o", "BatchMode=yes", "-T"].map(String::from));
+    if let Some(c) = control {
+        v.extend([
+            "-o".to_string(),
+            "ControlMaster=auto".into(),
+            "-o".into(),
+            format!("ControlPath={}", c.display()),
+            "-o".into(),
+            "ControlPersist=30s".into(),
+        ]);
+    }
     if let Some(u) = user {
         v.push("-l".into());
         v.push(u.into());
@@ -166,7 +205,7 @@ mod tests {
     #[test]
     fn argv_is_the_docker_clis() {
         assert_eq!(
-            super::argv(Some("root"), "127.0.0.1", Some(2222), None).join(" "),
+            super::argv(Some("root"), "127.0.0.1", Some(2222), None, None).join(" "),
             "ssh -o ConnectTimeout=30 -o BatchMode=yes -T -l root -p 2222 -- 127.0.0.1 docker system dial-stdio"
         );
     }
