@@ -165,6 +165,13 @@ fn faults_reach_the_chosen_engine_and_only_it() {
         !remote(&engine, &web).running,
         "still stopped after SIGKILL"
     );
+    // `list` (no DOCKER_* set) shows the open fault with the engine it is on.
+    Bin::new("inject-fault")
+        .no_docker_env()
+        .args(["list"])
+        .journal(&j2)
+        .succeeds()
+        .stderr_has(&format!("on {} (TLS)", engine.tcp));
     Bin::new("inject-fault")
         .no_docker_env()
         .args(["revert"])

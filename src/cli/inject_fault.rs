@@ -329,15 +329,20 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
             if common.json {
                 let list: Vec<serde_json::Value> = open
                     .iter()
-                    .map(|f| serde_json::json!({"id": f.id, "drill": f.drill, "action": f.action, "target": f.target, "applied": f.applied, "planned_at": f.planned_at, "undo": f.undo}))
+                    .map(|f| serde_json::json!({"id": f.id, "drill": f.drill, "action": f.action, "target": f.target, "applied": f.applied, "planned_at": f.planned_at, "undo": f.undo, "engine": f.engine}))
                     .collect();
                 common::print_json(&serde_json::Value::Array(list));
             } else if open.is_empty() {
                 say("no open faults");
             }
             for f in &open {
+                let on = f
+                    .engine
+                    .as_ref()
+                    .map(|e| format!(" on {}", e.describe()))
+                    .unwrap_or_default();
                 say(&format!(
-                    "{} {} {} {} (undo: {})",
+                    "{} {} {} {}{on} (undo: {})",
                     f.id,
                     f.drill,
                     f.action,
