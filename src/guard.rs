@@ -107,7 +107,7 @@ impl StopIfSpec {
 /// One condition, ready to ask.
 pub enum Condition {
     Probe {
-        probe: Probe,
+        probe: Box<Probe>,
         failing_for: Duration,
         /// When the probe last passed (or when the guard started).
         last_pass: tokio::time::Instant,
@@ -250,6 +250,7 @@ impl Guard {
     pub async fn build(
         specs: &[StopIfSpec],
         journal: &Journal,
+        engines: &crate::docker::engine::EngineSet,
     ) -> Result<Guard, crate::exit::Failure> {
         let mut conditions = Vec::new();
         let now = tokio::time::Instant::now();
@@ -265,7 +266,7 @@ impl Guard {
                 Condition::Env(v.clone())
             } else {
                 Condition::Probe {
-                    probe: s.probe.build(&mut None).await?,
+                    probe: Box::new(s.probe.build(&mut Vec::new(), engines).await?),
                     failing_for: s.failing_for.map(|d| d.0).unwrap_or_default(),
                     last_pass: now,
                 }
@@ -403,14 +404,15 @@ impl Guard {
 /// open fault of the drill reverted at once, newest first.
 pub async fn abort(
     journal: &Journal,
-    docker: Option<&bollard::Docker>,
+    docker: Option<&crate::docker::Docker>,
     trip: &Trip,
 ) -> Result<Reverted, crate::exit::Failure> {
     journal.append_durable(Kind::DrillAborted {
         condition: trip.condition.clone(),
         value: trip.value.clone(),
     })?;
-    Ok(faults::revert_open(journal, docker, Some(journal.drill_id()), None).await?)
+    let mut engines = faults::Engines::new(docker, None);
+    Ok(faults::revert_open(journal, &mut engines, Some(journal.drill_id()), None).await?)
 }
 
 #[cfg(test)]
@@ -464,7 +466,8 @@ mod tests {
             window: Some(Dur::secs(5)),
             ..Default::default()
         };
-        let mut g = Guard::build(&[spec], &j).await.expect("guard");
+        let engines = crate::docker::engine::EngineSet::one(crate::docker::engine::Engine::local());
+        let mut g = Guard::build(&[spec], &j, &engines).await.expect("guard");
         let sample = |secs_ago: f64, ok: bool| journal::Sample {
             t: Ts::now().plus_secs(-secs_ago),
             ok,

@@ -200,6 +200,10 @@ pub enum Kind {
         /// The dead-man's switch: when the fault's reaper undoes it if nothing else has.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         deadline: Option<Ts>,
+        /// The Docker engine the fault's target is on (so a revert from the journal alone
+        /// reaches it); absent for faults that do not involve Docker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<Box<crate::docker::Engine>>,
     },
     FaultApplied {
         id: String,
@@ -398,6 +402,7 @@ impl Contents {
                     action,
                     target,
                     undo,
+                    engine,
                     ..
                 } => open.push(OpenFault {
                     id: id.clone(),
@@ -408,6 +413,7 @@ impl Contents {
                     planned_at: e.ts,
                     applied: false,
                     before: None,
+                    engine: engine.clone(),
                 }),
                 Kind::FaultApplied { id, before } => {
                     if let Some(f) = open.iter_mut().find(|f| &f.id == id) {
@@ -439,6 +445,9 @@ pub struct OpenFault {
     pub applied: bool,
     /// The container before a crash, when the fault recorded it.
     pub before: Option<ContainerSeen>,
+    /// The Docker engine it was applied on, as recorded (None: not a Docker fault, or a journal
+    /// written before engines were recorded).
+    pub engine: Option<Box<crate::docker::Engine>>,
 }
 
 /// A handle for appending events of one drill.
@@ -760,6 +769,7 @@ mod tests {
                 },
                 duration_s: None,
                 deadline: None,
+                engine: None,
             })
             .expect("plan");
         }

@@ -840,6 +840,7 @@ mod tests {
                     undo: Undo::Nothing { reason: "x".into() },
                     duration_s: None,
                     deadline: None,
+                    engine: None,
                 },
             ),
             ev(

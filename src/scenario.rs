@@ -30,6 +30,10 @@ pub struct Scenario {
     /// Role → person, e.g. `incident_commander: "@alice"`; owners of action items.
     #[serde(default)]
     pub roles: BTreeMap<String, String>,
+    /// Named Docker engines (host / context / TLS files) that targets and docker probes refer
+    /// to with `engine:`; without one they use the run's engine (flags, DOCKER_HOST, context).
+    #[serde(default)]
+    pub engines: BTreeMap<String, crate::docker::engine::EngineSpec>,
     /// Named targets that faults refer to.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetSpec>,
@@ -388,11 +392,43 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     if s.name.trim().is_empty() {
         return Err(at("name:", "name must not be empty".into()));
     }
+    for (name, e) in &s.engines {
+        e.validate()
+            .map_err(|m| at(&format!("{name}:"), format!("engine '{name}': {m}")))?;
+    }
+    let known_engine = |n: &str| n == "default" || s.engines.contains_key(n);
+    // `engine: NAME` must name an engine of `engines:` (or `default`); `whose` prefixes the error.
+    let check_engine = |whose: &str, e: Option<&str>| match e {
+        Some(e) if !known_engine(e) => {
+            let mut names: Vec<&str> = s.engines.keys().map(|k| k.as_str()).collect();
+            names.insert(0, "default");
+            Err(at(
+                &format!("engine: {e}"),
+                format!(
+                    "{whose}undefined engine '{e}'; defined engines: {}",
+                    names.join(", ")
+                ),
+            ))
+        }
+        _ => Ok(()),
+    };
     for (name, t) in &s.targets {
         t.validate()
             .map_err(|m| at(&format!("{name}:"), format!("target '{name}': {m}")))?;
+        check_engine(&format!("target '{name}': "), t.engine.as_deref())?;
+        if let Some(e) = &t.engine {
+            if !t.is_docker() {
+                return Err(at(
+                    &format!("engine: {e}"),
+                    format!("target '{name}': engine applies to container, label and compose_service targets"),
+                ));
+            }
+        }
     }
     for f in &s.faults {
+        if let TargetRef::Inline(t) = &f.target {
+            check_engine("", t.engine.as_deref())?;
+        }
         if let TargetRef::Named(n) = &f.target {
             if !s.targets.contains_key(n) {
                 let known: Vec<&str> = s.targets.keys().map(|k| k.as_str()).collect();
@@ -467,6 +503,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         for p in probes {
             p.validate()
                 .map_err(|m| at(&probe_needle(p), format!("{section} probe: {m}")))?;
+            check_engine(&format!("{section} probe: "), p.engine.as_deref())?;
             if section != "watch" && p.interval.is_some() {
                 return Err(at("interval:", format!("{section} probe: 'interval' belongs to watch probes; set the wait's interval on the section")));
             }
@@ -661,6 +698,45 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engines_are_checked_by_name_and_shape() {
+        let base = "name: x\nengines:\n  dr:\n    host: tcp://10.0.0.9:2376\n";
+        let ok = format!(
+            "{base}targets:\n  web:\n    container: web\n    engine: dr\nfaults:\n  - action: crash\n    target: web\n"
+        );
+        let s = parse("s.yaml", &ok).expect("parses");
+        assert_eq!(s.targets["web"].engine.as_deref(), Some("dr"));
+        let bad = format!("{base}targets:\n  web:\n    container: web\n    engine: staging\n");
+        let e = parse("s.yaml", &bad).expect_err("unknown engine");
+        assert!(
+            e.message.contains("undefined engine 'staging'"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.line, 8, "{e:?}");
+        let proc = format!("{base}targets:\n  p:\n    pid: 4242\n    engine: dr\n");
+        let e = parse("s.yaml", &proc).expect_err("engine on a pid");
+        assert!(
+            e.message.contains("engine applies to container"),
+            "{}",
+            e.message
+        );
+        let both = "name: x\nengines:\n  dr:\n    host: tcp://h:1\n    context: c\n";
+        let e = parse("s.yaml", both).expect_err("host and context");
+        assert!(
+            e.message.contains("host or context, not both"),
+            "{}",
+            e.message
+        );
+        let probe = format!("{base}preflight:\n  - http: http://x\n    engine: dr\n");
+        let e = parse("s.yaml", &probe).expect_err("engine on http");
+        assert!(
+            e.message.contains("'engine' belongs to a docker probe"),
+            "{}",
+            e.message
+        );
+    }
 
     #[test]
     fn environment_values_are_substituted_in_place() {

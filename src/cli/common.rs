@@ -30,12 +30,72 @@ pub struct Common {
     /// More detail on stderr (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Common")]
     pub verbose: u8,
+
+    /// The Docker engine: unix:///PATH, tcp://HOST:PORT (TLS with DOCKER_TLS_VERIFY and
+    /// DOCKER_CERT_PATH) or ssh://[USER@]HOST[:PORT]. Default: DOCKER_HOST, else the docker CLI's
+    /// context (DOCKER_CONTEXT, then its current context), else the local socket.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "Docker engine"
+    )]
+    pub docker_host: Option<String>,
+
+    /// A context of the docker CLI's store (`docker context ls`); beats DOCKER_HOST, as in the
+    /// docker CLI.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        help_heading = "Docker engine"
+    )]
+    pub docker_context: Option<String>,
 }
 
 impl Common {
     pub fn journal_path(&self) -> PathBuf {
         crate::journal::resolve_path(self.journal.as_deref())
     }
+
+    /// The Docker engine these flags and the environment select, the docker CLI's way; exit 2
+    /// for contradicting flags, 3 for a context or TLS files that are not there.
+    pub fn engine(&self) -> Result<crate::docker::Engine, Failure> {
+        let sel = crate::docker::engine::Selection {
+            host: self.docker_host.clone().filter(|h| !h.is_empty()),
+            context: self.docker_context.clone().filter(|c| !c.is_empty()),
+        };
+        crate::docker::engine::resolve(&sel, &crate::docker::engine::process_env)
+            .map_err(|e| crate::docker::Error::from(e).into())
+    }
+}
+
+impl Common {
+    /// The engine when something will talk to Docker; otherwise the local default, which is then
+    /// never connected to (a broken `DOCKER_*` setting does not stop work that has no use for it).
+    pub fn engine_if(&self, needed: bool) -> Result<crate::docker::Engine, Failure> {
+        if needed {
+            self.engine()
+        } else {
+            Ok(crate::docker::Engine::local())
+        }
+    }
+}
+
+/// When this executable was started as a helper container's entrypoint (`__drillkit-helper …`,
+/// see `docker::helper`), do that work and return its exit code; `None` otherwise.
+pub fn helper_mode() -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some(crate::docker::helper::ARG) {
+        return None;
+    }
+    Some(match crate::docker::helper::run_helper(&args[1..]) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("drillkit helper: {e}");
+            ExitCode::from(Code::Environment as u8)
+        }
+    })
 }
 
 /// What `--version` prints after the binary's name: the crate version and the commit the binary

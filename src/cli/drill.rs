@@ -94,6 +94,9 @@ pub enum Command {
 }
 
 pub fn main() -> std::process::ExitCode {
+    if let Some(code) = common::helper_mode() {
+        return code;
+    }
     let cli = Cli::parse();
     let v = cli.common.verbose;
     common::main("drill", v, |cancel| run(cli, cancel))
@@ -110,6 +113,7 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
             negative_control,
         } => {
             let s = crate::scenario::load(&scenario)?;
+            let engines = engines(&cli.common, &s)?;
             let journal = cli
                 .common
                 .journal
@@ -129,6 +133,7 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
                         .map(|l| l.trim().to_string())
                         .collect(),
                     negative_control,
+                    engines,
                 },
                 &cancel,
                 common::printer(),
@@ -176,7 +181,7 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
         }
         Command::Plan { scenario } => {
             let s = crate::scenario::load(&scenario)?;
-            let lines = crate::drill::plan_lines(&s);
+            let lines = crate::drill::plan_lines(&s, &engines(&cli.common, &s)?);
             if cli.common.json {
                 common::print_json(&serde_json::json!({"scenario": s.name, "steps": lines}));
             } else {
@@ -324,4 +329,22 @@ fn print_summary(m: &crate::measure::Measurement, out: &crate::drill::Outputs) {
         out.summary.display(),
         out.journal.display()
     ));
+}
+
+/// The run's engines: the default one (flags, environment, docker context) when the scenario
+/// talks to Docker, and the scenario's `engines:`; a context or TLS file that is not there is
+/// exit 3 naming the engine.
+fn engines(
+    common: &Common,
+    s: &crate::scenario::Scenario,
+) -> Result<crate::docker::engine::EngineSet, Failure> {
+    let mut set =
+        crate::docker::engine::EngineSet::one(common.engine_if(crate::drill::uses_docker(s))?);
+    for (name, spec) in &s.engines {
+        let e = spec
+            .resolve(&crate::docker::engine::process_env)
+            .map_err(|e| Failure::env(anyhow::anyhow!("engine '{name}': {e}")))?;
+        set.named.insert(name.clone(), e);
+    }
+    Ok(set)
 }

@@ -319,6 +319,9 @@ pub struct RevertArgs {
 }
 
 pub fn main() -> std::process::ExitCode {
+    if let Some(code) = common::helper_mode() {
+        return code;
+    }
     let cli = Cli::parse();
     let v = cli.common.verbose;
     common::main("inject-fault", v, |cancel| run(cli, cancel))
@@ -398,15 +401,20 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
             if common.json {
                 let list: Vec<serde_json::Value> = open
                     .iter()
-                    .map(|f| serde_json::json!({"id": f.id, "drill": f.drill, "action": f.action, "target": f.target, "applied": f.applied, "planned_at": f.planned_at, "undo": f.undo}))
+                    .map(|f| serde_json::json!({"id": f.id, "drill": f.drill, "action": f.action, "target": f.target, "applied": f.applied, "planned_at": f.planned_at, "undo": f.undo, "engine": f.engine}))
                     .collect();
                 common::print_json(&serde_json::Value::Array(list));
             } else if open.is_empty() {
                 say("no open faults");
             }
             for f in &open {
+                let on = f
+                    .engine
+                    .as_ref()
+                    .map(|e| format!(" on {}", e.describe()))
+                    .unwrap_or_default();
                 say(&format!(
-                    "{} {} {} {} (undo: {})",
+                    "{} {} {} {}{on} (undo: {})",
                     f.id,
                     f.drill,
                     f.action,
@@ -420,7 +428,11 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
             let j = Journal::attach(&path, "inject-fault", "drill")?;
             let drill = (!r.all && r.id.is_none()).then(|| j.drill_id().to_string());
             let ids = r.id.map(|i| vec![i]);
-            let reverted = faults::revert_open(&j, None, drill.as_deref(), ids.as_deref()).await?;
+            // Each fault goes back to the engine its record names; the flags and environment
+            // only choose the engine of faults recorded without one.
+            let mut engines = faults::Engines::new(None, common.engine().ok());
+            let reverted =
+                faults::revert_open(&j, &mut engines, drill.as_deref(), ids.as_deref()).await?;
             crate::drill::tell_reverted(&reverted, &common::Printer);
             let n = reverted.done.len();
             let errors = reverted.errors();
@@ -466,6 +478,7 @@ async fn apply(
         netns: a.netns,
         host: a.host,
         path: a.path,
+        engine: None,
     };
     spec.validate().map_err(|e| {
         Failure::bad_input(anyhow::anyhow!(
@@ -477,8 +490,10 @@ async fn apply(
             "--signal applies to kill"
         )));
     }
+    let engine = common.engine()?;
+    spec.check_engine(&engine)?;
     let docker = if spec.is_docker() {
-        Some(crate::docker::connect().await?)
+        Some(crate::docker::connect(&engine).await?)
     } else {
         None
     };
@@ -486,12 +501,17 @@ async fn apply(
     safety::check_required_labels(&targets, docker.as_ref(), &required).await?;
     let steps = faults::plan(&targets, &fault, docker.as_ref()).await?;
     if a.dry_run {
+        if let Some(d) = &docker {
+            say(&format!("engine: {}", d.engine().describe()));
+        }
         for s in &steps {
             say(&format!("would {}", s.describe()));
         }
         if common.json {
             let v: Vec<serde_json::Value> = steps.iter().map(|s| serde_json::json!({"target": s.target.describe(), "action": s.action(), "call": s.call, "ops": s.ops.iter().map(|o| o.describe()).collect::<Vec<_>>(), "undo": s.undo})).collect();
-            common::print_json(&serde_json::json!({"dry_run": true, "steps": v}));
+            common::print_json(
+                &serde_json::json!({"dry_run": true, "engine": docker.as_ref().map(|d| d.engine()), "steps": v}),
+            );
         }
         return Ok(Code::Ok);
     }
@@ -555,8 +575,9 @@ async fn apply(
 }
 
 /// Revert the faults this run applied, newest first, saying what happened to each.
-async fn revert_ids(j: &Journal, docker: Option<&bollard::Docker>, ids: &[String]) {
-    match faults::revert_open(j, docker, None, Some(ids)).await {
+async fn revert_ids(j: &Journal, docker: Option<&crate::docker::Docker>, ids: &[String]) {
+    let mut engines = faults::Engines::new(docker, None);
+    match faults::revert_open(j, &mut engines, None, Some(ids)).await {
         Ok(r) => crate::drill::tell_reverted(&r, &common::Printer),
         Err(e) => common::Printer.progress(crate::progress::Progress::RevertFailed(format!(
             "{}: {e}",
@@ -621,7 +642,13 @@ fn guard_specs(g: &GuardArgs) -> Result<Vec<crate::guard::StopIfSpec>, Failure> 
 async fn guard(g: GuardArgs, common: &Common, cancel: &CancellationToken) -> Result<Code, Failure> {
     let specs = guard_specs(&g)?;
     let j = Journal::attach(&common.journal_path(), "inject-fault", "drill")?;
-    let mut guard = crate::guard::Guard::build(&specs, &j).await?;
+    // Docker probes among the conditions use the engine the flags and environment choose.
+    let engines = crate::docker::engine::EngineSet::one(
+        common
+            .engine()
+            .unwrap_or_else(|_| crate::docker::engine::Engine::local()),
+    );
+    let mut guard = crate::guard::Guard::build(&specs, &j, &engines).await?;
     say(&format!(
         "guard of drill {}: stop if {}",
         j.drill_id(),
@@ -662,13 +689,18 @@ async fn doctor(d: DoctorArgs, common: &Common) -> Result<Code, Failure> {
     if main.exists() && !journals.contains(&main) {
         journals.insert(0, main);
     }
-    let docker =
-        match tokio::time::timeout(std::time::Duration::from_secs(5), crate::docker::connect())
-            .await
+    let docker = match common.engine() {
+        Ok(engine) => match tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            crate::docker::connect(&engine),
+        )
+        .await
         {
             Ok(Ok(d)) => Some(d),
             _ => None,
-        };
+        },
+        Err(_) => None,
+    };
     let scope = crate::faults::doctor::Scope {
         journals,
         dirs: d.dir.clone(),

@@ -265,7 +265,13 @@ async fn watch(common: &Common, w: WatchArgs, cancel: CancellationToken) -> Resu
             "--interval must be more than 0"
         )));
     }
-    let probes = crate::probe::build_all(&specs).await?;
+    let probes = crate::probe::build_all(
+        &specs,
+        &crate::docker::engine::EngineSet::one(
+            common.engine_if(crate::probe::any_docker(specs.iter()))?,
+        ),
+    )
+    .await?;
     let journal = Journal::attach(&common.journal_path(), "measure-rto", "drill")?;
     if let Some(d) = w.duration {
         let c = cancel.clone();

@@ -85,7 +85,14 @@ async fn run(cli: Cli, cancel: tokio_util::sync::CancellationToken) -> Result<Co
             "--interval must be more than 0"
         )));
     }
-    let probes = crate::probe::build_all(&specs).await?;
+    let probes = crate::probe::build_all(
+        &specs,
+        &crate::docker::engine::EngineSet::one(
+            cli.common
+                .engine_if(crate::probe::any_docker(specs.iter()))?,
+        ),
+    )
+    .await?;
     let journal = Journal::attach(&cli.common.journal_path(), "wait-recovery", "drill")?;
     let cfg = crate::wait::Config {
         timeout: timeout.0,

@@ -16,7 +16,7 @@ use std::time::Duration;
 /// Applies planned steps, journal first.
 pub struct Injector<'a> {
     pub journal: &'a Journal,
-    pub docker: Option<&'a bollard::Docker>,
+    pub docker: Option<&'a crate::docker::Docker>,
 }
 
 impl Injector<'_> {
@@ -39,6 +39,12 @@ impl Injector<'_> {
         self.precheck(step).await?;
         let id = step.id.clone();
         let deadline = crate::journal::Ts::now().plus_secs(deadline.as_secs_f64());
+        // The engine goes with every fault that involves Docker, so a revert from the journal
+        // alone (no DOCKER_* set) reaches the same engine.
+        let engine = self
+            .docker
+            .filter(|_| matches!(step.target, Target::Container { .. }) || step.undo.needs_docker())
+            .map(|d| Box::new(d.engine().clone()));
         self.journal
             .append_durable(Kind::FaultPlanned {
                 id: id.clone(),
@@ -47,6 +53,7 @@ impl Injector<'_> {
                 undo: step.undo.clone(),
                 duration_s: hold.map(|d| d.as_secs_f64()),
                 deadline: Some(deadline),
+                engine: engine.clone(),
             })
             .map_err(Error::Journal)?;
         lock::hold(&id);
@@ -123,6 +130,7 @@ impl Injector<'_> {
             planned_at: crate::journal::Ts::now(),
             applied: false,
             before: None,
+            engine: self.docker.map(|d| Box::new(d.engine().clone())),
         };
         revert(self.journal, self.docker, &open).await
     }
@@ -187,7 +195,7 @@ impl Injector<'_> {
             Target::Container { id, name } => {
                 let docker = need_docker(self.docker)?;
                 if matches!(step.fault, Fault::Crash) {
-                    return crash(docker, id, name).await.map(Some);
+                    return crash(docker, id, name, &step.id).await.map(Some);
                 }
                 container(docker, id, name, &step.fault)
                     .await
@@ -209,7 +217,12 @@ impl Injector<'_> {
 }
 
 /// A container fault: one Docker API call (a crash is a signal from the host, see [`crash`]).
-async fn container(docker: &bollard::Docker, id: &str, name: &str, fault: &Fault) -> Result<()> {
+async fn container(
+    docker: &crate::docker::Docker,
+    id: &str,
+    name: &str,
+    fault: &Fault,
+) -> Result<()> {
     let what = format!("{} container {name}", fault.action().as_str());
     let secs = |t: &Duration| i32::try_from(t.as_secs()).unwrap_or(i32::MAX);
     let result = match fault {
@@ -296,27 +309,37 @@ const CRASH_SEEN_WITHIN: Duration = Duration::from_secs(10);
 
 /// A crash: SIGKILL to the container's main process from the host's pid namespace. A kill through
 /// the Docker API marks the container as stopped by hand and its restart policy does not apply;
-/// a process dying by itself does, as it would in a real crash. The crash is applied once the
-/// engine has seen the process die (not running, a new main process, or one more restart):
-/// until then the engine still reports the old process running, and a revert in that window
-/// would take the container for recovered. Returns the pid and restart count before the crash,
-/// for the journal: a later step closes the fault when it sees either change with the container
-/// running (see [`super::close_recovered`]).
-async fn crash(docker: &bollard::Docker, id: &str, name: &str) -> Result<ContainerSeen> {
+/// a process dying by itself does, as it would in a real crash. On a local engine drillkit sends
+/// the signal itself; on any other, a short-lived helper container on that engine does (`pid:
+/// host`, `CAP_KILL`; see `docker::helper`). The crash is applied once the engine has seen the
+/// process die (not running, a new main process, or one more restart): until then the engine
+/// still reports the old process running, and a revert in that window would take the container
+/// for recovered. Returns the pid and restart count before the crash, for the journal: a later
+/// step closes the fault when it sees either change with the container running (see
+/// [`super::close_recovered`]).
+async fn crash(
+    docker: &crate::docker::Docker,
+    id: &str,
+    name: &str,
+    fault_id: &str,
+) -> Result<ContainerSeen> {
     let before = crate::docker::inspect(docker, id).await?;
-    let pid = host_pid(
-        docker,
-        id,
-        name,
-        "nothing to crash",
-        "crash kills the container's main process from the Docker host (use kill or stop)",
-    )
-    .await?;
-    crate::process::signal(pid, Signal::SIGKILL).map_err(|e| {
-        Error::Target(format!(
-            "{e} (crash needs root on the Docker host, in its pid namespace)"
-        ))
-    })?;
+    if !before.running || before.pid <= 0 {
+        return Err(Error::Target(format!(
+            "container {name} is not running ({}); nothing to crash",
+            before.status
+        )));
+    }
+    if docker.engine().is_local() {
+        let pid = host_pid(docker, id, name, "nothing to crash", "").await?;
+        crate::process::signal(pid, Signal::SIGKILL).map_err(|e| {
+            Error::Target(format!(
+                "{e} (crash needs root on the Docker host, in its pid namespace)"
+            ))
+        })?;
+    } else {
+        crate::docker::helper::kill_main_process(docker, id, before.pid, fault_id).await?;
+    }
     let deadline = tokio::time::Instant::now() + CRASH_SEEN_WITHIN;
     loop {
         let now = crate::docker::inspect(docker, id).await?;
@@ -339,9 +362,9 @@ async fn crash(docker: &bollard::Docker, id: &str, name: &str) -> Result<Contain
 
 /// The host pid of a running container's main process. Needs the engine on this host (a local
 /// socket): the pid means nothing elsewhere. `why` completes the "not running" error, `needs`
-/// explains why a remote engine will not do.
+/// explains why a remote engine will not do (exit 2: asked of an engine it cannot work on).
 pub(super) async fn host_pid(
-    docker: &bollard::Docker,
+    docker: &crate::docker::Docker,
     id: &str,
     name: &str,
     why: &str,
@@ -354,10 +377,10 @@ pub(super) async fn host_pid(
             facts.status
         )));
     }
-    if !crate::docker::address().starts_with("unix://") {
-        return Err(Error::Target(format!(
-            "{needs}; DOCKER_HOST={} is not local",
-            crate::docker::address()
+    if !docker.engine().is_local() {
+        return Err(Error::Invalid(format!(
+            "{needs}; the Docker engine {} is not on this machine",
+            docker.engine().describe()
         )));
     }
     i32::try_from(facts.pid).map_err(|_| Error::Target(format!("bad pid {}", facts.pid)))

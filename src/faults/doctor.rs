@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// One leftover.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
-    /// `open-fault`, `iptables-rule`, `qdisc`, `proxy`, `fill-file`, `reaper`.
+    /// `open-fault`, `iptables-rule`, `qdisc`, `proxy`, `fill-file`, `reaper`, `helper-container`.
     pub kind: String,
     pub what: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,6 +44,8 @@ enum Fix {
     Proxy(String),
     File(String),
     ReaperFile(PathBuf),
+    /// A helper container (`docker::helper`) a killed injector left on the engine.
+    Helper(String),
 }
 
 /// Where to look.
@@ -55,10 +57,12 @@ pub struct Scope {
 }
 
 /// Every namespace drillkit may have touched: the host, named ones, running containers'.
-async fn namespaces(docker: Option<&bollard::Docker>) -> Vec<Netns> {
+async fn namespaces(docker: Option<&crate::docker::Docker>) -> Vec<Netns> {
     let mut out = vec![Netns::Host];
     out.extend(netns::named_all());
-    if let Some(d) = docker {
+    // A remote engine's pids are another machine's: only a local engine's containers have
+    // namespaces here.
+    if let Some(d) = docker.filter(|d| d.engine().is_local()) {
         let opts = bollard::query_parameters::ListContainersOptions {
             all: false,
             ..Default::default()
@@ -88,7 +92,7 @@ fn live(fault: &str) -> bool {
 }
 
 /// Look for leftovers; touches nothing.
-pub async fn scan(scope: &Scope, docker: Option<&bollard::Docker>) -> Result<Vec<Finding>> {
+pub async fn scan(scope: &Scope, docker: Option<&crate::docker::Docker>) -> Result<Vec<Finding>> {
     let mut found = Vec::new();
     let mut files: Vec<String> = Vec::new();
     let mut live_qdiscs: Vec<(Netns, String)> = Vec::new();
@@ -199,6 +203,21 @@ pub async fn scan(scope: &Scope, docker: Option<&bollard::Docker>) -> Result<Vec
             }
         }
     }
+    if let Some(d) = docker {
+        if let Ok(helpers) = crate::docker::helper::leftovers(d).await {
+            for (name, fault) in helpers {
+                found.push(Finding {
+                    kind: "helper-container".into(),
+                    what: format!("{name} on {}", d.engine().describe()),
+                    live: live(&fault),
+                    fault: Some(fault).filter(|f| !f.is_empty()),
+                    fixed: None,
+                    error: None,
+                    fix: Fix::Helper(name),
+                });
+            }
+        }
+    }
     for (pid, fault) in degrade::proxies(None) {
         found.push(Finding {
             kind: "proxy".into(),
@@ -290,16 +309,27 @@ fn mount_roots() -> Vec<PathBuf> {
 
 /// Remove every leftover that no live injector holds. Open journal faults go first (their
 /// recorded undo is the most precise), then whatever is still tagged.
-pub async fn fix(findings: &mut [Finding], docker: Option<&bollard::Docker>) {
+pub async fn fix(findings: &mut [Finding], docker: Option<&crate::docker::Docker>) {
+    // Each open fault goes back to the engine its record names.
+    let mut engines = super::Engines::new(docker, None);
     for f in findings.iter_mut() {
         if f.live {
             continue;
         }
         let result = match &f.fix {
             Fix::Journal { journal, fault } => {
-                match Journal::attach(journal, "inject-fault", "doctor") {
-                    Ok(j) => super::revert(&j, docker, fault).await,
-                    Err(e) => Err(Error::io(format!("journal {}", journal.display()), e)),
+                let conn = if fault.undo.needs_docker() {
+                    match engines.get(fault.engine.as_deref()).await {
+                        Ok(d) => Ok(Some(d)),
+                        Err(e) => Err(Error::Target(e)),
+                    }
+                } else {
+                    Ok(None)
+                };
+                match (conn, Journal::attach(journal, "inject-fault", "doctor")) {
+                    (Ok(d), Ok(j)) => super::revert(&j, d.as_ref(), fault).await,
+                    (Err(e), _) => Err(e),
+                    (_, Err(e)) => Err(Error::io(format!("journal {}", journal.display()), e)),
                 }
             }
             _ => continue,
@@ -331,6 +361,13 @@ pub async fn fix(findings: &mut [Finding], docker: Option<&bollard::Docker>) {
                     std::io::ErrorKind::NotFound => Ok("already gone".into()),
                     _ => Err(Error::io(format!("remove {}", path.display()), e)),
                 }),
+            Fix::Helper(name) => match docker {
+                Some(d) => crate::docker::helper::remove(d, name)
+                    .await
+                    .map(|_| "removed".to_string())
+                    .map_err(Error::from),
+                None => Err(Error::Target("the engine is gone".into())),
+            },
         };
         set(f, result);
     }

@@ -207,7 +207,7 @@ pub fn remove(path: &str) -> Result<String> {
 
 /// The host directory behind a container's mount point (a volume or a bind mount).
 pub async fn container_mount(
-    docker: &bollard::Docker,
+    docker: &crate::docker::Docker,
     id: &str,
     name: &str,
     dest: &str,
@@ -240,10 +240,10 @@ pub async fn container_mount(
     let src = m.source.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
         Error::Target(format!("mount {dest} of {name} has no host source (tmpfs mounts cannot be filled from the host)"))
     })?;
-    if !crate::docker::address().starts_with("unix://") {
-        return Err(Error::Target(format!(
-            "fill-disk on a container's mount needs the Docker host's filesystem; DOCKER_HOST={} is not local",
-            crate::docker::address()
+    if !docker.engine().is_local() {
+        return Err(Error::Invalid(format!(
+            "fill-disk on a container's mount needs the Docker host's filesystem; the Docker engine {} is not on this machine",
+            docker.engine().describe()
         )));
     }
     Ok(PathBuf::from(src))

@@ -35,7 +35,7 @@ pub use apply::Injector;
 pub use error::{Error, Result};
 pub use lock::{is_held, lock_dir};
 pub use plan::{plan, Op, Step};
-pub use revert::{close_recovered, revert, revert_open, Reverted};
+pub use revert::{close_recovered, revert, revert_open, Engines, Reverted};
 pub use undo::Undo;
 
 use nix::sys::signal::Signal;

@@ -354,7 +354,7 @@ pub struct Endpoint {
 /// needs. Addresses are pinned only on networks whose subnet was configured (Docker refuses a
 /// fixed address elsewhere); aliases drop the short id Docker adds by itself.
 pub async fn endpoints(
-    docker: &bollard::Docker,
+    docker: &crate::docker::Docker,
     id: &str,
     name: &str,
     only: &[String],
@@ -441,7 +441,11 @@ pub fn reconnect_undo(id: &str, name: &str, e: &Endpoint) -> Undo {
 }
 
 /// Disconnect; already disconnected is fine.
-pub async fn disconnect(docker: &bollard::Docker, container: &str, network: &str) -> Result<()> {
+pub async fn disconnect(
+    docker: &crate::docker::Docker,
+    container: &str,
+    network: &str,
+) -> Result<()> {
     docker
         .disconnect_network(
             network,
@@ -460,7 +464,7 @@ pub async fn disconnect(docker: &bollard::Docker, container: &str, network: &str
 /// Undo of a Docker partition. Idempotent: a container already connected (or gone) is left alone.
 #[allow(clippy::too_many_arguments)]
 pub async fn reconnect(
-    docker: &bollard::Docker,
+    docker: &crate::docker::Docker,
     id: &str,
     name: &str,
     network: &str,

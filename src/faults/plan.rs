@@ -81,7 +81,7 @@ impl Step {
 pub async fn plan(
     targets: &[Target],
     fault: &Fault,
-    docker: Option<&bollard::Docker>,
+    docker: Option<&crate::docker::Docker>,
 ) -> Result<Vec<Step>> {
     let mut out = Vec::new();
     for t in targets {
@@ -198,7 +198,7 @@ pub(super) fn plan_one(target: &Target, fault: &Fault) -> Result<Step> {
 pub(super) async fn plan_ops(
     target: &Target,
     fault: &Fault,
-    docker: Option<&bollard::Docker>,
+    docker: Option<&crate::docker::Docker>,
 ) -> Result<Step> {
     let id = new_id();
     let action = fault.action().as_str();
@@ -339,12 +339,14 @@ pub(super) async fn plan_ops(
     })
 }
 
-pub(super) fn need_docker(docker: Option<&bollard::Docker>) -> Result<&bollard::Docker> {
+pub(super) fn need_docker(
+    docker: Option<&crate::docker::Docker>,
+) -> Result<&crate::docker::Docker> {
     docker.ok_or_else(|| Error::Invalid("container targets need Docker".into()))
 }
 
 /// The network namespace a network fault enters.
-async fn target_netns(t: &Target, docker: Option<&bollard::Docker>) -> Result<Netns> {
+async fn target_netns(t: &Target, docker: Option<&crate::docker::Docker>) -> Result<Netns> {
     match t {
         Target::Container { id, name } => {
             let pid = super::apply::host_pid(

@@ -276,7 +276,8 @@ fn closed_in_journal(o: &Orders) -> Option<bool> {
 
 async fn undo(o: &Orders, journal_present: bool) -> Result<String> {
     let docker = if o.undo.needs_docker() {
-        Some(crate::docker::connect().await?)
+        // Host-side reapers serve this machine's engine (remote engines: not yet, see ARCHITECTURE).
+        Some(crate::docker::connect(&crate::docker::Engine::local()).await?)
     } else {
         None
     };
@@ -292,6 +293,7 @@ async fn undo(o: &Orders, journal_present: bool) -> Result<String> {
             planned_at: Ts::now(),
             applied: true,
             before: None,
+            engine: None,
         };
         let how = super::revert(&j, docker.as_ref(), &f).await?;
         let _ = j.append(Kind::Note {

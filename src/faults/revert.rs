@@ -3,14 +3,11 @@
 //! `revert_failed`); the caller decides what a person sees.
 
 use super::{lock, reaper, Error, Result};
+use crate::docker::{Docker, Engine};
 use crate::journal::{Journal, Kind, OpenFault};
 
 /// Undo one open fault and record it. Idempotent: undoing what is already undone succeeds.
-pub async fn revert(
-    journal: &Journal,
-    docker: Option<&bollard::Docker>,
-    f: &OpenFault,
-) -> Result<String> {
+pub async fn revert(journal: &Journal, docker: Option<&Docker>, f: &OpenFault) -> Result<String> {
     let result = f.undo.revert(docker).await;
     match &result {
         Ok(how) => {
@@ -54,12 +51,53 @@ impl Reverted {
     }
 }
 
+/// Connections to the engines open faults were applied on, made on first need and kept: each
+/// fault goes back to the engine its record names, whatever the environment says now.
+pub struct Engines<'a> {
+    given: Option<&'a Docker>,
+    /// For faults recorded without an engine (journals from before engines were recorded).
+    fallback: Option<Engine>,
+    made: Vec<(Engine, std::result::Result<Docker, String>)>,
+}
+
+impl<'a> Engines<'a> {
+    /// `given`: a connection already made (reused when its engine is the recorded one);
+    /// `fallback`: the engine of faults recorded without one.
+    pub fn new(given: Option<&'a Docker>, fallback: Option<Engine>) -> Engines<'a> {
+        Engines {
+            given,
+            fallback,
+            made: Vec::new(),
+        }
+    }
+
+    /// The connection for a fault recorded on `recorded`; the error names the engine.
+    pub async fn get(&mut self, recorded: Option<&Engine>) -> std::result::Result<Docker, String> {
+        let engine = match (recorded, self.given) {
+            (Some(e), _) => e.clone(),
+            (None, Some(d)) => return Ok(d.clone()),
+            (None, None) => self.fallback.clone().unwrap_or_else(Engine::local),
+        };
+        if let Some(d) = self.given.filter(|d| *d.engine() == engine) {
+            return Ok(d.clone());
+        }
+        if let Some((_, r)) = self.made.iter().find(|(e, _)| *e == engine) {
+            return r.clone();
+        }
+        let r = crate::docker::connect(&engine)
+            .await
+            .map_err(|e| e.to_string());
+        self.made.push((engine, r.clone()));
+        r
+    }
+}
+
 /// Revert the open faults of the journal — only one drill's, or only the given ids, when asked —
-/// newest first. Connects to Docker only when a container fault is open and no client is given.
-/// Every fault is tried; the failures are in the result, not an early return.
+/// newest first, each on the engine its record names (see [`Engines`]). Every fault is tried;
+/// the failures (an engine that is gone among them) are in the result, not an early return.
 pub async fn revert_open(
     journal: &Journal,
-    docker: Option<&bollard::Docker>,
+    engines: &mut Engines<'_>,
     only_drill: Option<&str>,
     only_ids: Option<&[String]>,
 ) -> Result<Reverted> {
@@ -71,35 +109,29 @@ pub async fn revert_open(
         .filter(|f| only_drill.is_none_or(|d| f.drill == d))
         .filter(|f| only_ids.is_none_or(|ids| ids.contains(&f.id)))
         .collect();
-    // An engine that cannot be reached fails the faults that need it, not the others.
-    let mut unreachable = None;
-    let connected = match docker {
-        None if open.iter().any(|f| f.undo.needs_docker()) => {
-            match crate::docker::connect().await {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    unreachable = Some(e.to_string());
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
-    let docker = docker.or(connected.as_ref());
     let mut out = Reverted::default();
     // Newest first: undo in the reverse order of doing.
     for f in open.into_iter().rev() {
-        if let (None, Some(why), true) = (docker, &unreachable, f.undo.needs_docker()) {
-            journal
-                .append(Kind::RevertFailed {
-                    id: f.id.clone(),
-                    error: why.clone(),
-                })
-                .map_err(Error::Journal)?;
-            out.failed.push((f, Error::Target(why.clone())));
-            continue;
-        }
-        match revert(journal, docker, &f).await {
+        let docker = if f.undo.needs_docker() {
+            match engines.get(f.engine.as_deref()).await {
+                Ok(d) => Some(d),
+                Err(why) => {
+                    // An engine that cannot be reached fails the faults that need it, not the
+                    // others; the fault stays open for a later revert.
+                    journal
+                        .append(Kind::RevertFailed {
+                            id: f.id.clone(),
+                            error: why.clone(),
+                        })
+                        .map_err(Error::Journal)?;
+                    out.failed.push((f, Error::Target(why)));
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        match revert(journal, docker.as_ref(), &f).await {
             Ok(how) => out.done.push((f, how)),
             Err(e) => out.failed.push((f, e)),
         }
@@ -114,7 +146,7 @@ pub async fn revert_open(
 /// Touches nothing; connects to Docker only when such a crash is open and no client is given.
 pub async fn close_recovered(
     journal: &Journal,
-    docker: Option<&bollard::Docker>,
+    docker: Option<&Docker>,
 ) -> Result<Vec<(OpenFault, String)>> {
     let contents = crate::journal::read(journal.path()).map_err(Error::Journal)?;
     let crashes: Vec<OpenFault> = contents
@@ -128,7 +160,15 @@ pub async fn close_recovered(
     }
     let connected = match docker {
         Some(_) => None,
-        None => Some(crate::docker::connect().await?),
+        // The engine the crash was recorded on (journals from before engines: this machine's).
+        None => {
+            let engine = crashes[0]
+                .engine
+                .as_deref()
+                .cloned()
+                .unwrap_or_else(Engine::local);
+            Some(crate::docker::connect(&engine).await?)
+        }
     };
     let Some(docker) = docker.or(connected.as_ref()) else {
         return Ok(vec![]);

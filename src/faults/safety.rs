@@ -48,7 +48,7 @@ pub fn parse_labels(values: &[String], flag: &str) -> Result<Vec<(String, String
 /// them. Refused (exit 2, nothing touched) otherwise, naming the target and the missing label.
 pub async fn check_required_labels(
     targets: &[Target],
-    docker: Option<&bollard::Docker>,
+    docker: Option<&crate::docker::Docker>,
     required: &[(String, String)],
 ) -> Result<()> {
     if required.is_empty() {

@@ -45,6 +45,9 @@ pub struct TargetSpec {
     /// A directory whose filesystem fill-disk fills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    /// A scenario's engine (a key of `engines:`) for container targets; default: the run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// A string or a list of strings.
@@ -101,6 +104,36 @@ pub fn short(id: &str) -> &str {
 impl TargetSpec {
     pub fn is_docker(&self) -> bool {
         !self.container.is_empty() || !self.label.is_empty() || self.compose_service.is_some()
+    }
+
+    /// The selector that acts on this machine itself (a process, a network namespace, the host's
+    /// namespace), if any: with an engine elsewhere that is almost surely not what was meant.
+    pub fn local_only(&self) -> Option<&'static str> {
+        if self.pid.is_some() {
+            Some("pid")
+        } else if self.pidfile.is_some() {
+            Some("pidfile")
+        } else if self.process_name.is_some() {
+            Some("process_name")
+        } else if self.netns.is_some() {
+            Some("netns")
+        } else if self.host {
+            Some("host")
+        } else {
+            None
+        }
+    }
+
+    /// Refuse (exit 2) a selector that acts on this machine while the chosen Docker engine is on
+    /// another one: a drill aimed at that engine's host must not hurt the runner.
+    pub fn check_engine(&self, engine: &crate::docker::Engine) -> Result<()> {
+        match self.local_only() {
+            Some(sel) if !engine.is_local() => Err(Error::Invalid(format!(
+                "{sel} targets act on this machine only, but the Docker engine is {} (elsewhere); process, netns and host faults are local-only — unset DOCKER_HOST/DOCKER_CONTEXT or pass --docker-host unix:///var/run/docker.sock to drill this machine",
+                engine.describe()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn is_place(&self) -> bool {
@@ -198,7 +231,7 @@ impl TargetSpec {
     /// anything is touched; no match is exit 3.
     pub async fn resolve(
         &self,
-        docker: Option<&bollard::Docker>,
+        docker: Option<&crate::docker::Docker>,
         max_targets: usize,
     ) -> Result<Vec<Target>> {
         self.validate().map_err(Error::Invalid)?;
@@ -223,7 +256,7 @@ impl TargetSpec {
         Ok(targets)
     }
 
-    async fn resolve_containers(&self, docker: &bollard::Docker) -> Result<Vec<Target>> {
+    async fn resolve_containers(&self, docker: &crate::docker::Docker) -> Result<Vec<Target>> {
         let mut out: Vec<Target> = Vec::new();
         for name in &self.container {
             let f = crate::docker::inspect(docker, name).await?;

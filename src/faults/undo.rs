@@ -143,13 +143,13 @@ impl Undo {
     /// Returns what was done, for the journal.
     pub fn revert<'a>(
         &'a self,
-        docker: Option<&'a bollard::Docker>,
+        docker: Option<&'a crate::docker::Docker>,
     ) -> Pin<Box<dyn Future<Output = Result<String>> + Send + 'a>> {
         // Boxed: `All` recurses.
         Box::pin(self.revert_inner(docker))
     }
 
-    async fn revert_inner(&self, docker: Option<&bollard::Docker>) -> Result<String> {
+    async fn revert_inner(&self, docker: Option<&crate::docker::Docker>) -> Result<String> {
         let need_docker = || {
             docker.ok_or_else(|| Error::Target("reverting a container fault needs Docker".into()))
         };

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 pub struct DockerProbe {
     container: String,
     healthy: bool,
-    docker: bollard::Docker,
+    docker: crate::docker::Docker,
 }
 
 impl DockerProbe {
-    pub fn new(container: &str, healthy: bool, docker: bollard::Docker) -> DockerProbe {
+    pub fn new(container: &str, healthy: bool, docker: crate::docker::Docker) -> DockerProbe {
         DockerProbe {
             container: container.to_string(),
             healthy,

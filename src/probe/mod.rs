@@ -112,6 +112,9 @@ pub struct ProbeSpec {
     pub tcp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<String>,
+    /// A scenario's engine (a key of `engines:`) for a docker probe; default: the run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub healthy: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,6 +189,9 @@ impl ProbeSpec {
         if kind != "docker" && self.healthy {
             return misplaced("healthy", "docker");
         }
+        if kind != "docker" && self.engine.is_some() {
+            return misplaced("engine", "docker");
+        }
         if kind != "redis" && self.min_keys.is_some() {
             return misplaced("min_keys", "redis");
         }
@@ -249,7 +255,11 @@ impl ProbeSpec {
     }
 
     /// Build the probe. Docker probes share one client, connected on first need.
-    pub async fn build(&self, docker: &mut Option<bollard::Docker>) -> Result<Probe, Failure> {
+    pub async fn build(
+        &self,
+        docker: &mut Vec<crate::docker::Docker>,
+        engines: &crate::docker::engine::EngineSet,
+    ) -> Result<Probe, Failure> {
         self.validate()
             .map_err(|e| Failure::bad_input(anyhow::anyhow!(e)))?;
         let bad = |e: String| Failure::bad_input(anyhow::anyhow!(e));
@@ -260,12 +270,15 @@ impl ProbeSpec {
         } else if let Some(a) = &self.tcp {
             Probe::Tcp(tcp::TcpProbe::new(a).map_err(bad)?)
         } else if let Some(c) = &self.docker {
-            if docker.is_none() {
-                *docker = Some(crate::docker::connect().await?);
-            }
-            let client = docker
-                .clone()
-                .ok_or_else(|| Failure::env(anyhow::anyhow!("no Docker client")))?;
+            let engine = engines.pick(self.engine.as_deref());
+            let client = match docker.iter().find(|d| *d.engine() == engine) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = crate::docker::connect(&engine).await?;
+                    docker.push(d.clone());
+                    d
+                }
+            };
             Probe::Docker(docker::DockerProbe::new(c, self.healthy, client))
         } else if let Some(u) = &self.redis {
             Probe::Redis(redis::RedisProbe::new(u, self.min_keys).map_err(bad)?)
@@ -279,12 +292,20 @@ impl ProbeSpec {
     }
 }
 
-/// Build every probe, sharing one Docker client.
-pub async fn build_all(specs: &[ProbeSpec]) -> Result<Vec<Probe>, Failure> {
-    let mut docker = None;
+/// Whether any of these probes talks to Docker.
+pub fn any_docker<'a>(mut specs: impl Iterator<Item = &'a ProbeSpec>) -> bool {
+    specs.any(|s| s.docker.is_some())
+}
+
+/// Build every probe, sharing one Docker client per engine.
+pub async fn build_all(
+    specs: &[ProbeSpec],
+    engines: &crate::docker::engine::EngineSet,
+) -> Result<Vec<Probe>, Failure> {
+    let mut docker = Vec::new();
     let mut probes = Vec::with_capacity(specs.len());
     for s in specs {
-        probes.push(s.build(&mut docker).await?);
+        probes.push(s.build(&mut docker, engines).await?);
     }
     Ok(probes)
 }

@@ -27,6 +27,7 @@ mod negative_control;
 mod netfault_partition;
 mod postgres_probe;
 mod readme;
+mod remote_engines;
 mod report_snapshots;
 mod scenario_errors;
 mod schedule;

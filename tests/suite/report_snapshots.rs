@@ -63,6 +63,7 @@ fn journal(recovered: bool) -> Vec<Event> {
                 },
                 duration_s: None,
                 deadline: None,
+                engine: None,
             },
         ),
         ev(

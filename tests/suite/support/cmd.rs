@@ -79,6 +79,21 @@ impl Bin {
         self
     }
 
+    /// Run with no Docker engine variable at all (what a later step of another job sees).
+    pub fn no_docker_env(mut self) -> Bin {
+        for k in [
+            "DOCKER_HOST",
+            "DOCKER_TLS_VERIFY",
+            "DOCKER_CERT_PATH",
+            "DOCKER_CONTEXT",
+            "DOCKER_CONFIG",
+            "DRILLKIT_SSH_CONFIG",
+        ] {
+            self.cmd.env_remove(k);
+        }
+        self
+    }
+
     pub fn current_dir(mut self, dir: &Path) -> Bin {
         self.cmd.current_dir(dir);
         self

@@ -4,6 +4,7 @@
 pub mod act;
 pub mod cmd;
 pub mod docker;
+pub mod engine;
 pub mod netns;
 pub mod pg;
 pub mod py;
@@ -96,7 +97,13 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
 /// behind skips; without it the skip is written straight to the terminal (past the harness's
 /// capture) as `SKIPPED test: needs …`, so it is seen, not counted as a silent pass.
 pub fn has(f: Fixture) -> bool {
-    if f.present() {
+    check(f.describe(), f.present())
+}
+
+/// [`has`] for a composite fixture a support module checks itself (a second Docker engine, an
+/// sshd): the same fail-or-visible-skip rule.
+pub fn check(what: &str, present: bool) -> bool {
+    if present {
         return true;
     }
     let test = std::thread::current()
@@ -105,15 +112,10 @@ pub fn has(f: Fixture) -> bool {
         .to_string();
     if std::env::var_os("DRILLKIT_REQUIRE_FIXTURES").is_some() {
         panic!(
-            "{test} needs {} and DRILLKIT_REQUIRE_FIXTURES is set: failing instead of skipping",
-            f.describe()
+            "{test} needs {what} and DRILLKIT_REQUIRE_FIXTURES is set: failing instead of skipping"
         );
     }
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "SKIPPED {test}: needs {}",
-        f.describe()
-    );
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: needs {what}");
     false
 }
 

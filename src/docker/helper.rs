@@ -1,0 +1,361 @@
+//! Helper containers: work on an engine's host done through that engine's API alone, with no
+//! shell there. The helper image is built on the engine through the build API, `FROM scratch`,
+//! from drillkit's own executable and the shared libraries it has loaded (`/proc/self/maps`), so
+//! no registry is needed; its tag is the hash of those files, so an engine builds it once per
+//! drillkit build. Helper containers carry [`LABEL`] and the fault id, and are removed after use;
+//! `doctor` finds any that a killed injector left.
+//!
+//! The one helper today is `kill`: the container's main process gets SIGKILL from the host's pid
+//! namespace (`pid: host`, only `CAP_KILL`, no network), as in a real crash — a kill through the
+//! API would mark the container as stopped by hand and its restart policy would not fire.
+
+use super::{Docker, Error};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The label every helper container and image carries (value: what it does).
+pub const LABEL: &str = "drillkit.helper";
+/// The label with the fault a helper container works for.
+pub const FAULT_LABEL: &str = "drillkit.fault";
+/// argv\[1\] that makes any drillkit executable run as a helper (see [`run`]).
+pub const ARG: &str = "__drillkit-helper";
+/// Where the executable sits in the helper image.
+const EXE: &str = "/drillkit";
+
+/// Kill the main process (`pid`, as the engine reports it) of container `id` from the engine
+/// host's pid namespace. The helper refuses when the pid no longer belongs to that container.
+pub async fn kill_main_process(
+    docker: &Docker,
+    id: &str,
+    pid: i64,
+    fault: &str,
+) -> Result<(), Error> {
+    let image = ensure_image(docker).await?;
+    let argv = vec![
+        ARG.to_string(),
+        "kill".into(),
+        pid.to_string(),
+        id.to_string(),
+    ];
+    run(docker, &image, "kill", fault, argv).await
+}
+
+/// Run one helper container to its end and remove it; its output is in the error when it fails.
+async fn run(
+    docker: &Docker,
+    image: &Image,
+    what: &str,
+    fault: &str,
+    args: Vec<String>,
+) -> Result<(), Error> {
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    let name = format!(
+        "drillkit-helper-{what}-{fault}-{:06x}",
+        rand::random::<u32>() & 0xff_ffff
+    );
+    let mut cmd = vec![image.loader.clone(), EXE.to_string()];
+    cmd.extend(args);
+    let labels = HashMap::from([
+        (LABEL.to_string(), what.to_string()),
+        (FAULT_LABEL.to_string(), fault.to_string()),
+    ]);
+    let body = ContainerCreateBody {
+        image: Some(image.tag.clone()),
+        entrypoint: Some(cmd),
+        env: Some(vec![format!("LD_LIBRARY_PATH={}", image.lib_path)]),
+        labels: Some(labels),
+        network_disabled: Some(true),
+        host_config: Some(HostConfig {
+            pid_mode: Some("host".into()),
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(vec!["KILL".into()]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    docker
+        .create_container(
+            Some(bollard::query_parameters::CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            }),
+            body,
+        )
+        .await
+        .map_err(Error::api(format!("create helper container {name}")))?;
+    let outcome = run_created(docker, &name).await;
+    // Removed whatever happened (a killed injector's helper is `doctor`'s).
+    let _ = docker
+        .remove_container(
+            &name,
+            Some(bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await;
+    outcome
+}
+
+async fn run_created(docker: &Docker, name: &str) -> Result<(), Error> {
+    docker
+        .start_container(name, None)
+        .await
+        .map_err(Error::api(format!("start helper container {name}")))?;
+    let mut code = 0;
+    let mut waits = docker.wait_container(name, None);
+    while let Some(w) = waits.next().await {
+        match w {
+            Ok(r) => code = r.status_code,
+            Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
+            Err(e) => return Err(Error::api(format!("wait for helper container {name}"))(e)),
+        }
+    }
+    if code == 0 {
+        return Ok(());
+    }
+    let mut said = String::new();
+    let mut logs = docker.logs(
+        name,
+        Some(bollard::query_parameters::LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    );
+    while let Some(Ok(l)) = logs.next().await {
+        said.push_str(&l.to_string());
+    }
+    Err(Error::Helper(format!(
+        "helper container {name} exited with {code}: {}",
+        said.trim()
+    )))
+}
+
+/// The helper image on an engine: its tag, the dynamic loader to start the executable with, and
+/// where its libraries are.
+struct Image {
+    tag: String,
+    loader: String,
+    lib_path: String,
+}
+
+/// The files of the helper image: drillkit's executable and the shared objects mapped into this
+/// process (the loader among them).
+fn files() -> Result<(PathBuf, Vec<PathBuf>), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map_err(|e| format!("cannot read /proc/self/maps: {e}"))?;
+    let mut libs: Vec<PathBuf> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.starts_with('/') && p.contains(".so"))
+        .map(PathBuf::from)
+        .filter(|p| *p != exe)
+        .collect();
+    libs.sort();
+    libs.dedup();
+    Ok((exe, libs))
+}
+
+/// Build the helper image on the engine unless it is there.
+async fn ensure_image(docker: &Docker) -> Result<Image, Error> {
+    let helper = |e: String| Error::Helper(format!("cannot build the helper image: {e}"));
+    let (exe, libs) = files().map_err(helper)?;
+    let loader = libs
+        .iter()
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("ld-linux") || n.starts_with("ld-musl"))
+        })
+        .map(|p| p.display().to_string());
+    let mut lib_dirs: Vec<String> = libs
+        .iter()
+        .filter_map(|p| p.parent().map(|d| d.display().to_string()))
+        .collect();
+    lib_dirs.dedup();
+    let mut entries: Vec<(String, Vec<u8>, u32)> = Vec::new();
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let read = |p: &Path| std::fs::read(p).map_err(|e| helper(format!("{}: {e}", p.display())));
+    let exe_bytes = read(&exe)?;
+    ctx.update(&exe_bytes);
+    entries.push((format!("root{EXE}"), exe_bytes, 0o755));
+    for l in &libs {
+        let b = read(l)?;
+        ctx.update(l.display().to_string().as_bytes());
+        ctx.update(&b);
+        entries.push((format!("root{}", l.display()), b, 0o755));
+    }
+    let tag = format!(
+        "drillkit-helper:{}",
+        &hex::encode(ctx.finish().as_ref())[..16]
+    );
+    // A static executable needs no loader: it is its own entrypoint.
+    let loader = loader.unwrap_or_default();
+    let image = Image {
+        tag: tag.clone(),
+        loader,
+        lib_path: lib_dirs.join(":"),
+    };
+    if docker.inspect_image(&tag).await.is_ok() {
+        return Ok(image);
+    }
+    let dockerfile = format!("FROM scratch\nCOPY root/ /\nLABEL {LABEL}=image\n");
+    entries.push(("Dockerfile".into(), dockerfile.into_bytes(), 0o644));
+    let tar = tar(&entries);
+    let mut build = docker.build_image(
+        bollard::query_parameters::BuildImageOptions {
+            t: Some(tag.clone()),
+            rm: true,
+            forcerm: true,
+            ..Default::default()
+        },
+        None,
+        Some(bollard::body_full(bytes::Bytes::from(tar))),
+    );
+    while let Some(step) = build.next().await {
+        let step = step.map_err(Error::api(format!("build {tag}")))?;
+        if let Some(e) = step.error_detail.and_then(|d| d.message) {
+            return Err(helper(e));
+        }
+    }
+    if image.loader.is_empty() {
+        // Static: run the executable itself.
+        return Ok(Image {
+            loader: EXE.into(),
+            ..image
+        });
+    }
+    Ok(image)
+}
+
+/// A ustar archive of regular files (all the build context needs).
+fn tar(entries: &[(String, Vec<u8>, u32)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data, mode) in entries {
+        let mut h = [0u8; 512];
+        let (prefix, base) = if name.len() > 100 {
+            match name[..name.len().min(155)].rfind('/') {
+                Some(i) => (&name[..i], &name[i + 1..]),
+                None => ("", name.as_str()),
+            }
+        } else {
+            ("", name.as_str())
+        };
+        let put = |h: &mut [u8; 512], at: usize, len: usize, v: &[u8]| {
+            let n = v.len().min(len);
+            h[at..at + n].copy_from_slice(&v[..n]);
+        };
+        put(&mut h, 0, 100, base.as_bytes());
+        put(&mut h, 100, 8, format!("{mode:07o}\0").as_bytes());
+        put(&mut h, 108, 8, b"0000000\0");
+        put(&mut h, 116, 8, b"0000000\0");
+        put(&mut h, 124, 12, format!("{:011o}\0", data.len()).as_bytes());
+        put(&mut h, 136, 12, b"00000000000\0");
+        h[156] = b'0';
+        put(&mut h, 257, 8, b"ustar\x0000");
+        put(&mut h, 345, 155, prefix.as_bytes());
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        put(&mut h, 148, 8, format!("{sum:06o}\0 ").as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+/// Helper containers left on an engine (their injector was killed mid-work): name and fault.
+pub async fn leftovers(docker: &Docker) -> Result<Vec<(String, String)>, Error> {
+    let list = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![LABEL.to_string()],
+            )])),
+            ..Default::default()
+        }))
+        .await
+        .map_err(Error::api("list helper containers"))?;
+    Ok(list
+        .into_iter()
+        .map(|c| {
+            let name = c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string();
+            let fault = c
+                .labels
+                .and_then(|l| l.get(FAULT_LABEL).cloned())
+                .unwrap_or_default();
+            (name, fault)
+        })
+        .collect())
+}
+
+/// Remove one helper container.
+pub async fn remove(docker: &Docker, name: &str) -> Result<(), Error> {
+    match docker
+        .remove_container(
+            name,
+            Some(bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if super::is_not_found(&e) => Ok(()),
+        Err(e) => Err(Error::api(format!("remove helper container {name}"))(e)),
+    }
+}
+
+/// The helper's side, inside the helper container: `ARG kill PID CONTAINER_ID`. SIGKILL to PID
+/// only when `/proc/PID/cgroup` names the container (a pid the engine reported may have been
+/// reused since). The caller prints the error and exits non-zero.
+pub fn run_helper(args: &[String]) -> Result<(), String> {
+    match args {
+        [cmd, pid, container] if cmd == "kill" => {
+            let pid: i32 = pid.parse().map_err(|_| format!("bad pid {pid}"))?;
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| {
+                format!("pid {pid}: {e} (is the helper in the host pid namespace?)")
+            })?;
+            if !cgroup.contains(container.as_str()) {
+                return Err(format!(
+                    "pid {pid} no longer belongs to container {container}; not signalled"
+                ));
+            }
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .map_err(|e| format!("kill({pid}, SIGKILL): {e}"))
+        }
+        _ => Err(format!("unknown helper command {args:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tar_headers_have_valid_checksums() {
+        let t = super::tar(&[("root/x".into(), b"hello".to_vec(), 0o755)]);
+        assert_eq!(t.len(), 512 + 512 + 1024);
+        let h = &t[..512];
+        let mut sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        sum -= h[148..156].iter().map(|b| u32::from(*b)).sum::<u32>();
+        sum += 8 * u32::from(b' ');
+        let recorded = u32::from_str_radix(std::str::from_utf8(&h[148..154]).expect("utf8"), 8)
+            .expect("octal");
+        assert_eq!(sum, recorded);
+        assert_eq!(&t[512..517], b"hello");
+    }
+}
