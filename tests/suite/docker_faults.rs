@@ -202,11 +202,7 @@ fn revert_after_the_injector_was_sigkilled_starts_the_container() {
         .spawn();
     c.wait_for("stopped by the injector", SECS_20, |s| !s.running);
     // Wait for the applied record too, so the kill lands during the hold.
-    let deadline = Instant::now() + SECS_20;
-    while count(&j, "fault_applied") == 0 {
-        assert!(Instant::now() < deadline, "no fault_applied in the journal");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    dk::wait_journal(&j, "fault_applied", SECS_20);
     child.kill().expect("SIGKILL the injector");
     let status = child.wait().expect("reap the injector");
     assert!(!status.success(), "the injector was killed: {status}");
@@ -410,11 +406,7 @@ fn sigint_during_the_hold_reverts_at_once_and_exits_4() {
         .journal(&j)
         .spawn();
     c.wait_for("stopped by the injector", SECS_20, |s| !s.running);
-    let deadline = Instant::now() + SECS_20;
-    while count(&j, "fault_applied") == 0 {
-        assert!(Instant::now() < deadline, "no fault_applied in the journal");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    dk::wait_journal(&j, "fault_applied", SECS_20);
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid fits i32"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("send SIGINT");
     let r = wait_child(child, Duration::from_secs(15), &line);
