@@ -82,6 +82,13 @@ pub enum Progress {
         condition: String,
         value: String,
     },
+    /// `verify-backup` starts on a file (or a `--latest` folder, or the `--record` file).
+    BackupFile(String),
+    /// One check of a backup, settled (`--strict` applied).
+    BackupChecked {
+        file: String,
+        check: crate::backup::Check,
+    },
     /// A GitHub request failed and will be tried again.
     GitHubRetry {
         why: String,

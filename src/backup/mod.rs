@@ -5,6 +5,7 @@
 
 pub mod checksum;
 pub mod engine;
+mod error;
 pub mod gzip;
 pub mod manifest;
 pub mod pgcustom;
@@ -14,10 +15,13 @@ pub mod physical;
 pub mod rdb;
 pub mod record;
 pub mod restore;
+pub mod run;
 pub mod sql;
 pub mod tar;
 pub mod wal;
 pub mod zstd;
+
+pub use error::Error;
 
 use checksum::{Algo, ChecksumFile, Expected};
 use engine::Compression;

@@ -10,7 +10,7 @@
 
 use super::restore::{after_restore, RestoreOptions, RestoreReport};
 use super::Check;
-use crate::exit::Failure;
+use super::Error;
 use crate::journal::{Journal, Kind};
 use crate::pg::Target;
 use std::io::{BufRead, BufReader, Read};
@@ -190,8 +190,8 @@ pub async fn run(
     opts: &RestoreOptions,
     journal: &Journal,
     cancel: &CancellationToken,
-) -> Result<(RestoreReport, Vec<Check>), Failure> {
-    let env = |m: String| Failure::env(anyhow::anyhow!(m));
+) -> Result<(RestoreReport, Vec<Check>), Error> {
+    let env = Error::Environment;
     let dir = std::env::temp_dir().join(format!(
         "drillkit-restore-base-{}-{:08x}",
         std::process::id(),
@@ -349,9 +349,10 @@ pub async fn run(
                 detail: Some("interrupted".into()),
             });
             // Returning drops the guard: the server is killed, the folder deleted.
-            return Err(Failure::interrupted(anyhow::anyhow!(
+            return Err(Error::Interrupted(
                 "interrupted during the physical restore (scratch server stopped, folder deleted)"
-            )));
+                    .into(),
+            ));
         }
         if let Some(Ok(Some(status))) = scratch.child.as_mut().map(|c| c.try_wait()) {
             let detail = format!(
@@ -403,9 +404,10 @@ pub async fn run(
     tokio::select! {
         _ = after_restore(&client, opts, &mut rep, &mut checks) => {}
         _ = cancel.cancelled() => {
-            return Err(Failure::interrupted(anyhow::anyhow!(
+            return Err(Error::Interrupted(
                 "interrupted during the physical restore's checks (scratch server stopped, folder deleted)"
-            )));
+                    .into(),
+            ));
         }
     }
     drop(client);

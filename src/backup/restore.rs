@@ -10,7 +10,7 @@
 use super::engine::TapReader;
 use super::sql::{DumpReader, Item};
 use super::Check;
-use crate::exit::{Code, Failure};
+use super::Error;
 use crate::pg::{self, Target};
 use futures_util::SinkExt;
 use serde::Serialize;
@@ -547,11 +547,11 @@ async fn restore_custom(
     kind: DumpKind,
     opts: &RestoreOptions,
     rep: &mut RestoreReport,
-) -> Result<(), Failure> {
+) -> Result<(), Error> {
     let Some(bin) = find_pg_restore(opts.pg_restore.as_deref()) else {
-        return Err(Failure::env(anyhow::anyhow!(
-            "pg_restore is needed to restore a custom-format dump and was not found: install the PostgreSQL client (apt-get install postgresql-client) or pass --pg-restore PATH"
-        )));
+        return Err(Error::Environment(
+            "pg_restore is needed to restore a custom-format dump and was not found: install the PostgreSQL client (apt-get install postgresql-client) or pass --pg-restore PATH".into()
+        ));
     };
     let mut cmd = tokio::process::Command::new(&bin);
     // A directory dump loads in parallel (`-j`, which excludes --single-transaction).
@@ -587,7 +587,7 @@ async fn restore_custom(
     }
     let mut child = cmd
         .spawn()
-        .map_err(|e| Failure::env(anyhow::anyhow!("cannot run {}: {e}", bin.display())))?;
+        .map_err(|e| Error::Environment(format!("cannot run {}: {e}", bin.display())))?;
     if compressed {
         if let Some(mut stdin) = child.stdin.take() {
             let p = path.to_path_buf();
@@ -615,7 +615,7 @@ async fn restore_custom(
     let out = child
         .wait_with_output()
         .await
-        .map_err(|e| Failure::env(anyhow::anyhow!("waiting for pg_restore: {e}")))?;
+        .map_err(|e| Error::Environment(format!("waiting for pg_restore: {e}")))?;
     rep.method = format!("{} {}", bin.display(), flags.join(" "));
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -629,7 +629,7 @@ async fn restore_custom(
             .collect();
         rep.warnings
             .push(format!("pg_restore said: {}", tail.join(" | ")));
-        return Err(Failure::drill_failed(anyhow::anyhow!(
+        return Err(Error::Restore(format!(
             "pg_restore exited {}: {}",
             out.status.code().unwrap_or(-1),
             short(&tail.join(" | "))
@@ -768,15 +768,13 @@ pub(super) async fn after_restore(
 
 /// The restore server from `--restore-to`, through the one connection layer (database
 /// `postgres` when the URL names none; password from the URL, `PGPASSWORD` or `.pgpass`).
-pub fn parse_url(url: &str) -> Result<Target, Failure> {
-    Target::parse_with_db(url, Some("postgres")).map_err(|e| {
-        Failure::new(
-            e.code(),
-            anyhow::anyhow!(
-                "--restore-to '{}': {e}; expected e.g. postgres://postgres@localhost:5432/",
-                crate::redact::redact(url)
-            ),
-        )
+pub fn parse_url(url: &str) -> Result<Target, Error> {
+    Target::parse_with_db(url, Some("postgres")).map_err(|e| Error::Server {
+        message: format!(
+            "--restore-to '{}': {e}; expected e.g. postgres://postgres@localhost:5432/",
+            crate::redact::redact(url)
+        ),
+        code: e.code(),
     })
 }
 
@@ -792,15 +790,15 @@ pub async fn run(
     opts: &RestoreOptions,
     source: Option<TapReader>,
     cancel: &CancellationToken,
-) -> Result<(RestoreReport, Vec<Check>), Failure> {
+) -> Result<(RestoreReport, Vec<Check>), Error> {
     let admin_cfg = parse_url(&opts.url)?;
     let shown = admin_cfg.shown().to_string();
     let admin = tokio::select! {
         c = connect(&admin_cfg) => c.map_err(|e| {
             let what = if e.is_auth() { "the restore server refused the login (authentication failed)" } else { "cannot reach the restore server" };
-            Failure::new(e.code(), anyhow::anyhow!("{what} {shown}: {e}"))
+            Error::server(format_args!("{what} {shown}"), &e)
         })?,
-        _ = cancel.cancelled() => return Err(Failure::interrupted(anyhow::anyhow!("interrupted while connecting to the restore server"))),
+        _ = cancel.cancelled() => return Err(Error::Interrupted("interrupted while connecting to the restore server".into())),
     };
     let mut rep = RestoreReport {
         kept: opts.keep,
@@ -824,7 +822,7 @@ pub async fn run(
             }
             Err(e) if pg::sqlstate(&e) == Some(pg::sqlstate::DUPLICATE_DATABASE) => continue,
             Err(e) => {
-                return Err(Failure::env(anyhow::anyhow!(
+                return Err(Error::Environment(format!(
                     "cannot create a scratch database on {shown}: {}",
                     pg_err(&e)
                 )))
@@ -832,7 +830,7 @@ pub async fn run(
         }
     }
     let Some(db) = created else {
-        return Err(Failure::env(anyhow::anyhow!(
+        return Err(Error::Environment(format!(
             "could not find a free scratch database name on {shown}"
         )));
     };
@@ -848,12 +846,9 @@ pub async fn run(
             ..Default::default()
         };
         let mut checks = Vec::new();
-        let client = connect(&scratch_cfg).await.map_err(|e| {
-            Failure::new(
-                e.code(),
-                anyhow::anyhow!("cannot connect to the scratch database: {e}"),
-            )
-        })?;
+        let client = connect(&scratch_cfg)
+            .await
+            .map_err(|e| Error::server("cannot connect to the scratch database", &e))?;
         let restored = match kind {
             DumpKind::Plain => {
                 rep.method = if opts.jobs > 1 {
@@ -871,7 +866,7 @@ pub async fn run(
                     &mut rep,
                 )
                 .await
-                .map_err(|e| Failure::drill_failed(anyhow::anyhow!(e)))
+                .map_err(Error::Restore)
             }
             DumpKind::Custom | DumpKind::Directory => {
                 restore_custom(&scratch_cfg, path, kind, opts, &mut rep).await
@@ -898,19 +893,18 @@ pub async fn run(
                     Err(e) => checks.push(Check::fail("rows", format!("cannot reconnect: {e}"))),
                 }
             }
-            Err(f) if f.code == Code::DrillFailed => {
+            Err(Error::Restore(why)) => {
                 checks.push(Check::fail(
                     "restore",
                     format!(
-                        "failed after {}: {:#}",
+                        "failed after {}: {why}",
                         crate::units::fmt_duration(rep.seconds),
-                        f.error
                     ),
                 ));
             }
-            Err(f) => return Err(f),
+            Err(e) => return Err(e),
         }
-        Ok::<_, Failure>((rep, checks))
+        Ok::<_, Error>((rep, checks))
     };
     let timeout = async {
         match opts.timeout {
@@ -923,7 +917,7 @@ pub async fn run(
         _ = timeout => Ok((RestoreReport::default(), vec![Check::fail("restore", format!(
             "did not finish within --restore-timeout {}", crate::units::fmt_duration(opts.timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0))
         ))])),
-        _ = cancel.cancelled() => Err(Failure::interrupted(anyhow::anyhow!("interrupted during the restore"))),
+        _ = cancel.cancelled() => Err(Error::Interrupted("interrupted during the restore".into())),
     };
     let outcome = outcome.map(|(r, c)| {
         if !r.database.is_empty() {

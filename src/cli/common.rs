@@ -287,6 +287,21 @@ impl Observer for Printer {
                 say(&line);
                 crate::cli::actions::error_annotation(&line);
             }
+            Progress::BackupFile(path) => say(&path),
+            Progress::BackupChecked { file, check: c } => {
+                let tag = match (c.ok, c.warning) {
+                    (false, _) => "FAIL",
+                    (true, true) => "warn",
+                    (true, false) => "ok",
+                };
+                say(&format!("  {tag:<4}  {:<16} {}", c.check, c.detail));
+                let line = || crate::redact::redact(&format!("{file}: {}: {}", c.check, c.detail));
+                if !c.ok {
+                    crate::cli::actions::error_annotation(&line());
+                } else if c.warning {
+                    crate::cli::actions::warning_annotation(&line());
+                }
+            }
             Progress::GitHubRetry {
                 why,
                 delay_s,

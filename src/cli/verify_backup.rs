@@ -1,12 +1,13 @@
-//! `verify-backup` flags and the thin run function: parse, resolve the flags once into
-//! [`crate::backup::Options`], verify each file (one read per file), restore when asked, then
-//! print a line per check, journal every check and map the outcome to the exit code.
+//! `verify-backup` flags and the thin run function: resolve the flags once into a
+//! [`backup::run::Request`], let [`backup::run::run`] verify, restore and journal, then print
+//! the totals and the JSON summary and map the outcome to the exit code.
 
-use crate::backup::restore::{self, DumpKind, ExpectRows, RestoreOptions};
-use crate::backup::{self, checksum, Baseline, Check, FileReport, FormatHint, Options};
-use crate::cli::common::{print_json, say, Common};
+use crate::backup::restore::{ExpectRows, RestoreOptions};
+use crate::backup::run::Request;
+use crate::backup::{self, checksum, Baseline, FormatHint, Options};
+use crate::cli::common::{print_json, say, Common, Printer};
 use crate::exit::{Classify, Code, Failure};
-use crate::journal::{Journal, Kind};
+use crate::journal::Journal;
 use crate::units::{Dur, Ratio, Size};
 use clap::{Parser, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -352,141 +353,59 @@ fn options(args: &Args) -> Result<Options, Failure> {
     })
 }
 
-/// A file to verify, or a `--latest` folder with nothing in it.
-enum Target {
-    File(PathBuf, Option<Check>),
-    Missing(PathBuf, Check),
-}
-
-fn targets(args: &Args) -> Result<Vec<Target>, Failure> {
-    let mut out = Vec::new();
-    for p in &args.paths {
-        if args.latest {
-            if !p.is_dir() {
-                return Err(Failure::bad_input(anyhow::anyhow!(
-                    "--latest needs folders, but {} is not one",
-                    p.display()
-                )));
-            }
-            match backup::latest_in(p) {
-                Err(e) => out.push(Target::Missing(
-                    p.clone(),
-                    Check::fail("readable", format!("cannot list: {e}")),
-                )),
-                Ok(None) => out.push(Target::Missing(
-                    p.clone(),
-                    Check::fail("latest", "no backup in this folder"),
-                )),
-                Ok(Some((f, _))) => {
-                    let c = Check::pass("latest", format!("newest backup in {}", p.display()));
-                    out.push(Target::File(f, Some(c)));
-                }
-            }
-        } else {
-            // A data directory or tar backup without its manifest is a failed check (exit 1,
-            // said by the manifest check); any other folder is a mistaken argument.
-            if p.is_dir()
-                && !backup::manifest::looks_like_base_backup(p)
-                && !backup::pgdir::is_directory_dump(p)
-            {
-                return Err(Failure::bad_input(anyhow::anyhow!(
-                    "{} is a folder that is neither a base backup nor a data directory: pass --latest to verify the newest backup in it",
-                    p.display()
-                )));
-            }
-            out.push(Target::File(p.clone(), None));
-        }
-    }
-    Ok(out)
-}
-
-fn tag(c: &Check) -> &'static str {
-    match (c.ok, c.warning) {
-        (false, _) => "FAIL",
-        (true, true) => "warn",
-        (true, false) => "ok",
-    }
-}
-
-fn show(journal: &Journal, file: &str, checks: &mut [Check], strict: bool) -> Result<(), Failure> {
-    for c in checks.iter_mut() {
-        if strict && c.warning && c.ok {
-            c.ok = false;
-            c.detail = format!("{} (a warning; --strict makes it fail)", c.detail);
-        }
-        say(&format!("  {:<4}  {:<16} {}", tag(c), c.check, c.detail));
-        if !c.ok {
-            crate::cli::actions::error_annotation(&crate::redact::redact(&format!(
-                "{file}: {}: {}",
-                c.check, c.detail
-            )));
-        } else if c.warning {
-            crate::cli::actions::warning_annotation(&crate::redact::redact(&format!(
-                "{file}: {}: {}",
-                c.check, c.detail
+/// The whole request, from the flags; every mistake names its flag (exit 2).
+fn request(args: &Args) -> Result<Request, Failure> {
+    let opts = options(args)?;
+    let restore_checks = !args.expect_rows.is_empty() || !args.check_sql.is_empty();
+    if args.restore_to.is_none() {
+        if !args.restore_base && restore_checks {
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "--expect-rows and --check-sql need --restore-to or --restore-base (they run against the restored copy)"
             )));
         }
-        journal
-            .append(Kind::BackupCheck {
-                file: file.to_string(),
-                check: c.check.clone(),
-                ok: c.ok,
-                detail: crate::redact::redact(&c.detail),
-                warning: c.warning,
-            })
-            .map_err(|e| {
-                Failure::env(anyhow::anyhow!(
-                    "cannot write the journal {}: {e}",
-                    journal.path().display()
-                ))
-            })?;
+        if args.restore_jobs.is_some() {
+            return Err(Failure::bad_input(anyhow::anyhow!(
+                "--restore-jobs needs --restore-to"
+            )));
+        }
     }
-    Ok(())
+    let restore =
+        |url: String, keep: bool, jobs: usize, pg_restore: Option<PathBuf>| RestoreOptions {
+            url,
+            expect_rows: args.expect_rows.clone(),
+            check_sql: args.check_sql.clone(),
+            keep,
+            pg_restore,
+            timeout: args.restore_timeout.map(|d| d.0),
+            zstd_window_log: opts.zstd_window_log(),
+            jobs,
+        };
+    let jobs = args.restore_jobs.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get().min(4))
+            .unwrap_or(1)
+    });
+    let req = Request {
+        paths: args.paths.clone(),
+        latest: args.latest,
+        restore: args
+            .restore_to
+            .clone()
+            .map(|url| restore(url, args.keep, jobs, args.pg_restore.clone())),
+        restore_base: args
+            .restore_base
+            .then(|| restore(String::new(), false, 1, None)),
+        strict: args.strict,
+        record: args.record.clone(),
+        restored_within: args.require_restored_within.map(|d| (d.0, d.to_string())),
+        opts,
+    };
+    backup::run::check(&req)?;
+    Ok(req)
 }
 
 async fn run(args: Args, cancel: CancellationToken) -> Result<Code, Failure> {
-    let opts = options(&args)?;
-    let targets = targets(&args)?;
-    let restore_opts = args.restore_to.as_ref().map(|url| RestoreOptions {
-        url: url.clone(),
-        expect_rows: args.expect_rows.clone(),
-        check_sql: args.check_sql.clone(),
-        keep: args.keep,
-        pg_restore: args.pg_restore.clone(),
-        timeout: args.restore_timeout.map(|d| d.0),
-        zstd_window_log: opts.zstd_window_log(),
-        jobs: args.restore_jobs.map(usize::from).unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get().min(4))
-                .unwrap_or(1)
-        }),
-    });
-    let base_opts = args.restore_base.then(|| RestoreOptions {
-        url: String::new(),
-        expect_rows: args.expect_rows.clone(),
-        check_sql: args.check_sql.clone(),
-        keep: false,
-        pg_restore: None,
-        timeout: args.restore_timeout.map(|d| d.0),
-        zstd_window_log: opts.zstd_window_log(),
-        jobs: 1,
-    });
-    if let Some(r) = &restore_opts {
-        restore::parse_url(&r.url)?;
-    } else if !args.restore_base && (!args.expect_rows.is_empty() || !args.check_sql.is_empty()) {
-        return Err(Failure::bad_input(anyhow::anyhow!(
-            "--expect-rows and --check-sql need --restore-to or --restore-base (they run against the restored copy)"
-        )));
-    } else if args.restore_jobs.is_some() {
-        return Err(Failure::bad_input(anyhow::anyhow!(
-            "--restore-jobs needs --restore-to"
-        )));
-    }
-    if args.require_restored_within.is_some() && args.record.is_none() {
-        return Err(Failure::bad_input(anyhow::anyhow!(
-            "--require-restored-within needs --record FILE (the record of earlier restore tests)"
-        )));
-    }
+    let req = request(&args)?;
     let journal_path = args.common.journal_path();
     let journal =
         Journal::attach(&journal_path, "verify-backup", "verify-backup").map_err(|e| {
@@ -495,203 +414,27 @@ async fn run(args: Args, cancel: CancellationToken) -> Result<Code, Failure> {
                 journal_path.display()
             ))
         })?;
-
-    let mut reports: Vec<FileReport> = Vec::new();
-    let mut interrupted: Option<Failure> = None;
-    for t in targets {
-        let (path, first) = match t {
-            Target::Missing(dir, mut check) => {
-                let mut rep = FileReport {
-                    file: dir.display().to_string(),
-                    path: dir.clone(),
-                    ..Default::default()
-                };
-                rep.unreadable = check.check == "readable";
-                say(&format!("{}", dir.display()));
-                show(
-                    &journal,
-                    &rep.file,
-                    std::slice::from_mut(&mut check),
-                    args.strict,
-                )?;
-                rep.push(check);
-                rep.settle(args.strict);
-                reports.push(rep);
-                continue;
-            }
-            Target::File(p, first) => (p, first),
-        };
-        say(&format!("{}", path.display()));
-        let mut first = first;
-        if let Some(c) = first.as_mut() {
-            show(
-                &journal,
-                &path.display().to_string(),
-                std::slice::from_mut(c),
-                args.strict,
-            )?;
-        }
-        // The restore (when asked) runs alongside the one-pass checks: both read the file.
-        let early = restore_opts
-            .as_ref()
-            .and_then(|ro| restore::sniff(&path, ro.zstd_window_log).map(|k| (ro, k)));
-        // A plain dump is restored from the verification pass's decoded bytes: one read, one
-        // inflate for both.
-        let (tap, source) = match early {
-            Some((_, DumpKind::Plain)) => {
-                let (tx, rx) = backup::engine::tap();
-                (Some(tx), Some(rx))
-            }
-            _ => (None, None),
-        };
-        let o = opts.clone();
-        let p = path.clone();
-        let verify = tokio::task::spawn_blocking(move || backup::verify_tapped(&p, &o, tap));
-        let (verified, mut restored) = match early {
-            Some((ro, kind)) => {
-                let (v, r) = tokio::join!(verify, restore::run(&path, kind, ro, source, &cancel));
-                (v, Some(r))
-            }
-            None => (verify.await, None),
-        };
-        let mut rep = verified.map_err(|e| {
-            Failure::env(anyhow::anyhow!(
-                "verification of {} stopped: {e}",
-                path.display()
-            ))
-        })?;
-        show(&journal, &rep.file, &mut rep.checks, args.strict)?;
-        if let Some(c) = first {
-            rep.checks.insert(0, c);
-        }
-        if let Some(ro) = &restore_opts {
-            let kind = match rep.format.as_str() {
-                "pg-plain" => Some(DumpKind::Plain),
-                "pg-custom" => Some(DumpKind::Custom),
-                "pg-directory" => Some(DumpKind::Directory),
-                _ => None,
-            };
-            let intact = restored.is_some() || rep.checks.iter().all(|c| c.ok);
-            let kind = kind.or(early.map(|(_, k)| k));
-            let outcome = match kind {
-                None => {
-                    let c = Check::warn(
-                        "restore",
-                        format!(
-                            "not attempted: a {} backup is not a PostgreSQL dump",
-                            rep.format
-                        ),
-                    );
-                    note(&journal, &mut rep, c, args.strict)?;
-                    None
-                }
-                Some(_) if !intact => {
-                    let c =
-                        Check::fail("restore", "not attempted: the file failed its checks above");
-                    note(&journal, &mut rep, c, args.strict)?;
-                    None
-                }
-                Some(kind) => Some(match restored.take() {
-                    Some(r) => r,
-                    None => restore::run(&path, kind, ro, None, &cancel).await,
-                }),
-            };
-            if let Some(result) = outcome {
-                if !take_restore(&journal, &mut rep, result, args.strict, &mut interrupted)? {
-                    rep.settle(args.strict);
-                    reports.push(rep);
-                    break;
-                }
-                if opts.baseline.is_some() {
-                    backup::recheck_shrink(&opts, &mut rep);
-                }
-            }
-        }
-        if let Some(bo) = &base_opts {
-            let outcome = if !rep.format.starts_with("pg-basebackup") {
-                let c = Check::warn(
-                    "restore",
-                    format!(
-                        "--restore-base: not attempted: a {} backup is not a base backup",
-                        rep.format
-                    ),
-                );
-                note(&journal, &mut rep, c, args.strict)?;
-                None
-            } else if !rep.checks.iter().all(|c| c.ok) {
-                let c = Check::fail(
-                    "restore",
-                    "--restore-base: not attempted: the backup failed its checks above",
-                );
-                note(&journal, &mut rep, c, args.strict)?;
-                None
-            } else {
-                Some(
-                    backup::physical::run(&path, opts.wal_dir.as_deref(), bo, &journal, &cancel)
-                        .await,
-                )
-            };
-            if let Some(result) = outcome {
-                if !take_restore(&journal, &mut rep, result, args.strict, &mut interrupted)? {
-                    rep.settle(args.strict);
-                    reports.push(rep);
-                    break;
-                }
-            }
-        }
-        rep.settle(args.strict);
-        reports.push(rep);
-    }
-
-    if let Some(record) = &args.record {
-        prove(&args, record, &journal, &mut reports)?;
-    }
-    let failed = reports.iter().filter(|r| !r.ok).count();
-    let unreadable = reports.iter().any(|r| r.unreadable);
-    let code = if interrupted.is_some() {
-        Code::Interrupted
-    } else if unreadable {
-        Code::Environment
-    } else if failed > 0 {
-        Code::DrillFailed
-    } else {
-        Code::Ok
-    };
-    let checks: usize = reports.iter().map(|r| r.checks.len()).sum();
-    let bad: usize = reports
-        .iter()
-        .map(|r| r.checks.iter().filter(|c| !c.ok).count())
-        .sum();
-    let warns: usize = reports
-        .iter()
-        .map(|r| r.checks.iter().filter(|c| c.ok && c.warning).count())
-        .sum();
+    let mut out = backup::run::run(&req, &journal, &Printer, &cancel).await?;
+    let code = out.code();
+    let (checks, bad, warns) = out.counts();
     say(&format!(
         "verify-backup: {} backup(s), {checks} checks: {bad} failed, {warns} warning(s){}",
-        reports.len(),
+        out.reports.len(),
         if args.strict && warns > 0 {
             " (--strict: warnings fail)"
         } else {
             ""
         }
     ));
-    let doc = serde_json::json!({
-        "ok": code == Code::Ok,
-        "exit_code": code as i32,
-        "drill": journal.drill_id(),
-        "checked_at": crate::journal::Ts::now(),
-        "files": reports,
-    });
-    let doc: serde_json::Value =
-        serde_json::from_str(&crate::redact::redact(&doc.to_string())).unwrap_or(doc);
+    let doc = out.summary(journal.drill_id());
     if let Some(s) = &args.summary {
         write_summary(s, &doc)?;
     }
     if args.common.json {
         print_json(&doc);
     }
-    if let Some(f) = interrupted {
-        return Err(f);
+    if let Some(e) = out.interrupted.take() {
+        return Err(e.into());
     }
     Ok(code)
 }
@@ -700,74 +443,4 @@ fn write_summary(path: &Path, doc: &serde_json::Value) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(doc).map_err(|e| Failure::env(anyhow::anyhow!(e)))?;
     std::fs::write(path, text + "\n")
         .map_err(|e| Failure::env(anyhow::anyhow!("--summary {}: {e}", path.display())))
-}
-
-/// Show one check and keep it in the report.
-fn note(
-    journal: &Journal,
-    rep: &mut FileReport,
-    mut c: Check,
-    strict: bool,
-) -> Result<(), Failure> {
-    show(journal, &rep.file, std::slice::from_mut(&mut c), strict)?;
-    rep.push(c);
-    Ok(())
-}
-
-/// Take a restore test's result (logical or physical) into the report. `Ok(false)`: it was
-/// interrupted, and `interrupted` holds why.
-fn take_restore(
-    journal: &Journal,
-    rep: &mut FileReport,
-    result: Result<(restore::RestoreReport, Vec<Check>), Failure>,
-    strict: bool,
-    interrupted: &mut Option<Failure>,
-) -> Result<bool, Failure> {
-    match result {
-        Ok((r, mut checks)) => {
-            show(journal, &rep.file, &mut checks, strict)?;
-            rep.checks.extend(checks);
-            rep.restore = Some(r);
-            Ok(true)
-        }
-        Err(f) if f.code == Code::Interrupted => {
-            *interrupted = Some(f);
-            Ok(false)
-        }
-        Err(f) => Err(f),
-    }
-}
-
-/// `--record`: append this run's entries; `--require-restored-within`: judge the record (this
-/// run included) and add the verdict as a report of its own.
-fn prove(
-    args: &Args,
-    record: &Path,
-    journal: &Journal,
-    reports: &mut Vec<FileReport>,
-) -> Result<(), Failure> {
-    let now = chrono::Utc::now();
-    let entries: Vec<backup::record::Entry> = reports
-        .iter()
-        .map(|r| backup::record::Entry::of(r, now, Some(journal.drill_id())))
-        .collect();
-    backup::record::append(record, &entries)
-        .map_err(|e| Failure::env(anyhow::anyhow!("--record {}: {e}", record.display())))?;
-    let Some(within) = args.require_restored_within else {
-        return Ok(());
-    };
-    let all = backup::record::read(record)
-        .map_err(|e| Failure::env(anyhow::anyhow!("--record {}: {e}", record.display())))?;
-    let check = backup::record::restored_within(&all, within.0, now, &within.to_string());
-    let mut rep = FileReport {
-        file: record.display().to_string(),
-        path: record.to_path_buf(),
-        format: "record".into(),
-        ..Default::default()
-    };
-    say(&format!("{}", record.display()));
-    note(journal, &mut rep, check, args.strict)?;
-    rep.settle(args.strict);
-    reports.push(rep);
-    Ok(())
 }
