@@ -452,11 +452,7 @@ impl<'a> Writer<'a> {
                 // The table is ours by definition: a new primary that never received it gets it
                 // again (every write made before is then counted as lost by the read-back).
                 if sqlstate(&e) == Some(crate::pg::sqlstate::UNDEFINED_TABLE) {
-                    let mark = format!(
-                        "{OWNER_MARK} drill={} run={}",
-                        self.journal.drill_id(),
-                        self.run
-                    );
+                    let mark = self.owner_mark();
                     if let Some((c, _)) = self.client.take() {
                         if create_table(&c, self.table, &mark).await.is_ok() {
                             self.prepare(c).await;
@@ -495,6 +491,15 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// The comment that marks the canary table as this run's.
+    fn owner_mark(&self) -> String {
+        format!(
+            "{OWNER_MARK} drill={} run={}",
+            self.journal.drill_id(),
+            self.run
+        )
+    }
+
     async fn prepare(&mut self, client: tokio_postgres::Client) {
         let insert = format!("INSERT INTO {} (seq) VALUES ($1)", self.table.sql());
         match client.prepare(&insert).await {
@@ -502,11 +507,7 @@ impl<'a> Writer<'a> {
             Err(e) => {
                 let msg = error_message(&e);
                 if sqlstate(&e) == Some(crate::pg::sqlstate::UNDEFINED_TABLE) {
-                    let mark = format!(
-                        "{OWNER_MARK} drill={} run={}",
-                        self.journal.drill_id(),
-                        self.run
-                    );
+                    let mark = self.owner_mark();
                     if create_table(&client, self.table, &mark).await.is_ok() {
                         if let Ok(stmt) = client.prepare(&insert).await {
                             self.client = Some((client, stmt));

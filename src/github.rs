@@ -473,30 +473,17 @@ impl Client {
             })
             .await?;
         let payload = json!({ "body": body });
-        let (v, action) = match existing
+        let (method, path, action) = match existing
             .as_ref()
             .and_then(|c| c.get("id"))
             .and_then(|i| i.as_u64())
         {
-            Some(id) => (
-                self.send(
-                    Method::Patch,
-                    &self.repo_path(&format!("/issues/comments/{id}")),
-                    Some(&payload),
-                )
-                .await?,
-                "updated",
-            ),
-            None => (
-                self.send(
-                    Method::Post,
-                    &self.repo_path(&format!("/issues/{issue}/comments")),
-                    Some(&payload),
-                )
-                .await?,
-                "created",
-            ),
+            Some(id) => (Method::Patch, format!("/issues/comments/{id}"), "updated"),
+            None => (Method::Post, format!("/issues/{issue}/comments"), "created"),
         };
+        let v = self
+            .send(method, &self.repo_path(&path), Some(&payload))
+            .await?;
         Ok(CommentOutcome {
             issue,
             comment_id: v.get("id").and_then(|i| i.as_u64()).unwrap_or(0),

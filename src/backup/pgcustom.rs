@@ -25,6 +25,20 @@ struct Archive<'a> {
     pos: u64,
 }
 
+impl<'a> Archive<'a> {
+    /// An archive read from its first byte; sizes come from its header.
+    fn new(r: &'a mut dyn BufRead, directory: bool) -> Self {
+        Archive {
+            r,
+            directory,
+            version: (0, 0, 0),
+            int_size: 4,
+            off_size: 8,
+            pos: 0,
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Bad {
     Io(io::Error),
@@ -148,6 +162,7 @@ struct Entry {
     file: Option<String>,
 }
 
+#[derive(Default)]
 struct Summary {
     version: String,
     dbname: String,
@@ -426,22 +441,8 @@ pub struct DirToc {
 /// Read a directory dump's `toc.dat` (the custom format's header and TOC, entries naming
 /// data files). `Err` says what is wrong with it.
 pub fn read_dir_toc(r: &mut dyn BufRead) -> Result<DirToc, String> {
-    let mut a = Archive {
-        r,
-        directory: true,
-        version: (0, 0, 0),
-        int_size: 4,
-        off_size: 8,
-        pos: 0,
-    };
-    let mut s = Summary {
-        version: String::new(),
-        dbname: String::new(),
-        compressed: false,
-        entries: Vec::new(),
-        blocks: 0,
-        tables: BTreeMap::new(),
-    };
+    let mut a = Archive::new(r, true);
+    let mut s = Summary::default();
     match read_archive(&mut a, &mut s) {
         Ok(()) => {}
         Err(Bad::Io(e)) => return Err(format!("cannot read: {e}")),
@@ -470,22 +471,8 @@ pub fn read_dir_toc(r: &mut dyn BufRead) -> Result<DirToc, String> {
 
 /// Check a custom-format archive to its end.
 pub fn check(r: &mut dyn BufRead) -> io::Result<FormatReport> {
-    let mut a = Archive {
-        r,
-        directory: false,
-        version: (0, 0, 0),
-        int_size: 4,
-        off_size: 8,
-        pos: 0,
-    };
-    let mut s = Summary {
-        version: String::new(),
-        dbname: String::new(),
-        compressed: false,
-        entries: Vec::new(),
-        blocks: 0,
-        tables: BTreeMap::new(),
-    };
+    let mut a = Archive::new(r, false);
+    let mut s = Summary::default();
     let result = read_archive(&mut a, &mut s);
     let pos = a.pos;
     let mut errors = Vec::new();
