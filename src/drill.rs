@@ -438,6 +438,9 @@ async fn body(
             if let Some(t) = &spec.table {
                 cfg.table = t.clone();
             }
+            if let Some(t) = spec.read_back_timeout {
+                cfg.verify_timeout = t.0;
+            }
             crate::canary::run_canary(&cfg, &j, tok).await.map(|_| ())
         });
     }

@@ -166,6 +166,9 @@ pub struct CanarySpec {
     pub interval: Option<Dur>,
     #[serde(default)]
     pub table: Option<String>,
+    /// How long the read-back after the drill keeps trying to reach a primary (default 30s).
+    #[serde(default)]
+    pub read_back_timeout: Option<Dur>,
 }
 
 /// A fault's target: the name of an entry in `targets:` or an inline selector.

@@ -47,6 +47,11 @@ pub struct CanaryArgs {
     /// Stop by itself after this long (default: run until SIGINT/SIGTERM).
     #[arg(long, value_name = "D", help_heading = "Canary")]
     pub duration: Option<Dur>,
+
+    /// How long the read-back after the stop keeps trying to reach a primary (a standby is
+    /// read only when no primary answers in this time).
+    #[arg(long, default_value = "30s", value_name = "D", help_heading = "Canary")]
+    pub read_back_timeout: Dur,
 }
 
 impl CanaryArgs {
@@ -57,6 +62,7 @@ impl CanaryArgs {
         cfg.table = self.table.clone();
         cfg.keep = self.keep;
         cfg.duration = self.duration.map(|d| d.0);
+        cfg.verify_timeout = self.read_back_timeout.0;
         cfg
     }
 }

@@ -78,6 +78,7 @@ fn drill(
     dir: &Path,
     failover: &str,
     recovery_timeout: &str,
+    read_back_timeout: &str,
 ) -> (crate::support::cmd::Run, serde_json::Value) {
     let app = App::start(dir);
     let file = scenario_for(pair, dir);
@@ -93,6 +94,7 @@ fn drill(
         .env("APP_URL", format!("http://127.0.0.1:{}", app.port))
         .env("FAILOVER_COMMAND", failover)
         .env("RECOVERY_TIMEOUT", recovery_timeout)
+        .env("CANARY_READ_BACK_TIMEOUT", read_back_timeout)
         .run();
     let summary = std::fs::read_to_string(out.join("summary.json"))
         .unwrap_or_else(|e| panic!("summary.json: {e}\n{}", r.stderr));
@@ -107,7 +109,7 @@ fn failover_with_synchronous_replication_meets_rto_and_rpo() {
         "runuser -u postgres -- {BIN}/pg_ctl promote -w -t 60 -D {}",
         pair.replica.data().display()
     );
-    let (r, s) = drill(&pair, dir.path(), &promote, "60s");
+    let (r, s) = drill(&pair, dir.path(), &promote, "60s", "30s");
     assert_eq!(r.code, 0, "drill failed:\n{}", r.stderr);
     assert_eq!(s["passed"], true, "{}", r.stderr);
     let rto = s["rto_seconds"].as_f64().expect("rto");
@@ -134,7 +136,9 @@ fn failover_with_synchronous_replication_meets_rto_and_rpo() {
 fn without_a_failover_the_drill_is_not_recovered() {
     let pair = Pair::new(false);
     let dir = tempfile::tempdir().expect("tempdir");
-    let (r, s) = drill(&pair, dir.path(), "true", "3s");
+    // No primary will answer the canary's read-back: it looks for one for 2 s (the shipped
+    // default is 30 s), then reads the standby.
+    let (r, s) = drill(&pair, dir.path(), "true", "3s", "2s");
     assert_eq!(r.code, 1, "expected a failed drill:\n{}", r.stderr);
     assert_eq!(s["passed"], false);
     let problems = s["problems"].to_string();
