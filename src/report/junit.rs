@@ -61,6 +61,30 @@ pub fn suite(m: &Measurement) -> TestSuite {
             props.push(Property::new(k, redact(&v)));
         }
     }
+    for r in &m.regions {
+        props.push(Property::new(
+            format!("region.{}.engine", r.name),
+            redact(&r.engine),
+        ));
+        if let Some(v) = r.recovery_seconds {
+            props.push(Property::new(
+                format!("region.{}.recovery_seconds", r.name),
+                format!("{v:.3}"),
+            ));
+        }
+    }
+    for w in &m.switches {
+        if let Some(v) = w.error_rate {
+            props.push(Property::new(
+                format!("switch.{}.error_rate", w.name),
+                format!("{v:.6}"),
+            ));
+        }
+        props.push(Property::new(
+            format!("switch.{}.seconds", w.name),
+            format!("{:.3}", w.seconds),
+        ));
+    }
     props.push(Property::new("drill.verdict", m.verdict.as_str()));
     s.add_properties(props);
 
@@ -159,6 +183,55 @@ pub fn suite(m: &Measurement) -> TestSuite {
             failure,
             waited,
         ));
+    }
+    if let Some(v) = &m.verify {
+        let waited = v.finished_at.map(|f| f.since(v.started_at));
+        let failure = match v.recovered {
+            Some(true) => None,
+            Some(false) => Some(format!(
+                "verify did not pass within {}: {}",
+                crate::units::fmt_duration(v.timeout_s),
+                v.failures
+                    .iter()
+                    .map(|(p, e)| format!("{p}: {e}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+            None => Some("verify wait did not finish".into()),
+        };
+        s.add_test_case(case(
+            format!("verify: {}", v.probes.join(", ")),
+            &class,
+            failure,
+            waited,
+        ));
+    }
+    for r in &m.regions {
+        // A region that was cut and never restored is already a failed fault case.
+        let mut c = case(
+            format!("region {}: {}", r.name, r.role),
+            &class,
+            None,
+            r.recovery_seconds,
+        );
+        c.set_system_out(redact(&format!(
+            "engine {}\n{}",
+            r.engine,
+            r.steps.join("\n")
+        )));
+        s.add_test_case(c);
+    }
+    for w in &m.switches {
+        let mut c = case(format!("switch: {}", w.name), &class, None, Some(w.seconds));
+        c.set_system_out(format!(
+            "{} of {} requests failed{}",
+            w.failed_samples,
+            w.samples,
+            w.error_rate
+                .map(|r| format!(" ({})", crate::units::Ratio(r)))
+                .unwrap_or_default()
+        ));
+        s.add_test_case(c);
     }
     for b in &m.backups {
         let failure = (!b.ok && !b.warning).then(|| b.detail.clone());

@@ -67,6 +67,23 @@ pub struct Engine {
     pub certs: PathBuf,
     dockerd: Option<Child>,
     bridge: bool,
+    /// One second engine at a time on this machine, across test processes too (its bridge and
+    /// address pool are fixed, and `start` deletes a bridge of that name): an flock held from
+    /// `start` to drop.
+    _turn: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Wait for the machine-wide turn to run a second engine.
+fn turn() -> nix::fcntl::Flock<std::fs::File> {
+    let path = std::env::temp_dir().join("dk-issue-14-engine.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open lock file {}: {e}", path.display()));
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("lock {}: {e}", path.display()))
 }
 
 impl Engine {
@@ -78,6 +95,7 @@ impl Engine {
             return None;
         }
         let image = super::docker::busybox_image();
+        let turn = turn();
         let dir = PathBuf::from(format!("/tmp/dk-issue-14-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("certs")).expect("mkdir");
@@ -88,6 +106,7 @@ impl Engine {
             dir: dir.clone(),
             dockerd: None,
             bridge: false,
+            _turn: turn,
         };
         e.make_certs();
         // A bridge of our own (a stale one from a killed run is ours too).
