@@ -1141,6 +1141,142 @@ mod tests {
         v
     }
 
+    /// Two regions: `primary` (the fault, then the verify probe) and `dr` (the recovery probe).
+    /// Samples every 0.1 s from 0 to 12: down from 1.1 to 2.0 (the failover), up after.
+    fn two_regions() -> Vec<Event> {
+        let engine = |h: &str| crate::docker::Engine {
+            host: h.into(),
+            ..crate::docker::Engine::local()
+        };
+        let wait = |s: f64, probe: &str, verify: bool| {
+            ev(
+                s,
+                Kind::RecoveryStarted {
+                    probes: vec![probe.into(), "http".into()],
+                    consecutive: 3,
+                    timeout_s: 30.0,
+                    verify,
+                },
+            )
+        };
+        let stable = |s: f64, rec: f64| {
+            ev(
+                s,
+                Kind::RecoveryStable {
+                    recovered_at: at(rec),
+                    uncertainty_s: 0.5,
+                    latency: Latency::default(),
+                },
+            )
+        };
+        let region = |name: &str, host: &str, probe: &str| crate::journal::Region {
+            name: name.into(),
+            engine: engine(host),
+            steps: vec![format!("probe: {probe}")],
+            probes: vec![probe.into()],
+        };
+        let samples: Vec<Sample> = (0..=120)
+            .map(|i| i as f64 / 10.0)
+            .map(|t| sample(t, !(1.05..=2.0).contains(&t)))
+            .collect();
+        vec![
+            ev(
+                0.0,
+                Kind::Regions {
+                    regions: vec![
+                        region("dr", "tcp://dr:2376", "docker api running on dr"),
+                        region("primary", "unix:///p.sock", "docker api running on primary"),
+                    ],
+                },
+            ),
+            ev(
+                1.0,
+                Kind::FaultPlanned {
+                    id: "f1".into(),
+                    action: "stop".into(),
+                    target: "container api".into(),
+                    undo: Undo::Nothing { reason: "x".into() },
+                    duration_s: None,
+                    deadline: None,
+                    engine: Some(Box::new(engine("unix:///p.sock"))),
+                },
+            ),
+            ev(
+                1.0,
+                Kind::FaultApplied {
+                    id: "f1".into(),
+                    before: None,
+                },
+            ),
+            wait(1.0, "docker api running on dr", false),
+            stable(4.0, 2.2),
+            ev(
+                6.0,
+                Kind::PhaseStarted {
+                    name: "primary region back".into(),
+                },
+            ),
+            ev(
+                6.5,
+                Kind::FaultReverted {
+                    id: "f1".into(),
+                    how: "started".into(),
+                },
+            ),
+            wait(7.0, "docker api running on primary", true),
+            stable(9.0, 7.5),
+            ev(
+                12.0,
+                Kind::Samples {
+                    source: "http".into(),
+                    samples,
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn regions_and_switches_come_from_the_journal() {
+        let events = two_regions();
+        let refs: Vec<&Event> = events.iter().collect();
+        let m = measure("d", &refs, &Objectives::default());
+        // The verify wait is measured apart; the RTO ends at recovery (sharpened to the
+        // samplers' edge at 2.05), not at verify.
+        assert_eq!(m.verify.as_ref().and_then(|v| v.recovered), Some(true));
+        let rto = m.rto_seconds.expect("rto");
+        assert!((rto - 1.05).abs() < 1e-6, "{rto}");
+        let (dr, p) = (&m.regions[0], &m.regions[1]);
+        assert_eq!((dr.name.as_str(), dr.role.as_str()), ("dr", "took over"));
+        assert!(dr.faults.is_empty() && dr.cut_at.is_none());
+        assert!(
+            (dr.recovery_seconds.expect("dr") - 1.05).abs() < 1e-6,
+            "{dr:?}"
+        );
+        assert_eq!(p.role, "cut, then served again");
+        assert_eq!(p.faults, ["f1"]);
+        assert_eq!((p.cut_at, p.restored_at), (Some(at(1.0)), Some(at(6.5))));
+        assert!((p.down_seconds.expect("down") - 5.5).abs() < 1e-6);
+        // No sampler outage near verify: its own estimate (7.5), from the restore at 6.5.
+        assert!((p.recovery_seconds.expect("p") - 1.0).abs() < 1e-6, "{p:?}");
+        let (fo, fb) = (&m.switches[0], &m.switches[1]);
+        assert_eq!(
+            (fo.name.as_str(), fb.name.as_str()),
+            ("failover", "failback")
+        );
+        // Failover 1.0..4.0: samples 1.0..=4.0 (31), of which 1.1..=2.0 failed (10).
+        assert_eq!((fo.samples, fo.failed_samples), (31, 10));
+        assert!((fo.seconds - 3.0).abs() < 1e-6);
+        assert!((fo.downtime_seconds - 1.0).abs() < 1e-6, "{fo:?}");
+        // Failback from the first restore step (6.0) to verify's end (9.0): nothing failed.
+        assert_eq!((fb.from, fb.to), (at(6.0), at(9.0)));
+        assert_eq!((fb.samples, fb.failed_samples), (31, 0));
+        assert_eq!(fb.error_rate, Some(0.0));
+        // Without a `regions` event there are none (a drill on one engine).
+        let one: Vec<&Event> = events.iter().skip(1).collect();
+        let m = measure("d", &one, &Objectives::default());
+        assert!(m.regions.is_empty() && m.switches.is_empty());
+    }
+
     #[test]
     fn rto_downtime_and_error_rate_come_from_the_journal() {
         // Up every 0.1s until 1.05, down from 1.1 to 4.0, up again from 4.1 to 8.0.
