@@ -75,6 +75,15 @@ pub fn plan_lines(s: &Scenario, engines: &crate::docker::engine::EngineSet) -> V
             on(p.docker.is_some(), p.engine.as_deref())
         )
     };
+    // The engines a wait's docker probes ask.
+    let engines_of = |probes: &[crate::probe::ProbeSpec]| {
+        probes
+            .iter()
+            .filter(|p| p.docker.is_some())
+            .map(|p| on(true, p.engine.as_deref()))
+            .collect::<Vec<_>>()
+            .join("")
+    };
     let mut out = Vec::new();
     for svc in &s.services {
         out.push(format!("start service {}", svc.name));
@@ -126,12 +135,7 @@ pub fn plan_lines(s: &Scenario, engines: &crate::docker::engine::EngineSet) -> V
             r.timeout,
             r.probes.len(),
             r.consecutive,
-            r.probes
-                .iter()
-                .filter(|p| p.docker.is_some())
-                .map(|p| on(true, p.engine.as_deref()))
-                .collect::<Vec<_>>()
-                .join("")
+            engines_of(&r.probes)
         ));
     }
     for st in &s.restore {
@@ -143,12 +147,7 @@ pub fn plan_lines(s: &Scenario, engines: &crate::docker::engine::EngineSet) -> V
             "verify: wait up to {} for {} probe(s){}",
             v.timeout,
             v.probes.len(),
-            v.probes
-                .iter()
-                .filter(|p| p.docker.is_some())
-                .map(|p| on(true, p.engine.as_deref()))
-                .collect::<Vec<_>>()
-                .join("")
+            engines_of(&v.probes)
         ));
     }
     out.push("measure and write report.md, junit.xml, summary.json".into());

@@ -28,6 +28,35 @@ fn case(name: String, classname: &str, failure: Option<String>, time: Option<f64
     c
 }
 
+/// The recovery (or verify) wait as a test case: failed when it timed out or did not finish.
+fn wait_case(what: &str, r: &crate::measure::Recovery, class: &str) -> TestCase {
+    let waited = r.finished_at.map(|f| f.since(r.started_at));
+    let failure = match r.recovered {
+        Some(true) => None,
+        Some(false) => Some(format!(
+            "{} within {}: {}",
+            if what == "recovery" {
+                "not recovered"
+            } else {
+                "verify did not pass"
+            },
+            crate::units::fmt_duration(r.timeout_s),
+            r.failures
+                .iter()
+                .map(|(p, e)| format!("{p}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+        None => Some(format!("{what} wait did not finish")),
+    };
+    case(
+        format!("{what}: {}", r.probes.join(", ")),
+        class,
+        failure,
+        waited,
+    )
+}
+
 pub fn suite(m: &Measurement) -> TestSuite {
     let class = format!("drill.{}", m.name);
     let mut s = TestSuite::new(redact(&m.name));
@@ -162,49 +191,10 @@ pub fn suite(m: &Measurement) -> TestSuite {
             p.seconds,
         ));
     }
-    if let Some(r) = &m.recovery {
-        let waited = r.finished_at.map(|f| f.since(r.started_at));
-        let failure = match r.recovered {
-            Some(true) => None,
-            Some(false) => Some(format!(
-                "not recovered within {}: {}",
-                crate::units::fmt_duration(r.timeout_s),
-                r.failures
-                    .iter()
-                    .map(|(p, e)| format!("{p}: {e}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-            None => Some("recovery wait did not finish".into()),
-        };
-        s.add_test_case(case(
-            format!("recovery: {}", r.probes.join(", ")),
-            &class,
-            failure,
-            waited,
-        ));
-    }
-    if let Some(v) = &m.verify {
-        let waited = v.finished_at.map(|f| f.since(v.started_at));
-        let failure = match v.recovered {
-            Some(true) => None,
-            Some(false) => Some(format!(
-                "verify did not pass within {}: {}",
-                crate::units::fmt_duration(v.timeout_s),
-                v.failures
-                    .iter()
-                    .map(|(p, e)| format!("{p}: {e}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-            None => Some("verify wait did not finish".into()),
-        };
-        s.add_test_case(case(
-            format!("verify: {}", v.probes.join(", ")),
-            &class,
-            failure,
-            waited,
-        ));
+    for (what, w) in [("recovery", &m.recovery), ("verify", &m.verify)] {
+        if let Some(w) = w {
+            s.add_test_case(wait_case(what, w, &class));
+        }
     }
     for r in &m.regions {
         // A region that was cut and never restored is already a failed fault case.

@@ -12,7 +12,7 @@
 
 use crate::support::cmd::Bin;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -173,17 +173,7 @@ impl Drop for Podman {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        let mut under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .filter(|m| Path::new(m).starts_with(&self.dir))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").args(["-l", m]).output();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        crate::support::engine::remove_mounted_dir(&self.dir);
     }
 }
 

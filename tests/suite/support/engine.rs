@@ -73,19 +73,6 @@ pub struct Engine {
     _turn: nix::fcntl::Flock<std::fs::File>,
 }
 
-/// Wait for the machine-wide turn to run a second engine.
-fn turn() -> nix::fcntl::Flock<std::fs::File> {
-    let path = std::env::temp_dir().join("dk-issue-14-engine.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("open lock file {}: {e}", path.display()));
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-        .unwrap_or_else(|(_, e)| panic!("lock {}: {e}", path.display()))
-}
-
 impl Engine {
     /// Start one, or None (skipped) when dockerd, openssl or ip are missing.
     pub fn start() -> Option<Engine> {
@@ -95,7 +82,7 @@ impl Engine {
             return None;
         }
         let image = super::docker::busybox_image();
-        let turn = turn();
+        let turn = super::docker::file_lock("dk-issue-14-engine");
         let dir = PathBuf::from(format!("/tmp/dk-issue-14-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("certs")).expect("mkdir");
@@ -260,18 +247,23 @@ impl Drop for Engine {
             let _ = Command::new("ip").args(["link", "del", BRIDGE]).output();
         }
         // Anything dockerd left mounted under its roots, then the files.
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        let mut under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .filter(|m| Path::new(m).starts_with(&self.dir))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").args(["-l", m]).output();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        remove_mounted_dir(&self.dir);
     }
+}
+
+/// Unmount whatever an engine left mounted under `dir` (deepest first), then remove it.
+pub fn remove_mounted_dir(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut under: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .collect();
+    under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in under {
+        let _ = Command::new("umount").args(["-l", m]).output();
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// An sshd on a loopback port whose sessions reach `engine` (`SetEnv DOCKER_HOST=…`), with a
