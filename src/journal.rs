@@ -148,6 +148,22 @@ impl Objectives {
     }
 }
 
+/// One engine of a drill that spans several (see [`Kind::Regions`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Region {
+    /// The scenario's name for it (`primary`, `dr`), or `default` for the run's engine.
+    pub name: String,
+    pub engine: crate::docker::Engine,
+    /// What the drill does there, in order: `fault: stop container api`, `recovery probe:
+    /// docker api running on dr`.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// The descriptions of the probes and samplers that ask this engine (as the journal's
+    /// probe events name them).
+    #[serde(default)]
+    pub probes: Vec<String>,
+}
+
 /// What the engine reported about a container at one moment (see `FaultApplied::before`).
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ContainerSeen {
@@ -235,10 +251,20 @@ pub enum Kind {
     ObjectivesSet {
         objectives: Objectives,
     },
+    /// `drill run` of a scenario with an `engines:` map: every engine the drill talks to, by its
+    /// scenario name, with the steps that hit it. The report shows the drill per region from it
+    /// (faults are matched by their recorded engine, probes by their description).
+    Regions {
+        regions: Vec<Region>,
+    },
     RecoveryStarted {
         probes: Vec<String>,
         consecutive: u32,
         timeout_s: f64,
+        /// A scenario's `verify:` wait (after restore), not the recovery from the faults: the
+        /// RTO is never measured to it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        verify: bool,
     },
     ProbeChanged {
         probe: String,

@@ -78,6 +78,49 @@ pub struct Recovery {
     pub timeout_s: f64,
 }
 
+/// One engine (region) of a drill that spans several.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RegionRow {
+    /// The scenario's name for the engine (`primary`, `dr`; `default` for the run's own).
+    pub name: String,
+    /// Where it is: `tcp://10.0.0.9:2376 (TLS)`.
+    pub engine: String,
+    /// What the drill did there, in order.
+    pub steps: Vec<String>,
+    /// The faults applied on this engine (ids).
+    pub faults: Vec<String>,
+    /// The first fault on it applied: the region was cut.
+    pub cut_at: Option<Ts>,
+    /// Its last fault reverted (or seen recovered).
+    pub restored_at: Option<Ts>,
+    /// Cut → restored.
+    pub down_seconds: Option<f64>,
+    /// When a wait asking this engine's probes passed (the estimate of `recovery_stable`).
+    pub serving_at: Option<Ts>,
+    /// To `serving_at`: from its own restore for a region that was cut (the failback), from the
+    /// drill's first fault for one that was not (the failover: it took over).
+    pub recovery_seconds: Option<f64>,
+    /// `cut, then served again`, `took over`, `not seen serving`…
+    pub role: String,
+}
+
+/// A switch between regions: from the cut to recovery (failover) or from the first restore
+/// step to the verify wait's end (failback), with the watch samples taken meanwhile.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SwitchRow {
+    /// `failover` or `failback`.
+    pub name: String,
+    pub from: Ts,
+    pub to: Ts,
+    pub seconds: f64,
+    pub samples: u64,
+    pub failed_samples: u64,
+    /// failed / samples (None without samples in the window).
+    pub error_rate: Option<f64>,
+    /// Outage users saw inside the window (the samplers' down intervals).
+    pub downtime_seconds: f64,
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Measurement {
     pub drill: String,
@@ -101,6 +144,16 @@ pub struct Measurement {
     pub failed_samples: u64,
     pub latency: Option<Latency>,
     pub recovery: Option<Recovery>,
+    /// A scenario's `verify:` wait after restore (in a regional failover: the failback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Recovery>,
+    /// A drill across several engines (a scenario's `engines:`): each region, what hit it, and
+    /// when it served.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionRow>,
+    /// The switches between regions (failover, failback) and the error rate users saw in each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub switches: Vec<SwitchRow>,
     pub faults: Vec<FaultRow>,
     pub phases: Vec<PhaseRow>,
     pub backups: Vec<BackupRow>,
@@ -249,6 +302,9 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
         failed_samples: 0,
         latency: None,
         recovery: None,
+        verify: None,
+        regions: vec![],
+        switches: vec![],
         faults: vec![],
         phases: vec![],
         backups: vec![],
@@ -266,6 +322,10 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
     let mut objectives = Objectives::default();
     let mut samples: Vec<(usize, crate::journal::Sample)> = Vec::new();
     let mut sources: Vec<String> = Vec::new();
+    // The wait the recovery events belong to: the recovery, or a scenario's verify.
+    let mut in_verify = false;
+    let mut regions: Vec<(crate::journal::Region, Vec<String>)> = Vec::new();
+    let mut engine_of: Vec<(String, crate::docker::Engine)> = Vec::new();
     for e in events {
         match &e.kind {
             Kind::DrillStarted {
@@ -298,20 +358,29 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
                 expected,
                 catch,
             } => control = Some((defect.clone(), expected.clone(), catch.clone())),
+            Kind::Regions { regions: r } => {
+                regions = r.iter().map(|r| (r.clone(), Vec::new())).collect();
+            }
             Kind::FaultPlanned {
                 id,
                 action,
                 target,
                 undo,
+                engine,
                 ..
-            } => m.faults.push(FaultRow {
-                id: id.clone(),
-                action: action.clone(),
-                target: target.clone(),
-                planned_at: Some(e.ts),
-                manual_undo: matches!(undo, Undo::Manual { .. }),
-                ..Default::default()
-            }),
+            } => {
+                if let Some(en) = engine {
+                    engine_of.push((id.clone(), (**en).clone()));
+                }
+                m.faults.push(FaultRow {
+                    id: id.clone(),
+                    action: action.clone(),
+                    target: target.clone(),
+                    planned_at: Some(e.ts),
+                    manual_undo: matches!(undo, Undo::Manual { .. }),
+                    ..Default::default()
+                })
+            }
             Kind::FaultApplied { id, .. } => {
                 if let Some(f) = m.faults.iter_mut().find(|f| &f.id == id) {
                     f.applied_at = Some(e.ts);
@@ -345,9 +414,13 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
                 }
             }
             Kind::RecoveryStarted {
-                probes, timeout_s, ..
+                probes,
+                timeout_s,
+                verify,
+                ..
             } => {
-                m.recovery = Some(Recovery {
+                in_verify = *verify;
+                let r = Some(Recovery {
                     started_at: e.ts,
                     probes: probes.clone(),
                     recovered: None,
@@ -358,10 +431,15 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
                     failures: vec![],
                     latency: None,
                     timeout_s: *timeout_s,
-                })
+                });
+                if *verify {
+                    m.verify = r;
+                } else {
+                    m.recovery = r;
+                }
             }
             Kind::RecoveryFirstSuccess {} => {
-                if let Some(r) = m.recovery.as_mut() {
+                if let Some(r) = wait_of(&mut m, in_verify) {
                     r.first_success_at = Some(e.ts);
                 }
             }
@@ -370,7 +448,7 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
                 uncertainty_s,
                 latency,
             } => {
-                if let Some(r) = m.recovery.as_mut() {
+                if let Some(r) = wait_of(&mut m, in_verify) {
                     r.recovered = Some(true);
                     r.recovered_at = Some(*recovered_at);
                     r.uncertainty_s = *uncertainty_s;
@@ -379,7 +457,7 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
                 }
             }
             Kind::RecoveryTimeout { failures, latency } => {
-                if let Some(r) = m.recovery.as_mut() {
+                if let Some(r) = wait_of(&mut m, in_verify) {
                     r.recovered = Some(false);
                     r.finished_at = Some(e.ts);
                     r.failures = failures
@@ -495,11 +573,7 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
             let rec = r.recovered_at.unwrap_or(fault_at);
             // The samplers usually poll faster than the wait: when one of their outages ends
             // inside the wait's window of uncertainty, that edge is the sharper estimate.
-            let slack = r.uncertainty_s + 0.1;
-            let sharper = down
-                .iter()
-                .map(|(_, end)| *end)
-                .rfind(|end| *end > fault_at && end.since(rec).abs() <= slack);
+            let sharper = sharper_edge(&down, fault_at, r);
             match sharper {
                 Some(end) => {
                     m.rto_seconds = Some(end.since(fault_at).max(0.0));
@@ -534,6 +608,21 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
     }
 
     m.rpo = crate::canary::rpo(events, m.fault_at);
+    if !regions.is_empty() {
+        for (r, ids) in regions.iter_mut() {
+            ids.extend(
+                engine_of
+                    .iter()
+                    .filter(|(_, en)| *en == r.engine)
+                    .map(|(id, _)| id.clone()),
+            );
+        }
+        m.regions = regions
+            .iter()
+            .map(|(r, ids)| region_row(&m, r, ids, &down))
+            .collect();
+        m.switches = switches(&m, events, &samples, &down);
+    }
 
     judge(&mut m, &objectives);
     m.verdict = match (&m.aborted, m.passed) {
@@ -546,6 +635,144 @@ pub fn measure(drill: &str, events: &[&Event], overrides: &Objectives) -> Measur
         negative_control(&mut m, defect, expected, &catch);
     }
     m
+}
+
+/// The end of a sampler outage after `after` that lies inside a wait's window of uncertainty
+/// around its `recovered_at`: the samplers usually poll faster than the wait, so that edge is
+/// the sharper estimate of when the system came back.
+fn sharper_edge(down: &[(Ts, Ts)], after: Ts, w: &Recovery) -> Option<Ts> {
+    let rec = w.recovered_at?;
+    let slack = w.uncertainty_s + 0.1;
+    down.iter()
+        .map(|(_, end)| *end)
+        .rfind(|end| *end > after && end.since(rec).abs() <= slack)
+}
+
+/// The wait the recovery events go to: the recovery, or a scenario's verify.
+fn wait_of(m: &mut Measurement, verify: bool) -> Option<&mut Recovery> {
+    if verify {
+        m.verify.as_mut()
+    } else {
+        m.recovery.as_mut()
+    }
+}
+
+/// One region's row: its faults' times and when a wait asking its probes passed.
+fn region_row(
+    m: &Measurement,
+    r: &crate::journal::Region,
+    ids: &[String],
+    down: &[(Ts, Ts)],
+) -> RegionRow {
+    let mine: Vec<&FaultRow> = m.faults.iter().filter(|f| ids.contains(&f.id)).collect();
+    let cut_at = mine.iter().filter_map(|f| f.applied_at).min();
+    let restored_at = if cut_at.is_some()
+        && mine
+            .iter()
+            .all(|f| f.applied_at.is_none() || f.reverted_at.is_some())
+    {
+        mine.iter().filter_map(|f| f.reverted_at).max()
+    } else {
+        None
+    };
+    let asks = |w: &&Recovery| w.probes.iter().any(|p| r.probes.contains(p));
+    let waits: Vec<&Recovery> = [m.recovery.as_ref(), m.verify.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter(asks)
+        .collect();
+    // A region that was cut serves again after its restore; one that was not takes over after
+    // the drill's first fault.
+    let base = match cut_at {
+        Some(_) => restored_at,
+        None => m.fault_at,
+    };
+    let serving_at = base.and_then(|b| {
+        waits
+            .iter()
+            .filter(|w| w.recovered_at.is_some_and(|t| t >= b))
+            .map(|w| sharper_edge(down, b, w).or(w.recovered_at))
+            .next()
+            .flatten()
+    });
+    let role = match (cut_at, restored_at, serving_at) {
+        (Some(_), Some(_), Some(_)) => "cut, then served again",
+        (Some(_), None, _) => "cut, never restored",
+        (Some(_), Some(_), None) if waits.is_empty() => "cut, then restored (no probe asks it)",
+        (Some(_), Some(_), None) => "cut, restored, not seen serving",
+        (None, _, Some(_)) => "took over",
+        (None, _, None) if waits.is_empty() => "no probe asks it",
+        (None, _, None) => "not seen serving",
+    };
+    RegionRow {
+        name: r.name.clone(),
+        engine: r.engine.describe(),
+        steps: r.steps.clone(),
+        faults: mine.iter().map(|f| f.id.clone()).collect(),
+        cut_at,
+        restored_at,
+        down_seconds: cut_at.zip(restored_at).map(|(a, b)| b.since(a)),
+        serving_at,
+        recovery_seconds: base.zip(serving_at).map(|(b, s)| s.since(b).max(0.0)),
+        role: role.into(),
+    }
+}
+
+/// The failover window (first fault → recovery's end) and the failback window (the first
+/// restore step or revert after recovery → verify's end), with what the samplers saw in each.
+fn switches(
+    m: &Measurement,
+    events: &[&Event],
+    samples: &[(usize, crate::journal::Sample)],
+    down: &[(Ts, Ts)],
+) -> Vec<SwitchRow> {
+    let row = |name: &str, from: Ts, to: Ts| {
+        let inside: Vec<&crate::journal::Sample> = samples
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.t >= from && s.t <= to)
+            .collect();
+        let failed = inside.iter().filter(|s| !s.ok).count() as u64;
+        let downtime: f64 = down
+            .iter()
+            .map(|(a, b)| (*a.max(&from), *b.min(&to)))
+            .filter(|(a, b)| b > a)
+            .map(|(a, b)| b.since(a))
+            .sum();
+        SwitchRow {
+            name: name.into(),
+            from,
+            to,
+            seconds: to.since(from),
+            samples: inside.len() as u64,
+            failed_samples: failed,
+            error_rate: (!inside.is_empty()).then(|| failed as f64 / inside.len() as f64),
+            downtime_seconds: downtime,
+        }
+    };
+    let mut out = Vec::new();
+    let Some(fault_at) = m.fault_at else {
+        return out;
+    };
+    let Some(rec_end) = m.recovery.as_ref().and_then(|r| r.finished_at) else {
+        return out;
+    };
+    out.push(row("failover", fault_at, rec_end));
+    let back_from = events
+        .iter()
+        .filter(|e| e.ts >= rec_end)
+        .find(|e| {
+            matches!(
+                e.kind,
+                Kind::PhaseStarted { .. } | Kind::FaultReverted { .. }
+            )
+        })
+        .map(|e| e.ts);
+    let back_to = m.verify.as_ref().and_then(|v| v.finished_at);
+    if let (Some(from), Some(to)) = (back_from, back_to) {
+        out.push(row("failback", from, to));
+    }
+    out
 }
 
 /// A negative control passes when the drill failed with the expected finding, and only then.
@@ -736,6 +963,22 @@ fn judge(m: &mut Measurement, o: &Objectives) {
             problems.push("recovery wait did not finish".into());
         }
     }
+    if let Some(v) = &m.verify {
+        if v.recovered == Some(false) {
+            let why: Vec<String> = v
+                .failures
+                .iter()
+                .map(|(p, e)| format!("{p}: {e}"))
+                .collect();
+            problems.push(format!(
+                "verify did not pass within {} ({})",
+                fmt_duration(v.timeout_s),
+                why.join("; ")
+            ));
+        } else if v.recovered.is_none() && m.aborted.is_none() {
+            problems.push("verify wait did not finish".into());
+        }
+    }
     for f in &m.faults {
         if let Some(e) = &f.error {
             problems.push(format!("fault {} {} {}: {e}", f.id, f.action, f.target));
@@ -863,6 +1106,7 @@ mod tests {
                     probes: vec!["http".into()],
                     consecutive: 3,
                     timeout_s: 60.0,
+                    verify: false,
                 },
             ),
             ev(
@@ -895,6 +1139,142 @@ mod tests {
             ));
         }
         v
+    }
+
+    /// Two regions: `primary` (the fault, then the verify probe) and `dr` (the recovery probe).
+    /// Samples every 0.1 s from 0 to 12: down from 1.1 to 2.0 (the failover), up after.
+    fn two_regions() -> Vec<Event> {
+        let engine = |h: &str| crate::docker::Engine {
+            host: h.into(),
+            ..crate::docker::Engine::local()
+        };
+        let wait = |s: f64, probe: &str, verify: bool| {
+            ev(
+                s,
+                Kind::RecoveryStarted {
+                    probes: vec![probe.into(), "http".into()],
+                    consecutive: 3,
+                    timeout_s: 30.0,
+                    verify,
+                },
+            )
+        };
+        let stable = |s: f64, rec: f64| {
+            ev(
+                s,
+                Kind::RecoveryStable {
+                    recovered_at: at(rec),
+                    uncertainty_s: 0.5,
+                    latency: Latency::default(),
+                },
+            )
+        };
+        let region = |name: &str, host: &str, probe: &str| crate::journal::Region {
+            name: name.into(),
+            engine: engine(host),
+            steps: vec![format!("probe: {probe}")],
+            probes: vec![probe.into()],
+        };
+        let samples: Vec<Sample> = (0..=120)
+            .map(|i| i as f64 / 10.0)
+            .map(|t| sample(t, !(1.05..=2.0).contains(&t)))
+            .collect();
+        vec![
+            ev(
+                0.0,
+                Kind::Regions {
+                    regions: vec![
+                        region("dr", "tcp://dr:2376", "docker api running on dr"),
+                        region("primary", "unix:///p.sock", "docker api running on primary"),
+                    ],
+                },
+            ),
+            ev(
+                1.0,
+                Kind::FaultPlanned {
+                    id: "f1".into(),
+                    action: "stop".into(),
+                    target: "container api".into(),
+                    undo: Undo::Nothing { reason: "x".into() },
+                    duration_s: None,
+                    deadline: None,
+                    engine: Some(Box::new(engine("unix:///p.sock"))),
+                },
+            ),
+            ev(
+                1.0,
+                Kind::FaultApplied {
+                    id: "f1".into(),
+                    before: None,
+                },
+            ),
+            wait(1.0, "docker api running on dr", false),
+            stable(4.0, 2.2),
+            ev(
+                6.0,
+                Kind::PhaseStarted {
+                    name: "primary region back".into(),
+                },
+            ),
+            ev(
+                6.5,
+                Kind::FaultReverted {
+                    id: "f1".into(),
+                    how: "started".into(),
+                },
+            ),
+            wait(7.0, "docker api running on primary", true),
+            stable(9.0, 7.5),
+            ev(
+                12.0,
+                Kind::Samples {
+                    source: "http".into(),
+                    samples,
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn regions_and_switches_come_from_the_journal() {
+        let events = two_regions();
+        let refs: Vec<&Event> = events.iter().collect();
+        let m = measure("d", &refs, &Objectives::default());
+        // The verify wait is measured apart; the RTO ends at recovery (sharpened to the
+        // samplers' edge at 2.05), not at verify.
+        assert_eq!(m.verify.as_ref().and_then(|v| v.recovered), Some(true));
+        let rto = m.rto_seconds.expect("rto");
+        assert!((rto - 1.05).abs() < 1e-6, "{rto}");
+        let (dr, p) = (&m.regions[0], &m.regions[1]);
+        assert_eq!((dr.name.as_str(), dr.role.as_str()), ("dr", "took over"));
+        assert!(dr.faults.is_empty() && dr.cut_at.is_none());
+        assert!(
+            (dr.recovery_seconds.expect("dr") - 1.05).abs() < 1e-6,
+            "{dr:?}"
+        );
+        assert_eq!(p.role, "cut, then served again");
+        assert_eq!(p.faults, ["f1"]);
+        assert_eq!((p.cut_at, p.restored_at), (Some(at(1.0)), Some(at(6.5))));
+        assert!((p.down_seconds.expect("down") - 5.5).abs() < 1e-6);
+        // No sampler outage near verify: its own estimate (7.5), from the restore at 6.5.
+        assert!((p.recovery_seconds.expect("p") - 1.0).abs() < 1e-6, "{p:?}");
+        let (fo, fb) = (&m.switches[0], &m.switches[1]);
+        assert_eq!(
+            (fo.name.as_str(), fb.name.as_str()),
+            ("failover", "failback")
+        );
+        // Failover 1.0..4.0: samples 1.0..=4.0 (31), of which 1.1..=2.0 failed (10).
+        assert_eq!((fo.samples, fo.failed_samples), (31, 10));
+        assert!((fo.seconds - 3.0).abs() < 1e-6);
+        assert!((fo.downtime_seconds - 1.0).abs() < 1e-6, "{fo:?}");
+        // Failback from the first restore step (6.0) to verify's end (9.0): nothing failed.
+        assert_eq!((fb.from, fb.to), (at(6.0), at(9.0)));
+        assert_eq!((fb.samples, fb.failed_samples), (31, 0));
+        assert_eq!(fb.error_rate, Some(0.0));
+        // Without a `regions` event there are none (a drill on one engine).
+        let one: Vec<&Event> = events.iter().skip(1).collect();
+        let m = measure("d", &one, &Objectives::default());
+        assert!(m.regions.is_empty() && m.switches.is_empty());
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct Config {
     pub consecutive: u32,
     /// Per-request timeout of each probe.
     pub request_timeout: Duration,
+    /// A scenario's `verify:` wait (recorded as such; never the end of the RTO).
+    pub verify: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +45,7 @@ pub async fn wait(
         probes: names.clone(),
         consecutive: cfg.consecutive,
         timeout_s: cfg.timeout.as_secs_f64(),
+        verify: cfg.verify,
     })?;
     let started = Ts::now();
     let deadline = tokio::time::Instant::now() + cfg.timeout;

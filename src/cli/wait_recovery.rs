@@ -99,6 +99,7 @@ async fn run(cli: Cli, cancel: tokio_util::sync::CancellationToken) -> Result<Co
         interval: interval.0,
         consecutive,
         request_timeout: cli.request_timeout.0,
+        verify: false,
     };
     say(&format!(
         "waiting up to {timeout} for {} probe(s) to pass {consecutive} times in a row",

@@ -198,13 +198,25 @@ impl ContainerFacts {
 
 /// Inspect one container; a missing one is exit 3 naming it.
 pub async fn inspect(docker: &bollard::Docker, name: &str) -> Result<ContainerFacts, Error> {
-    match docker.inspect_container(name, None).await {
-        Ok(c) => Ok(ContainerFacts::from_inspect(&c)),
-        Err(e) if is_not_found(&e) => Err(Error::NoSuchContainer(name.to_string())),
-        Err(source) => Err(Error::Api {
-            what: format!("cannot inspect container {name}"),
-            source,
-        }),
+    // Podman's Docker-compatible API reports transient states the Docker API does not define
+    // (`stopped`, between a container's exit and its restart under the policy), which bollard
+    // cannot read. Such a state passes: ask again for up to 2 s before giving up.
+    let mut unreadable = 0;
+    loop {
+        match docker.inspect_container(name, None).await {
+            Ok(c) => return Ok(ContainerFacts::from_inspect(&c)),
+            Err(e) if is_not_found(&e) => return Err(Error::NoSuchContainer(name.to_string())),
+            Err(bollard::errors::Error::JsonDataError { .. }) if unreadable < 40 => {
+                unreadable += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(source) => {
+                return Err(Error::Api {
+                    what: format!("cannot inspect container {name}"),
+                    source,
+                })
+            }
+        }
     }
 }
 

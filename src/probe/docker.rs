@@ -9,6 +9,8 @@ pub struct DockerProbe {
     container: String,
     healthy: bool,
     docker: crate::docker::Docker,
+    /// The scenario's name of its engine, when it is not the run's default.
+    engine: Option<String>,
 }
 
 impl DockerProbe {
@@ -17,15 +19,19 @@ impl DockerProbe {
             container: container.to_string(),
             healthy,
             docker,
+            engine: None,
         }
     }
 
+    /// Named after a scenario's engine (`engine: dr`): the description says which engine it
+    /// asks, so two regions' same-named containers stay apart in the journal.
+    pub fn on_engine(mut self, name: Option<&str>) -> DockerProbe {
+        self.engine = name.filter(|n| *n != "default").map(str::to_string);
+        self
+    }
+
     pub fn describe(&self) -> String {
-        format!(
-            "docker {}{}",
-            self.container,
-            if self.healthy { " healthy" } else { " running" }
-        )
+        describe(&self.container, self.healthy, self.engine.as_deref())
     }
 
     pub async fn check(&self, timeout: Duration) -> Outcome {
@@ -60,4 +66,16 @@ impl DockerProbe {
             Outcome::fail(state, start.elapsed())
         }
     }
+}
+
+/// `docker api running`, `docker api healthy on dr`: what the journal calls a docker probe.
+pub fn describe(container: &str, healthy: bool, engine: Option<&str>) -> String {
+    format!(
+        "docker {container}{}{}",
+        if healthy { " healthy" } else { " running" },
+        engine
+            .filter(|n| *n != "default")
+            .map(|n| format!(" on {n}"))
+            .unwrap_or_default()
+    )
 }

@@ -279,7 +279,9 @@ impl ProbeSpec {
                     d
                 }
             };
-            Probe::Docker(docker::DockerProbe::new(c, self.healthy, client))
+            Probe::Docker(
+                docker::DockerProbe::new(c, self.healthy, client).on_engine(self.engine.as_deref()),
+            )
         } else if let Some(u) = &self.redis {
             Probe::Redis(redis::RedisProbe::new(u, self.min_keys).map_err(bad)?)
         } else if let Some(c) = &self.command {

@@ -28,6 +28,35 @@ fn case(name: String, classname: &str, failure: Option<String>, time: Option<f64
     c
 }
 
+/// The recovery (or verify) wait as a test case: failed when it timed out or did not finish.
+fn wait_case(what: &str, r: &crate::measure::Recovery, class: &str) -> TestCase {
+    let waited = r.finished_at.map(|f| f.since(r.started_at));
+    let failure = match r.recovered {
+        Some(true) => None,
+        Some(false) => Some(format!(
+            "{} within {}: {}",
+            if what == "recovery" {
+                "not recovered"
+            } else {
+                "verify did not pass"
+            },
+            crate::units::fmt_duration(r.timeout_s),
+            r.failures
+                .iter()
+                .map(|(p, e)| format!("{p}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+        None => Some(format!("{what} wait did not finish")),
+    };
+    case(
+        format!("{what}: {}", r.probes.join(", ")),
+        class,
+        failure,
+        waited,
+    )
+}
+
 pub fn suite(m: &Measurement) -> TestSuite {
     let class = format!("drill.{}", m.name);
     let mut s = TestSuite::new(redact(&m.name));
@@ -60,6 +89,30 @@ pub fn suite(m: &Measurement) -> TestSuite {
         if let Some(v) = v {
             props.push(Property::new(k, redact(&v)));
         }
+    }
+    for r in &m.regions {
+        props.push(Property::new(
+            format!("region.{}.engine", r.name),
+            redact(&r.engine),
+        ));
+        if let Some(v) = r.recovery_seconds {
+            props.push(Property::new(
+                format!("region.{}.recovery_seconds", r.name),
+                format!("{v:.3}"),
+            ));
+        }
+    }
+    for w in &m.switches {
+        if let Some(v) = w.error_rate {
+            props.push(Property::new(
+                format!("switch.{}.error_rate", w.name),
+                format!("{v:.6}"),
+            ));
+        }
+        props.push(Property::new(
+            format!("switch.{}.seconds", w.name),
+            format!("{:.3}", w.seconds),
+        ));
     }
     props.push(Property::new("drill.verdict", m.verdict.as_str()));
     s.add_properties(props);
@@ -138,27 +191,37 @@ pub fn suite(m: &Measurement) -> TestSuite {
             p.seconds,
         ));
     }
-    if let Some(r) = &m.recovery {
-        let waited = r.finished_at.map(|f| f.since(r.started_at));
-        let failure = match r.recovered {
-            Some(true) => None,
-            Some(false) => Some(format!(
-                "not recovered within {}: {}",
-                crate::units::fmt_duration(r.timeout_s),
-                r.failures
-                    .iter()
-                    .map(|(p, e)| format!("{p}: {e}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-            None => Some("recovery wait did not finish".into()),
-        };
-        s.add_test_case(case(
-            format!("recovery: {}", r.probes.join(", ")),
+    for (what, w) in [("recovery", &m.recovery), ("verify", &m.verify)] {
+        if let Some(w) = w {
+            s.add_test_case(wait_case(what, w, &class));
+        }
+    }
+    for r in &m.regions {
+        // A region that was cut and never restored is already a failed fault case.
+        let mut c = case(
+            format!("region {}: {}", r.name, r.role),
             &class,
-            failure,
-            waited,
+            None,
+            r.recovery_seconds,
+        );
+        c.set_system_out(redact(&format!(
+            "engine {}\n{}",
+            r.engine,
+            r.steps.join("\n")
+        )));
+        s.add_test_case(c);
+    }
+    for w in &m.switches {
+        let mut c = case(format!("switch: {}", w.name), &class, None, Some(w.seconds));
+        c.set_system_out(format!(
+            "{} of {} requests failed{}",
+            w.failed_samples,
+            w.samples,
+            w.error_rate
+                .map(|r| format!(" ({})", crate::units::Ratio(r)))
+                .unwrap_or_default()
         ));
+        s.add_test_case(c);
     }
     for b in &m.backups {
         let failure = (!b.ok && !b.warning).then(|| b.detail.clone());

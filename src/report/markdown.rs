@@ -123,6 +123,60 @@ fn negative_control(o: &mut String, nc: &crate::measure::NegativeControl) {
     }
 }
 
+/// A drill across engines: one row per region (what hit it, when it was cut, restored and
+/// serving again) and the error rate users saw during each switch.
+fn regions(o: &mut String, m: &Measurement) {
+    if m.regions.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n## Regions\n");
+    let _ = writeln!(
+        o,
+        "| Region | Engine | Steps | Cut | Restored | Serving again | Recovery | Role |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
+    let at = |t: Option<Ts>| {
+        t.map(|t| t.0.format("%H:%M:%S%.3f").to_string())
+            .unwrap_or_else(|| "–".into())
+    };
+    for r in &m.regions {
+        let _ = writeln!(
+            o,
+            "| {} | `{}` | {} | {} | {} | {} | {} | {} |",
+            r.name,
+            redact(&r.engine),
+            redact(&r.steps.join("<br>")).replace('|', "\\|"),
+            at(r.cut_at),
+            at(r.restored_at),
+            at(r.serving_at),
+            opt_secs(r.recovery_seconds),
+            r.role
+        );
+    }
+    if m.switches.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\n| Switch | Window | Requests | Failed | Error rate | Downtime |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|");
+    for w in &m.switches {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} |",
+            w.name,
+            fmt_duration(w.seconds),
+            w.samples,
+            w.failed_samples,
+            w.error_rate
+                .map(|r| Ratio(r).to_string())
+                .unwrap_or_else(|| "– (no samples)".into()),
+            fmt_duration(w.downtime_seconds)
+        );
+    }
+}
+
 fn opt_secs(v: Option<f64>) -> String {
     v.map(fmt_duration).unwrap_or_else(|| "–".into())
 }
@@ -268,6 +322,7 @@ pub fn render(m: &Measurement) -> String {
     }
 
     timeline(&mut o, m);
+    regions(&mut o, m);
 
     if !m.phases.is_empty() {
         let _ = writeln!(o, "\n## Phases\n");

@@ -79,6 +79,7 @@ fn journal(recovered: bool) -> Vec<Event> {
                 probes: vec!["http http://app:s3cret@api:8000/health".into()],
                 consecutive: 3,
                 timeout_s: 30.0,
+                verify: false,
             },
         ),
         ev(

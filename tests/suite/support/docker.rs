@@ -88,6 +88,14 @@ pub fn unique() -> String {
 /// Hold an exclusive lock on a file in the temp dir while `f` runs, so that parallel test
 /// binaries build each image once.
 fn with_file_lock<T>(name: &str, f: impl FnOnce() -> T) -> T {
+    let lock = file_lock(name);
+    let out = f();
+    drop(lock);
+    out
+}
+
+/// An exclusive flock on `$TMPDIR/NAME.lock`, across test processes; held until dropped.
+pub fn file_lock(name: &str) -> nix::fcntl::Flock<std::fs::File> {
     let path = std::env::temp_dir().join(format!("{name}.lock"));
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -95,11 +103,8 @@ fn with_file_lock<T>(name: &str, f: impl FnOnce() -> T) -> T {
         .write(true)
         .open(&path)
         .unwrap_or_else(|e| panic!("open lock file {}: {e}", path.display()));
-    let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-        .unwrap_or_else(|(_, e)| panic!("lock {}: {e}", path.display()));
-    let out = f();
-    drop(lock);
-    out
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("lock {}: {e}", path.display()))
 }
 
 /// Wait for a spawned binary to exit, at most `timeout` (then SIGKILL it and fail).

@@ -67,6 +67,10 @@ pub struct Engine {
     pub certs: PathBuf,
     dockerd: Option<Child>,
     bridge: bool,
+    /// One second engine at a time on this machine, across test processes too (its bridge and
+    /// address pool are fixed, and `start` deletes a bridge of that name): an flock held from
+    /// `start` to drop.
+    _turn: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl Engine {
@@ -78,6 +82,7 @@ impl Engine {
             return None;
         }
         let image = super::docker::busybox_image();
+        let turn = super::docker::file_lock("dk-issue-14-engine");
         let dir = PathBuf::from(format!("/tmp/dk-issue-14-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("certs")).expect("mkdir");
@@ -88,6 +93,7 @@ impl Engine {
             dir: dir.clone(),
             dockerd: None,
             bridge: false,
+            _turn: turn,
         };
         e.make_certs();
         // A bridge of our own (a stale one from a killed run is ours too).
@@ -241,18 +247,23 @@ impl Drop for Engine {
             let _ = Command::new("ip").args(["link", "del", BRIDGE]).output();
         }
         // Anything dockerd left mounted under its roots, then the files.
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        let mut under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .filter(|m| Path::new(m).starts_with(&self.dir))
-            .collect();
-        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in under {
-            let _ = Command::new("umount").args(["-l", m]).output();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        remove_mounted_dir(&self.dir);
     }
+}
+
+/// Unmount whatever an engine left mounted under `dir` (deepest first), then remove it.
+pub fn remove_mounted_dir(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut under: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .collect();
+    under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in under {
+        let _ = Command::new("umount").args(["-l", m]).output();
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// An sshd on a loopback port whose sessions reach `engine` (`SetEnv DOCKER_HOST=…`), with a
