@@ -159,11 +159,36 @@ pub async fn reaper_engine(
         .await
         .map_err(|e| format!("the mounted socket's engine: {e}"))?
         .id;
-    match (&co.engine_id, id) {
-        (Some(want), Some(got)) if *want != got => Err(format!(
-            "the mounted socket reaches engine {got}, not {want} where the fault is (give the engine host's socket path with --reaper-socket)"
-        )),
-        _ => Ok(docker),
+    let wrong = "give the engine host's socket path with --reaper-socket";
+    if let (Some(want), Some(got)) = (&co.engine_id, id) {
+        if *want != got {
+            return Err(format!(
+                "the mounted socket reaches engine {got}, not {want} where the fault is ({wrong})"
+            ));
+        }
+    }
+    // Engines on one host may share an ID (it comes from the host's key file): the fault's
+    // container must be there too.
+    for (id, name) in containers(&co.orders.undo) {
+        if let Err(crate::docker::Error::NoSuchContainer(_)) =
+            crate::docker::inspect(&docker, id).await
+        {
+            return Err(format!(
+                "the mounted socket reaches an engine without container {name} ({wrong})"
+            ));
+        }
+    }
+    Ok(docker)
+}
+
+/// The containers an undo starts or unpauses: (id, name).
+fn containers(u: &Undo) -> Vec<(&str, &str)> {
+    match u {
+        Undo::DockerStart { id, name } | Undo::DockerUnpause { id, name } => {
+            vec![(id.as_str(), name.as_str())]
+        }
+        Undo::All { steps } => steps.iter().flat_map(containers).collect(),
+        _ => vec![],
     }
 }
 

@@ -135,11 +135,23 @@ fn faults_reach_the_chosen_engine_and_only_it() {
         !text.contains("PRIVATE KEY"),
         "key material in the journal: {text}"
     );
-    // No helper container stays behind on the engine.
+    // No kill helper container stays behind on the engine (each open crash has its armed
+    // reaper container until it is reverted or seen recovered).
     assert_eq!(
-        engine.docker(&["ps", "-aq", "--filter", "label=drillkit.helper"]),
+        engine.docker(&["ps", "-aq", "--filter", "label=drillkit.helper=kill"]),
         ""
     );
+    assert_eq!(
+        reapers_on(&engine).len(),
+        2,
+        "one armed reaper per open crash"
+    );
+    Bin::new("inject-fault")
+        .no_docker_env()
+        .args(["revert"])
+        .journal(&j1)
+        .succeeds();
+    assert!(reapers_on(&engine).is_empty(), "disarmed by the revert");
 
     // 2. stop over TLS, SIGKILL the injector while it holds the fault, then revert with no
     //    DOCKER_* variable at all: the journal alone leads back to the second engine.
@@ -249,7 +261,7 @@ fn faults_reach_the_chosen_engine_and_only_it() {
         // The crash column over ssh: the helper works through the API alone there too.
         let before = remote(&engine, &web);
         let t = Instant::now();
-        with_env(Bin::new("inject-fault"), &sshd.env())
+        with_env(Bin::new("inject-fault"), &ssh_env)
             .args(["crash", "--container", &web])
             .journal(&j3)
             .succeeds();
@@ -261,7 +273,7 @@ fn faults_reach_the_chosen_engine_and_only_it() {
             r.running && r.restart_count == before.restart_count + 1
         });
         // ssh refused (wrong key): exit 3 naming the engine, nothing touched.
-        let bad = with_env(Bin::new("inject-fault"), &sshd.env())
+        let bad = with_env(Bin::new("inject-fault"), &ssh_env)
             .env("DRILLKIT_SSH_CONFIG", "/dev/null")
             .args(["pause", "--container", &web])
             .journal(&j3)
