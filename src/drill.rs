@@ -27,6 +27,10 @@ pub struct RunOptions {
     pub require_label: Vec<String>,
     /// Plant a defect the drill must catch (`--negative-control`, see [`crate::negative`]).
     pub negative_control: bool,
+    /// Which defect (`--negative-control=KIND`); None: the one that fits the scenario.
+    pub negative_defect: Option<crate::negative::Defect>,
+    /// The engine host's socket reaper containers mount (`--reaper-socket`).
+    pub reaper_socket: Option<PathBuf>,
     /// The Docker engines: the run's default (flags, environment) and the scenario's named ones.
     pub engines: crate::docker::engine::EngineSet,
 }
@@ -257,13 +261,16 @@ pub async fn run(
     let mut require_label = s.safety.require_label.clone();
     require_label.extend(opts.require_label.iter().cloned());
     let required = safety::parse_labels(&require_label, "--require-label")?;
+    // Held until the run returns: a damaged backup copy is removed on every exit path.
     let planted = if opts.negative_control {
-        Some(crate::negative::plant(&mut s).map_err(|e| {
-            Failure::bad_input(anyhow::anyhow!(
-                "{}: no negative control for this scenario: {e}",
-                file.display()
-            ))
-        })?)
+        Some(
+            crate::negative::plant(&mut s, opts.negative_defect).map_err(|e| {
+                Failure::bad_input(anyhow::anyhow!(
+                    "{}: no negative control for this scenario: {e}",
+                    file.display()
+                ))
+            })?,
+        )
     } else {
         None
     };
@@ -319,7 +326,15 @@ pub async fn run(
     let body = {
         let (s, j, c, o) = (s.clone(), journal.clone(), cancel.clone(), obs.clone());
         let engines = opts.engines.clone();
-        tokio::spawn(async move { body(&s, &j, &c, &o, &required, &engines).await })
+        let how = How {
+            skip_reverts: planted.as_ref().is_some_and(|p| p.skip_reverts),
+            backup_copy: planted
+                .as_ref()
+                .and_then(|p| p.backup.as_ref())
+                .map(|b| (b.original.clone(), b.copy.clone())),
+            reaper_socket: opts.reaper_socket.clone(),
+        };
+        tokio::spawn(async move { body(&s, &j, &c, &o, &required, &engines, &how).await })
     };
     let result = body.await;
     let (code, outcome) = match result {
@@ -402,6 +417,17 @@ pub fn tell_reverted(r: &faults::Reverted, obs: &dyn crate::progress::Observer) 
     }
 }
 
+/// How the drive runs: a negative control's changes, and where reaper containers find their
+/// engine's socket.
+#[derive(Clone, Debug, Default)]
+struct How {
+    /// `unreverted-fault`: the drill's own reverts are skipped (the safety net still runs).
+    skip_reverts: bool,
+    /// `flipped-byte`: (the backup, its damaged copy): steps naming that backup get the copy.
+    backup_copy: Option<(PathBuf, PathBuf)>,
+    reaper_socket: Option<PathBuf>,
+}
+
 enum BodyEnd {
     Finished,
     Interrupted,
@@ -416,6 +442,7 @@ async fn body(
     obs: &Sink,
     required: &[(String, String)],
     engines: &crate::docker::engine::EngineSet,
+    how: &How,
 ) -> Result<BodyEnd, Failure> {
     // 1. Baseline: the system must be healthy before we break it.
     if !s.preflight.is_empty() {
@@ -573,6 +600,7 @@ async fn body(
             stop: &stop,
             guard_done: &guard_done,
             tripped: &tripped,
+            how,
         },
         obs,
         planned,
@@ -615,6 +643,7 @@ struct Drive<'a> {
     stop: &'a CancellationToken,
     guard_done: &'a CancellationToken,
     tripped: &'a OnceLock<Trip>,
+    how: &'a How,
 }
 
 /// One fault's steps, how long to hold it, its dead-man deadline, and the engine its target is on.
@@ -645,6 +674,7 @@ async fn drive(
             let injector = Injector {
                 journal,
                 docker: fault_docker.as_ref(),
+                reaper_socket: d.how.reaper_socket.as_deref(),
             };
             for step in steps {
                 if cancel.is_cancelled() {
@@ -664,7 +694,13 @@ async fn drive(
                     }
                     return Ok(BodyEnd::Interrupted);
                 }
-                if let Some(d) = *hold {
+                if hold.is_some() && d.how.skip_reverts {
+                    journal.append(Kind::Note {
+                        message: format!(
+                            "negative control: fault {id} is not reverted after its duration"
+                        ),
+                    })?;
+                } else if let Some(d) = *hold {
                     let (j, docker, o) = (journal.clone(), fault_docker.clone(), obs.clone());
                     timed_reverts.spawn(async move {
                         tokio::time::sleep(d).await;
@@ -682,7 +718,7 @@ async fn drive(
 
     if let Some(r) = &s.recovery {
         for a in &r.actions {
-            if run_step(a, journal, cancel, obs, docker).await? {
+            if run_step(a, journal, cancel, obs, docker, d.how).await? {
                 return Ok(BodyEnd::Interrupted);
             }
         }
@@ -701,12 +737,14 @@ async fn drive(
         _ = cancel.cancelled() => return Ok(BodyEnd::Interrupted),
     }
     for st in &s.restore {
-        if run_step(st, journal, cancel, obs, docker).await? {
+        if run_step(st, journal, cancel, obs, docker, d.how).await? {
             return Ok(BodyEnd::Interrupted);
         }
     }
     if let Some(v) = &s.verify {
-        revert_all(journal, docker, obs.as_ref()).await?;
+        if !d.how.skip_reverts {
+            revert_all(journal, docker, obs.as_ref()).await?;
+        }
         if wait_for(v, journal, cancel, obs, "verify", engines, true).await? {
             return Ok(BodyEnd::Interrupted);
         }
@@ -721,8 +759,15 @@ async fn run_step(
     cancel: &CancellationToken,
     obs: &Sink,
     docker: Option<&crate::docker::Docker>,
+    how: &How,
 ) -> Result<bool, Failure> {
     let _g = Section::start(obs.as_ref(), st.label());
+    if st.revert.is_some() && how.skip_reverts {
+        journal.append(Kind::Note {
+            message: format!("negative control: step '{}' skipped", st.label()),
+        })?;
+        return Ok(false);
+    }
     if st.revert.is_some() {
         journal.append(Kind::PhaseStarted { name: st.label() })?;
         let r = revert_all(journal, docker, obs.as_ref()).await?;
@@ -735,10 +780,30 @@ async fn run_step(
         return Ok(false);
     }
     let cmd = st.run.clone().unwrap_or_default();
-    let ended = crate::phase::run(
+    // A step that reads a backup finds it in DRILL_BACKUP (a negative control's damaged copy
+    // instead), and records what it checks in this drill's journal.
+    let mut env = Vec::new();
+    if let Some(b) = &st.backup {
+        let backup = match &how.backup_copy {
+            Some((original, copy)) if original == b => copy,
+            _ => b,
+        };
+        let journal_path = std::path::absolute(journal.path()).unwrap_or(journal.path().into());
+        env.push(("DRILL_BACKUP".to_string(), backup.display().to_string()));
+        env.push((
+            "DRILL_JOURNAL".to_string(),
+            journal_path.display().to_string(),
+        ));
+        env.push((
+            crate::journal::ENV_DRILL_ID.to_string(),
+            journal.drill_id().to_string(),
+        ));
+    }
+    let ended = crate::phase::run_env(
         journal,
         &st.label(),
         &crate::phase::Command::Shell(cmd),
+        &env,
         st.timeout.map(|d| d.0),
         cancel,
         obs.as_ref(),
@@ -770,7 +835,7 @@ async fn wait_for(
     let (recovered, seconds) = match outcome {
         crate::wait::Outcome::Recovered { waited_s, .. } => (true, waited_s),
         crate::wait::Outcome::TimedOut { .. } => (false, r.timeout.0.as_secs_f64()),
-        crate::wait::Outcome::Interrupted => return Ok(true),
+        crate::wait::Outcome::Interrupted | crate::wait::Outcome::Aborted(_) => return Ok(true),
     };
     obs.progress(Progress::WaitEnded {
         what: what.to_string(),

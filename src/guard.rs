@@ -202,6 +202,47 @@ pub struct Trip {
     pub value: String,
 }
 
+/// Watches the journal for the drill's `drill_aborted` (written by the runner's guard or a
+/// composed `inject-fault guard` in another process), so a recovery wait stops at once instead
+/// of waiting out its timeout. Reads only what was appended since the last look.
+pub struct AbortWatch {
+    tail: Tail,
+    drill: String,
+}
+
+/// How often [`AbortWatch::tripped`] looks at the journal.
+const ABORT_POLL: Duration = Duration::from_millis(100);
+
+impl AbortWatch {
+    /// From the journal's start: a trip before the wait began stops it too.
+    pub fn new(journal: &Journal) -> AbortWatch {
+        AbortWatch {
+            tail: Tail::new(journal.path()),
+            drill: journal.drill_id().to_string(),
+        }
+    }
+
+    /// The drill's first `drill_aborted` appended since the last look.
+    pub fn check(&mut self) -> Option<Trip> {
+        self.tail.read().into_iter().find_map(|e| match e.kind {
+            Kind::DrillAborted { condition, value } if e.drill == self.drill => {
+                Some(Trip { condition, value })
+            }
+            _ => None,
+        })
+    }
+
+    /// Resolves when the drill is aborted.
+    pub async fn tripped(&mut self) -> Trip {
+        loop {
+            if let Some(t) = self.check() {
+                return t;
+            }
+            tokio::time::sleep(ABORT_POLL).await;
+        }
+    }
+}
+
 /// The guard: its conditions, and where it reads the watch samples from.
 pub struct Guard {
     conditions: Vec<Condition>,

@@ -221,6 +221,19 @@ pub enum Kind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         engine: Option<Box<crate::docker::Engine>>,
     },
+    /// The fault's dead-man's switch is armed: a reaper container on the fault's engine (with the
+    /// engine host's socket it mounts) or a detached process on this machine.
+    ReaperArmed {
+        id: String,
+        /// `container` or `process`.
+        reaper: String,
+        /// The reaper container's name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+        /// The socket path on the engine's host the reaper container mounts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        socket: Option<PathBuf>,
+    },
     FaultApplied {
         id: String,
         /// The container as the engine reported it just before a crash: how a later step tells

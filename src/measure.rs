@@ -777,18 +777,54 @@ fn switches(
 
 /// A negative control passes when the drill failed with the expected finding, and only then.
 fn negative_control(m: &mut Measurement, defect: String, expected: String, catch: &str) {
-    let caught = match catch {
-        "recovery_timeout" => {
-            m.aborted.is_none() && m.recovery.as_ref().and_then(|r| r.recovered) == Some(false)
-        }
-        _ => false,
-    };
-    let findings = if caught {
+    let timed_out =
+        m.aborted.is_none() && m.recovery.as_ref().and_then(|r| r.recovered) == Some(false);
+    let not_recovered = || -> Vec<String> {
         m.problems
             .iter()
             .filter(|p| p.starts_with("not recovered within"))
             .cloned()
             .collect()
+    };
+    let (caught, found) = match catch {
+        crate::negative::RECOVERY_TIMEOUT => (timed_out, not_recovered()),
+        // The last wait gave up while a fault was still in place (reverted only afterwards, by
+        // the runner's safety net, or never).
+        crate::negative::FAULT_LEFT_OPEN => {
+            let gave_up = m.recovery.as_ref().and_then(|r| r.finished_at);
+            let open: Vec<String> = match gave_up {
+                Some(at) if timed_out => m
+                    .faults
+                    .iter()
+                    .filter(|f| f.applied_at.is_some_and(|a| a <= at))
+                    .filter(|f| !f.recovered_by_itself && f.reverted_at.is_none_or(|r| r > at))
+                    .map(|f| {
+                        format!(
+                            "fault {} ({} {}) was still in place when the wait gave up",
+                            f.id, f.action, f.target
+                        )
+                    })
+                    .collect(),
+                _ => vec![],
+            };
+            let mut found = not_recovered();
+            found.extend(open.iter().cloned());
+            (!open.is_empty(), found)
+        }
+        // The backup's verification reported the damaged copy: an integrity check failed.
+        crate::negative::BACKUP_DAMAGED => {
+            let damaged: Vec<String> = m
+                .backups
+                .iter()
+                .filter(|b| !b.ok && !b.warning && integrity_check(&b.check, &b.detail))
+                .map(|b| format!("verify-backup {} check failed: {}", b.check, b.detail))
+                .collect();
+            (!damaged.is_empty(), damaged)
+        }
+        _ => (false, vec![]),
+    };
+    let findings = if caught {
+        found
     } else {
         let mut why = vec![format!(
             "the planted defect was not caught: expected {expected}; the drill ended {}",
@@ -809,6 +845,20 @@ fn negative_control(m: &mut Measurement, defect: String, expected: String, catch
             .then(|| m.finished_at.map(|t| t.0.format("%Y-%m-%d").to_string()))
             .flatten(),
     });
+}
+
+/// Whether a failed backup check is about the bytes (a checksum, a CRC, the manifest, the
+/// compressed stream) rather than, say, a restore that could not connect.
+fn integrity_check(check: &str, detail: &str) -> bool {
+    const CHECKS: [&str; 8] = [
+        "checksum", "gzip", "zstd", "lz4", "manifest", "files", "wal", "format",
+    ];
+    let d = detail.to_ascii_lowercase();
+    let kind = check.split(':').next().unwrap_or(check);
+    CHECKS.contains(&kind)
+        || ["checksum", "crc", "mismatch", "sha-256", "sha256", "digest"]
+            .iter()
+            .any(|w| d.contains(w))
 }
 
 /// Intervals during which one sampler saw failures; each edge is placed midway between the

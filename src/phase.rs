@@ -53,6 +53,20 @@ pub async fn run(
     cancel: &CancellationToken,
     obs: &dyn Observer,
 ) -> std::io::Result<Ended> {
+    run_env(journal, name, command, &[], timeout, cancel, obs).await
+}
+
+/// [`run`] with variables added to the command's environment (a restore step's
+/// `DRILL_BACKUP`, `DRILL_JOURNAL`, `DRILL_ID`).
+pub async fn run_env(
+    journal: &Journal,
+    name: &str,
+    command: &Command,
+    env: &[(String, String)],
+    timeout: Option<Duration>,
+    cancel: &CancellationToken,
+    obs: &dyn Observer,
+) -> std::io::Result<Ended> {
     journal.append(Kind::PhaseStarted {
         name: name.to_string(),
     })?;
@@ -78,6 +92,7 @@ pub async fn run(
     };
     // Child output goes to our stderr so stdout stays machine-readable.
     let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd.stdin(std::process::Stdio::null())
         .stdout(stderr)
         .kill_on_drop(true);

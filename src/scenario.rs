@@ -312,6 +312,11 @@ pub struct Step {
     pub run: Option<String>,
     #[serde(default)]
     pub timeout: Option<Dur>,
+    /// The backup this step reads (a file, or a base backup's folder): the command finds it in
+    /// `$DRILL_BACKUP` (with `DRILL_JOURNAL` and `DRILL_ID`, so `verify-backup` records its
+    /// checks in the drill). A negative control hands it a damaged copy instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]

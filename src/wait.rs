@@ -28,9 +28,17 @@ pub struct Config {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    Recovered { recovered_at: Ts, waited_s: f64 },
-    TimedOut { failures: Vec<ProbeFailure> },
+    Recovered {
+        recovered_at: Ts,
+        waited_s: f64,
+    },
+    TimedOut {
+        failures: Vec<ProbeFailure>,
+    },
     Interrupted,
+    /// A stop condition tripped (`drill_aborted` in the journal, from this process or another):
+    /// waiting on is pointless, the faults are being reverted.
+    Aborted(crate::guard::Trip),
 }
 
 pub async fn wait(
@@ -57,15 +65,21 @@ pub async fn wait(
     let mut streak_start: Option<(Ts, f64)> = None;
     let mut last_failing_round: Option<Ts> = None;
     let mut first_success_seen = false;
+    let mut aborts = crate::guard::AbortWatch::new(journal);
     loop {
         tokio::select! {
+            biased;
             _ = cancel.cancelled() => return Ok(Outcome::Interrupted),
+            t = aborts.tripped() => return Ok(Outcome::Aborted(t)),
             _ = ticker.tick() => {}
         }
         let round = Ts::now();
-        let outcomes =
-            futures_util::future::join_all(probes.iter().map(|p| p.check(cfg.request_timeout)))
-                .await;
+        let outcomes = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Ok(Outcome::Interrupted),
+            t = aborts.tripped() => return Ok(Outcome::Aborted(t)),
+            o = futures_util::future::join_all(probes.iter().map(|p| p.check(cfg.request_timeout))) => o,
+        };
         for (i, o) in outcomes.iter().enumerate() {
             latencies.push(o.latency.as_secs_f64() * 1000.0);
             let changed = last[i].as_ref().is_none_or(|(ok, _)| *ok != o.ok);

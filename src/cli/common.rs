@@ -89,6 +89,11 @@ pub fn helper_mode() -> Option<ExitCode> {
     if args.first().map(String::as_str) != Some(crate::docker::helper::ARG) {
         return None;
     }
+    if args.get(1).map(String::as_str) == Some(crate::faults::reaper::HELPER_COMMAND) {
+        return Some(reaper_container(
+            args.get(2).map(String::as_str).unwrap_or_default(),
+        ));
+    }
     Some(match crate::docker::helper::run_helper(&args[1..]) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -96,6 +101,55 @@ pub fn helper_mode() -> Option<ExitCode> {
             ExitCode::from(Code::Environment as u8)
         }
     })
+}
+
+/// A reaper container's main (`__drillkit-helper reap ORDERS`): say it is armed, wait for the
+/// deadline, undo, say what it did (one JSON line each: the container's logs).
+fn reaper_container(orders: &str) -> ExitCode {
+    let co: crate::faults::reaper::ContainerOrders = match serde_json::from_str(orders) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("drillkit reaper: bad orders: {e}");
+            return ExitCode::from(Code::BadInput as u8);
+        }
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("drillkit reaper: {e}");
+            return ExitCode::from(Code::Environment as u8);
+        }
+    };
+    let docker = match rt.block_on(crate::faults::reaper::reaper_engine(&co)) {
+        Ok(d) => d,
+        Err(e) => {
+            println!(
+                "{}",
+                serde_json::json!({"not_armed": co.orders.fault, "error": e})
+            );
+            return ExitCode::from(Code::Environment as u8);
+        }
+    };
+    // The first key is what the injector waits for (`docker::helper::ARMED_LINE`).
+    println!(
+        "{{\"armed\":{},\"action\":{},\"target\":{},\"deadline\":{},\"in_seconds\":{}}}",
+        serde_json::json!(co.orders.fault),
+        serde_json::json!(co.orders.action),
+        serde_json::json!(co.orders.target),
+        serde_json::json!(co.orders.deadline),
+        co.after_s
+    );
+    let r = rt.block_on(crate::faults::reaper::reap_in_container(co, docker));
+    println!("{}", serde_json::to_string(&r).unwrap_or_default());
+    if r.outcome == "reverted" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(Code::Environment as u8)
+    }
 }
 
 /// What `--version` prints after the binary's name: the crate version and the commit the binary

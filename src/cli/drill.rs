@@ -46,10 +46,25 @@ pub enum Command {
             value_delimiter = ','
         )]
         require_label: Vec<String>,
-        /// Run with one planted defect the drill must catch (its recovery probes pointed at a
-        /// port nothing answers); exit 0 only if the drill failed with the expected finding.
-        #[arg(long, env = "DRILL_NEGATIVE_CONTROL")]
-        negative_control: bool,
+        /// Run with one planted defect the drill must catch; exit 0 only if the drill failed
+        /// with the expected finding. KIND: dead-port (recovery probes pointed at a port nothing
+        /// answers), unreverted-fault (the drill's own reverts skipped), flipped-byte (a restore
+        /// step's `backup:` replaced by a copy with one flipped byte); default: the one that fits.
+        #[arg(
+            long,
+            value_name = "KIND",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "auto",
+            value_parser = parse_negative,
+            env = "DRILL_NEGATIVE_CONTROL"
+        )]
+        negative_control: Option<Negative>,
+        /// The socket path on a Docker engine's host that reaper containers (the dead-man's
+        /// switch of container faults) mount (default: a local engine's own socket, else
+        /// /var/run/docker.sock).
+        #[arg(long, value_name = "PATH", env = "DRILL_REAPER_SOCKET")]
+        reaper_socket: Option<PathBuf>,
     },
     /// Check scenario files; exit 2 with file:line:column on the first mistake in each.
     Validate {
@@ -111,6 +126,7 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
             allow_production,
             require_label,
             negative_control,
+            reaper_socket,
         } => {
             let s = crate::scenario::load(&scenario)?;
             let engines = engines(&cli.common, &s)?;
@@ -132,7 +148,12 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
                         .filter(|l| !l.trim().is_empty())
                         .map(|l| l.trim().to_string())
                         .collect(),
-                    negative_control,
+                    negative_control: matches!(negative_control, Some(Negative::On(_))),
+                    negative_defect: match negative_control {
+                        Some(Negative::On(d)) => d,
+                        _ => None,
+                    },
+                    reaper_socket,
                     engines,
                 },
                 &cancel,
@@ -209,6 +230,29 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
             r.map_err(|e| Failure::env(anyhow::anyhow!("demo service on {listen}: {e}")))?;
             Ok(Code::Ok)
         }
+    }
+}
+
+/// `--negative-control[=KIND]` (also `DRILL_NEGATIVE_CONTROL=true|false|KIND`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Negative {
+    Off,
+    /// The defect asked for, or None: the one that fits the scenario.
+    On(Option<crate::negative::Defect>),
+}
+
+fn parse_negative(s: &str) -> Result<Negative, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "" | "auto" | "true" | "1" | "yes" | "on" => Ok(Negative::On(None)),
+        "false" | "0" | "no" | "off" => Ok(Negative::Off),
+        other => crate::negative::Defect::parse(other)
+            .map(|d| Negative::On(Some(d)))
+            .ok_or_else(|| {
+                format!(
+                    "'{other}': expected one of auto, {}",
+                    crate::negative::Defect::ALL.map(|d| d.as_str()).join(", ")
+                )
+            }),
     }
 }
 

@@ -302,6 +302,16 @@ pub struct ApplyArgs {
     /// --duration + 60s, else 1h.
     #[arg(long, env = "DRILL_DEADLINE", help_heading = "Safety")]
     pub deadline: Option<Dur>,
+    /// Container faults get their reaper as a container on the target's engine, with the
+    /// engine's socket mounted: this is that socket's path on the engine's host (default: the
+    /// engine's own socket when it is local, else /var/run/docker.sock). Recorded in the journal.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "DRILL_REAPER_SOCKET",
+        help_heading = "Safety"
+    )]
+    pub reaper_socket: Option<PathBuf>,
 }
 
 fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, String> {
@@ -528,6 +538,7 @@ async fn apply(
     let injector = Injector {
         journal: &j,
         docker: docker.as_ref(),
+        reaper_socket: a.reaper_socket.as_deref(),
     };
     let mut ids = Vec::new();
     for s in &steps {

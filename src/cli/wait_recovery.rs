@@ -131,6 +131,20 @@ async fn run(cli: Cli, cancel: tokio_util::sync::CancellationToken) -> Result<Co
                 serde_json::json!({"recovered": false, "failures": failures.iter().map(|f| serde_json::json!({"probe": f.probe, "error": f.error})).collect::<Vec<_>>()}),
             )
         }
+        crate::wait::Outcome::Aborted(t) => {
+            say(&format!(
+                "aborted by stop condition '{}': {} (the drill's faults are reverted)",
+                t.condition, t.value
+            ));
+            crate::cli::actions::error_annotation(&format!(
+                "drill aborted by stop condition '{}': {}",
+                t.condition, t.value
+            ));
+            (
+                Code::DrillFailed,
+                serde_json::json!({"recovered": false, "verdict": "aborted", "aborted": {"condition": t.condition, "value": t.value}}),
+            )
+        }
         crate::wait::Outcome::Interrupted => (
             Code::Interrupted,
             serde_json::json!({"recovered": false, "interrupted": true}),

@@ -284,6 +284,8 @@ pub async fn leftovers(docker: &Docker) -> Result<Vec<(String, String)>, Error> 
         .map_err(Error::api("list helper containers"))?;
     Ok(list
         .into_iter()
+        // An armed reaper is a safety net, not a leftover: `reapers` lists those.
+        .filter(|c| !is_reaper(c))
         .map(|c| {
             let name = c
                 .names
@@ -298,6 +300,220 @@ pub async fn leftovers(docker: &Docker) -> Result<Vec<(String, String)>, Error> 
             (name, fault)
         })
         .collect())
+}
+
+/// The [`LABEL`] value of reaper containers (the dead-man's switch on the engine's side).
+pub const REAPER: &str = "reaper";
+/// The label with a reaper's deadline (RFC 3339).
+pub const DEADLINE_LABEL: &str = "drillkit.deadline";
+/// The label with the drill a reaper serves.
+pub const DRILL_LABEL: &str = "drillkit.drill";
+/// The label saying what a reaper undoes (`stop web`).
+pub const WHAT_LABEL: &str = "drillkit.what";
+/// Where a reaper container finds its engine's socket (mounted from the engine's host).
+pub const REAPER_SOCKET: &str = "/var/run/docker.sock";
+/// Where a reaper container on a local engine finds the journal's folder (mounted), to record
+/// what it did next to the journal.
+pub const REAPER_RECORD_DIR: &str = "/drillkit-record";
+
+fn is_reaper(c: &bollard::models::ContainerSummary) -> bool {
+    c.labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL))
+        .is_some_and(|v| v == REAPER)
+}
+
+/// What a reaper container is started with.
+pub struct ReaperSpec {
+    pub fault: String,
+    pub drill: String,
+    /// `stop web`, for labels and `doctor`.
+    pub what: String,
+    /// The deadline as RFC 3339 (a label, for `doctor`).
+    pub deadline: String,
+    /// The engine host's socket, mounted at [`REAPER_SOCKET`].
+    pub socket: PathBuf,
+    /// A folder on the engine's host mounted at [`REAPER_RECORD_DIR`] (local engines: the
+    /// journal's folder).
+    pub record_dir: Option<PathBuf>,
+    /// The helper's arguments after [`ARG`] (the reaper's orders).
+    pub args: Vec<String>,
+}
+
+/// Start a reaper container: the helper image with the engine's socket mounted, labelled with
+/// the fault and its deadline, removed by the engine when it exits (`AutoRemove`). Returns its
+/// name. Not waited for: it outlives the injector.
+pub async fn arm_reaper(docker: &Docker, spec: &ReaperSpec) -> Result<String, Error> {
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    let image = ensure_image(docker).await?;
+    let name = format!(
+        "drillkit-reaper-{}-{:06x}",
+        spec.fault,
+        rand::random::<u32>() & 0xff_ffff
+    );
+    let mut cmd = vec![image.loader.clone(), EXE.to_string(), ARG.to_string()];
+    cmd.extend(spec.args.iter().cloned());
+    let labels = HashMap::from([
+        (LABEL.to_string(), REAPER.to_string()),
+        (FAULT_LABEL.to_string(), spec.fault.clone()),
+        (DRILL_LABEL.to_string(), spec.drill.clone()),
+        (DEADLINE_LABEL.to_string(), spec.deadline.clone()),
+        (WHAT_LABEL.to_string(), spec.what.clone()),
+    ]);
+    let mut binds = vec![format!("{}:{REAPER_SOCKET}", spec.socket.display())];
+    if let Some(d) = &spec.record_dir {
+        binds.push(format!("{}:{REAPER_RECORD_DIR}", d.display()));
+    }
+    let body = ContainerCreateBody {
+        image: Some(image.tag.clone()),
+        entrypoint: Some(cmd),
+        env: Some(vec![format!("LD_LIBRARY_PATH={}", image.lib_path)]),
+        labels: Some(labels),
+        network_disabled: Some(true),
+        host_config: Some(HostConfig {
+            binds: Some(binds),
+            auto_remove: Some(true),
+            cap_drop: Some(vec!["ALL".into()]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    docker
+        .create_container(
+            Some(bollard::query_parameters::CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            }),
+            body,
+        )
+        .await
+        .map_err(Error::api(format!("create reaper container {name}")))?;
+    if let Err(e) = docker.start_container(&name, None).await {
+        let _ = remove(docker, &name).await;
+        return Err(Error::api(format!(
+            "start reaper container {name} (socket {} on the engine's host)",
+            spec.socket.display()
+        ))(e));
+    }
+    // Armed only once it says so: it reached its engine through the mounted socket (and it is
+    // the engine it was started on). One that exits first fails the fault before it is applied.
+    match armed_line(docker, &name).await {
+        Ok(()) => Ok(name),
+        Err(said) => {
+            let _ = remove(docker, &name).await;
+            Err(Error::Helper(format!(
+                "reaper container {name} did not arm (socket {} on the engine's host): {said}",
+                spec.socket.display()
+            )))
+        }
+    }
+}
+
+/// What a reaper container prints once it is armed (the start of its first log line).
+pub const ARMED_LINE: &str = "{\"armed\":";
+/// How long a reaper container may take to say it is armed.
+const ARM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Follow a reaper container's output until its armed line; Err with what it said otherwise.
+async fn armed_line(docker: &Docker, name: &str) -> Result<(), String> {
+    let mut logs = docker.logs(
+        name,
+        Some(bollard::query_parameters::LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    );
+    let mut said = String::new();
+    let read = async {
+        while let Some(l) = logs.next().await {
+            match l {
+                Ok(l) => {
+                    said.push_str(&l.to_string());
+                    if said.lines().any(|x| x.starts_with(ARMED_LINE)) {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    };
+    match tokio::time::timeout(ARM_TIMEOUT, read).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!("it exited: {}", said.trim())),
+        Err(_) => Err(format!(
+            "not armed within {}s: {}",
+            ARM_TIMEOUT.as_secs(),
+            said.trim()
+        )),
+    }
+}
+
+/// An armed reaper container, as its labels say.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArmedReaper {
+    pub name: String,
+    pub fault: String,
+    pub drill: String,
+    pub what: String,
+    pub deadline: String,
+    /// The engine's state of it (`running`, …).
+    pub state: String,
+}
+
+/// The reaper containers on an engine (of one fault, when given).
+pub async fn reapers(docker: &Docker, fault: Option<&str>) -> Result<Vec<ArmedReaper>, Error> {
+    let mut labels = vec![format!("{LABEL}={REAPER}")];
+    if let Some(f) = fault {
+        labels.push(format!("{FAULT_LABEL}={f}"));
+    }
+    let list = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_string(), labels)])),
+            ..Default::default()
+        }))
+        .await
+        .map_err(Error::api("list reaper containers"))?;
+    let mut out: Vec<ArmedReaper> = list
+        .into_iter()
+        .map(|c| {
+            let label = |k: &str| {
+                c.labels
+                    .as_ref()
+                    .and_then(|l| l.get(k).cloned())
+                    .unwrap_or_default()
+            };
+            ArmedReaper {
+                name: c
+                    .names
+                    .as_ref()
+                    .and_then(|n| n.first().cloned())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                fault: label(FAULT_LABEL),
+                drill: label(DRILL_LABEL),
+                what: label(WHAT_LABEL),
+                deadline: label(DEADLINE_LABEL),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.deadline.cmp(&b.deadline));
+    Ok(out)
+}
+
+/// Disarm a fault's reaper containers (a normal revert): remove them. Returns how many.
+pub async fn disarm_reaper(docker: &Docker, fault: &str) -> Result<usize, Error> {
+    let found = reapers(docker, Some(fault)).await?;
+    for r in &found {
+        remove(docker, &r.name).await?;
+    }
+    Ok(found.len())
 }
 
 /// Remove one helper container.

@@ -17,6 +17,9 @@ use std::time::Duration;
 pub struct Injector<'a> {
     pub journal: &'a Journal,
     pub docker: Option<&'a crate::docker::Docker>,
+    /// The engine host's socket a reaper container mounts (`--reaper-socket`); default: the
+    /// engine's own socket when local, else `/var/run/docker.sock` (see [`reaper::reaper_socket`]).
+    pub reaper_socket: Option<&'a std::path::Path>,
 }
 
 impl Injector<'_> {
@@ -58,7 +61,7 @@ impl Injector<'_> {
             .map_err(Error::Journal)?;
         lock::hold(&id);
         if reaper::reapable(&step.undo) {
-            let armed = reaper::arm(&reaper::Orders {
+            let orders = reaper::Orders {
                 fault: id.clone(),
                 drill: self.journal.drill_id().into(),
                 action: step.action().as_str().into(),
@@ -67,7 +70,28 @@ impl Injector<'_> {
                 deadline,
                 journal: std::path::absolute(self.journal.path())
                     .unwrap_or_else(|_| self.journal.path().to_path_buf()),
-            });
+            };
+            // Container faults: the reaper lives on the target's engine; the rest: on this host.
+            let armed = match self.docker.filter(|_| reaper::by_container(&step.undo)) {
+                Some(d) => reaper::arm_container(d, &orders, self.reaper_socket)
+                    .await
+                    .map(|a| Kind::ReaperArmed {
+                        id: id.clone(),
+                        reaper: "container".into(),
+                        container: Some(a.name),
+                        socket: Some(a.socket),
+                    }),
+                None => reaper::arm(&orders).map(|()| Kind::ReaperArmed {
+                    id: id.clone(),
+                    reaper: "process".into(),
+                    container: None,
+                    socket: None,
+                }),
+            };
+            let armed = match armed {
+                Ok(event) => self.journal.append(event).map_err(Error::Journal),
+                Err(e) => Err(e),
+            };
             if let Err(e) = armed {
                 self.journal
                     .append(Kind::FaultFailed {

@@ -204,6 +204,30 @@ pub async fn scan(scope: &Scope, docker: Option<&crate::docker::Docker>) -> Resu
         }
     }
     if let Some(d) = docker {
+        // Reaper containers (the dead-man's switches of container faults, on the engine): armed
+        // while they run; the engine removes them when they are done.
+        if let Ok(reapers) = crate::docker::helper::reapers(d, None).await {
+            for r in reapers {
+                found.push(Finding {
+                    kind: "reaper".into(),
+                    what: format!(
+                        "armed reaper container {} for fault {} ({}, drill {}) on {}: deadline {}, {}",
+                        r.name,
+                        r.fault,
+                        r.what,
+                        r.drill,
+                        d.engine().describe(),
+                        r.deadline,
+                        r.state
+                    ),
+                    fault: Some(r.fault.clone()),
+                    live: true,
+                    fixed: None,
+                    error: None,
+                    fix: Fix::Helper(r.name),
+                });
+            }
+        }
         if let Ok(helpers) = crate::docker::helper::leftovers(d).await {
             for (name, fault) in helpers {
                 found.push(Finding {

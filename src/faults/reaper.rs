@@ -7,8 +7,14 @@
 //! exists) and exits. A normal revert disarms it (SIGTERM, checked against its start time).
 //!
 //! One file per armed reaper, `<lock dir>/<fault id>.reaper`, says which process it is and its
-//! deadline; `doctor` lists them. Local engines and host faults only: a reaper for a remote
-//! Docker engine must live on that engine (a helper container), not on the runner.
+//! deadline; `doctor` lists them.
+//!
+//! Container faults (stop, pause: undone through the Docker API alone) get their reaper on the
+//! target's side instead: a small labelled container on the same engine (`docker::helper`'s image,
+//! the engine host's socket mounted), so a runner VM that disappears does not take the switch
+//! with it. It sleeps until the deadline, undoes the fault, prints what it did (its logs), and
+//! the engine removes it (`AutoRemove`); on a local engine it also appends to the record next to
+//! the journal (the journal's folder is mounted). A normal revert disarms it by removing it.
 
 use super::{lock::lock_dir, Error, Result, Undo};
 use crate::journal::{self, Journal, Kind, OpenFault, Ts};
@@ -41,6 +47,206 @@ pub fn reapable(u: &Undo) -> bool {
         Undo::Nothing { .. } | Undo::Manual { .. } => false,
         Undo::All { steps } => steps.iter().any(reapable),
         _ => true,
+    }
+}
+
+/// Whether a fault's reaper is a container on its engine: undos that need the Docker API
+/// alone (start, unpause).
+pub fn by_container(u: &Undo) -> bool {
+    match u {
+        Undo::DockerStart { .. } | Undo::DockerUnpause { .. } => true,
+        Undo::All { steps } => !steps.is_empty() && steps.iter().all(by_container),
+        _ => false,
+    }
+}
+
+/// The engine host's socket a reaper container mounts: a local engine's own socket; for an
+/// engine reached over tcp:// or ssh://, the path given (`--reaper-socket`), else the default
+/// path. The reaper checks that it reaches the engine it was armed on before it is armed.
+pub fn reaper_socket(engine: &crate::docker::Engine, given: Option<&Path>) -> PathBuf {
+    match (engine.transport(), given) {
+        (Ok(crate::docker::engine::Transport::Unix(p)), _) => p,
+        (_, Some(p)) => p.to_path_buf(),
+        _ => PathBuf::from(crate::docker::helper::REAPER_SOCKET),
+    }
+}
+
+/// The helper command a reaper container runs (`__drillkit-helper reap ORDERS`).
+pub const HELPER_COMMAND: &str = "reap";
+
+/// What a reaper container needs: its orders, the time left until the deadline when it was
+/// armed (the container's clock may not be ours), and the record file's name in the mounted
+/// journal folder (local engines).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ContainerOrders {
+    #[serde(flatten)]
+    pub orders: Orders,
+    pub after_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    /// The ID of the engine it was armed on (`Info.ID`): through the mounted socket it must
+    /// reach that engine, not another one on the same host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_id: Option<String>,
+}
+
+/// An armed reaper container: its name and the socket it mounts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArmedContainer {
+    pub name: String,
+    pub socket: PathBuf,
+}
+
+/// Arm a reaper container on the fault's engine. Fails (and the fault is then not applied)
+/// when it cannot be started.
+pub async fn arm_container(
+    docker: &crate::docker::Docker,
+    orders: &Orders,
+    socket: Option<&Path>,
+) -> Result<ArmedContainer> {
+    let socket = reaper_socket(docker.engine(), socket);
+    // On this machine's engine the journal's folder is the engine host's too: the reaper
+    // records what it did next to the journal, as the process reaper does.
+    let journal = std::path::absolute(&orders.journal).unwrap_or(orders.journal.clone());
+    let (record_dir, record) = match (docker.engine().is_local(), journal.parent()) {
+        (true, Some(dir)) if dir.is_dir() => (
+            Some(dir.to_path_buf()),
+            record_path(&journal)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned()),
+        ),
+        _ => (None, None),
+    };
+    let engine_id = docker.info().await.ok().and_then(|i| i.id);
+    let co = ContainerOrders {
+        orders: orders.clone(),
+        after_s: orders.deadline.since(Ts::now()).max(0.0),
+        record,
+        engine_id,
+    };
+    let json =
+        serde_json::to_string(&co).map_err(|e| Error::Invalid(format!("reaper orders: {e}")))?;
+    let spec = crate::docker::helper::ReaperSpec {
+        fault: orders.fault.clone(),
+        drill: orders.drill.clone(),
+        what: format!("{} {}", orders.action, orders.target),
+        deadline: orders.deadline.to_rfc3339(),
+        socket: socket.clone(),
+        record_dir,
+        args: vec![HELPER_COMMAND.into(), json],
+    };
+    let name = crate::docker::helper::arm_reaper(docker, &spec).await?;
+    Ok(ArmedContainer { name, socket })
+}
+
+/// Disarm a fault's reaper container, if it has one (a normal revert).
+pub async fn disarm_container(docker: &crate::docker::Docker, fault: &str) {
+    if let Err(e) = crate::docker::helper::disarm_reaper(docker, fault).await {
+        tracing::warn!("could not disarm the reaper container of {fault}: {e}");
+    }
+}
+
+/// The reaper inside its container, first: reach the engine through the mounted socket and
+/// check it is the one the reaper was armed on. Only then is it armed.
+pub async fn reaper_engine(
+    co: &ContainerOrders,
+) -> std::result::Result<crate::docker::Docker, String> {
+    let docker = crate::docker::connect(&crate::docker::Engine::local())
+        .await
+        .map_err(|e| format!("the mounted socket: {e}"))?;
+    let id = docker
+        .info()
+        .await
+        .map_err(|e| format!("the mounted socket's engine: {e}"))?
+        .id;
+    let wrong = "give the engine host's socket path with --reaper-socket";
+    if let (Some(want), Some(got)) = (&co.engine_id, id) {
+        if *want != got {
+            return Err(format!(
+                "the mounted socket reaches engine {got}, not {want} where the fault is ({wrong})"
+            ));
+        }
+    }
+    // Engines on one host may share an ID (it comes from the host's key file): the fault's
+    // container must be there too.
+    for (id, name) in containers(&co.orders.undo) {
+        if let Err(crate::docker::Error::NoSuchContainer(_)) =
+            crate::docker::inspect(&docker, id).await
+        {
+            return Err(format!(
+                "the mounted socket reaches an engine without container {name} ({wrong})"
+            ));
+        }
+    }
+    Ok(docker)
+}
+
+/// The containers an undo starts or unpauses: (id, name).
+fn containers(u: &Undo) -> Vec<(&str, &str)> {
+    match u {
+        Undo::DockerStart { id, name } | Undo::DockerUnpause { id, name } => {
+            vec![(id.as_str(), name.as_str())]
+        }
+        Undo::All { steps } => steps.iter().flat_map(containers).collect(),
+        _ => vec![],
+    }
+}
+
+/// The reaper inside its container, then: wait until the deadline, undo the fault through the
+/// mounted socket, and return what it did (the caller prints it: the container's logs); on a
+/// local engine also append it to the record next to the journal.
+pub async fn reap_in_container(co: ContainerOrders, docker: crate::docker::Docker) -> Reaped {
+    tokio::time::sleep(Duration::from_secs_f64(container_wait(&co, Ts::now()))).await;
+    let o = &co.orders;
+    let done = o.undo.revert(Some(&docker)).await;
+    let (outcome, detail) = match done {
+        Ok(how) => (
+            "reverted".to_string(),
+            format!("dead-man's switch at its deadline (reaper container): {how}"),
+        ),
+        Err(e) => ("revert failed".to_string(), e.to_string()),
+    };
+    let r = Reaped {
+        at: Ts::now(),
+        fault: o.fault.clone(),
+        drill: o.drill.clone(),
+        action: o.action.clone(),
+        target: o.target.clone(),
+        deadline: o.deadline,
+        outcome,
+        detail,
+        journal_present: false,
+    };
+    if let Some(name) = &co.record {
+        append_record(
+            &Path::new(crate::docker::helper::REAPER_RECORD_DIR).join(name),
+            &r,
+        );
+    }
+    r
+}
+
+/// How long a reaper container sleeps: until the deadline by its own clock when that agrees with
+/// the time left when it was armed (less the few seconds starting it took), else the time left
+/// (the engine's clock is not ours).
+fn container_wait(co: &ContainerOrders, now: Ts) -> f64 {
+    let by_clock = co.orders.deadline.since(now);
+    if by_clock <= co.after_s && by_clock >= co.after_s - 10.0 {
+        by_clock.max(0.0)
+    } else {
+        co.after_s
+    }
+}
+
+fn append_record(path: &Path, r: &Reaped) {
+    if let Ok(mut line) = serde_json::to_vec(r) {
+        line.push(b'\n');
+        use std::io::Write;
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(&line));
     }
 }
 
@@ -248,15 +454,7 @@ async fn watch(o: &Orders, cancel: &CancellationToken) -> Result<Option<Reaped>>
         detail,
         journal_present: present,
     };
-    if let Ok(mut line) = serde_json::to_vec(&r) {
-        line.push(b'\n');
-        use std::io::Write;
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(record_path(&o.journal))
-            .and_then(|mut f| f.write_all(&line));
-    }
+    append_record(&record_path(&o.journal), &r);
     Ok(Some(r))
 }
 
@@ -331,5 +529,42 @@ mod tests {
             record_path(Path::new("/x/.drill/journal.jsonl")),
             PathBuf::from("/x/.drill/journal.reaper.jsonl")
         );
+    }
+
+    #[test]
+    fn container_faults_get_a_reaper_container_that_trusts_its_clock_only_when_it_agrees() {
+        let start = Undo::DockerStart {
+            id: "a".into(),
+            name: "b".into(),
+        };
+        assert!(by_container(&start));
+        assert!(by_container(&Undo::All {
+            steps: vec![start.clone()]
+        }));
+        assert!(!by_container(&Undo::ProcessContinue {
+            pid: 1,
+            start_time: 1
+        }));
+        let deadline = Ts::now().plus_secs(10.0);
+        let co = |after_s: f64| ContainerOrders {
+            orders: Orders {
+                fault: "f".into(),
+                drill: "d".into(),
+                action: "stop".into(),
+                target: "t".into(),
+                undo: start.clone(),
+                deadline,
+                journal: "j".into(),
+            },
+            after_s,
+            record: None,
+            engine_id: None,
+        };
+        let now = deadline.plus_secs(-9.0);
+        // Started a second after it was armed: its clock agrees, so the deadline holds.
+        assert!((container_wait(&co(10.0), now) - 9.0).abs() < 1e-3);
+        // A clock far off (here: an hour behind the time left): the time left is used.
+        assert_eq!(container_wait(&co(3600.0), now), 3600.0);
+        assert_eq!(container_wait(&co(2.0), now), 2.0);
     }
 }

@@ -19,6 +19,9 @@ pub async fn revert(journal: &Journal, docker: Option<&Docker>, f: &OpenFault) -
                 .map_err(Error::Journal)?;
             lock::release(&f.id);
             reaper::disarm(&f.id);
+            if let Some(d) = docker.filter(|_| reaper::by_container(&f.undo)) {
+                reaper::disarm_container(d, &f.id).await;
+            }
         }
         Err(e) => {
             journal
@@ -206,6 +209,7 @@ pub async fn close_recovered(
             })
             .map_err(Error::Journal)?;
         lock::release(&f.id);
+        reaper::disarm_container(docker, &f.id).await;
         closed.push((f, how));
     }
     Ok(closed)

@@ -89,7 +89,13 @@ fn faults_reach_the_chosen_engine_and_only_it() {
     wait_remote(&engine, &web, "running", |r| r.running);
     let local_before = local.state();
     let dir = tempfile::tempdir().expect("tempdir");
-    let tls = engine.tls_env();
+    // Reaper containers on the second engine mount its socket (its host is this machine).
+    let reaper_socket = (
+        "DRILL_REAPER_SOCKET".to_string(),
+        engine.sock.display().to_string(),
+    );
+    let mut tls = engine.tls_env();
+    tls.push(reaper_socket.clone());
 
     // 1. crash over TLS: the restart policy of the *remote* web fires (restart count +1).
     let before = remote(&engine, &web);
@@ -129,11 +135,23 @@ fn faults_reach_the_chosen_engine_and_only_it() {
         !text.contains("PRIVATE KEY"),
         "key material in the journal: {text}"
     );
-    // No helper container stays behind on the engine.
+    // No kill helper container stays behind on the engine (each open crash has its armed
+    // reaper container until it is reverted or seen recovered).
     assert_eq!(
-        engine.docker(&["ps", "-aq", "--filter", "label=drillkit.helper"]),
+        engine.docker(&["ps", "-aq", "--filter", "label=drillkit.helper=kill"]),
         ""
     );
+    assert_eq!(
+        reapers_on(&engine).len(),
+        2,
+        "one armed reaper per open crash"
+    );
+    Bin::new("inject-fault")
+        .no_docker_env()
+        .args(["revert"])
+        .journal(&j1)
+        .succeeds();
+    assert!(reapers_on(&engine).is_empty(), "disarmed by the revert");
 
     // 2. stop over TLS, SIGKILL the injector while it holds the fault, then revert with no
     //    DOCKER_* variable at all: the journal alone leads back to the second engine.
@@ -177,11 +195,52 @@ fn faults_reach_the_chosen_engine_and_only_it() {
         .succeeds()
         .stderr_has("started");
     wait_remote(&engine, &web, "started again", |r| r.running);
+    assert!(
+        reapers_on(&engine).is_empty(),
+        "the revert disarmed the reaper"
+    );
+
+    // 2b. The dead-man's switch on the engine's side (issue 15): stop over TLS with a deadline,
+    //     SIGKILL the injector, delete the journal: the reaper container on the second engine
+    //     starts web again and removes itself. Then the same for a paused web.
+    dead_man_on(
+        &engine,
+        &tls,
+        &web,
+        &dir.path().join("dm-stop.jsonl"),
+        "stop",
+    );
+    dead_man_on(
+        &engine,
+        &tls,
+        &web,
+        &dir.path().join("dm-pause.jsonl"),
+        "pause",
+    );
+    // A socket that reaches another engine (the main one) is refused before the fault.
+    let mut wrong = engine.tls_env();
+    wrong.push((
+        "DRILL_REAPER_SOCKET".to_string(),
+        "/var/run/docker.sock".to_string(),
+    ));
+    let j_wrong = dir.path().join("wrong-socket.jsonl");
+    with_env(Bin::new("inject-fault"), &wrong)
+        .args(["stop", "--container", &web])
+        .journal(&j_wrong)
+        .code(3)
+        .stderr_has("did not arm");
+    assert!(
+        remote(&engine, &web).running,
+        "not stopped without a reaper"
+    );
+    assert!(reapers_on(&engine).is_empty());
 
     // 3. pause over ssh for 2s: paused, then unpaused.
     if let Some(sshd) = Sshd::start(&engine) {
         let j3 = dir.path().join("pause.jsonl");
-        let child = with_env(Bin::new("inject-fault"), &sshd.env())
+        let mut ssh_env = sshd.env();
+        ssh_env.push(reaper_socket.clone());
+        let child = with_env(Bin::new("inject-fault"), &ssh_env)
             .args(["pause", "--container", &web, "--duration", "2s"])
             .journal(&j3)
             .spawn();
@@ -202,7 +261,7 @@ fn faults_reach_the_chosen_engine_and_only_it() {
         // The crash column over ssh: the helper works through the API alone there too.
         let before = remote(&engine, &web);
         let t = Instant::now();
-        with_env(Bin::new("inject-fault"), &sshd.env())
+        with_env(Bin::new("inject-fault"), &ssh_env)
             .args(["crash", "--container", &web])
             .journal(&j3)
             .succeeds();
@@ -214,7 +273,7 @@ fn faults_reach_the_chosen_engine_and_only_it() {
             r.running && r.restart_count == before.restart_count + 1
         });
         // ssh refused (wrong key): exit 3 naming the engine, nothing touched.
-        let bad = with_env(Bin::new("inject-fault"), &sshd.env())
+        let bad = with_env(Bin::new("inject-fault"), &ssh_env)
             .env("DRILLKIT_SSH_CONFIG", "/dev/null")
             .args(["pause", "--container", &web])
             .journal(&j3)
@@ -337,6 +396,7 @@ fn faults_reach_the_chosen_engine_and_only_it() {
             .env("DR_HOST", &engine.tcp)
             .env("DR_CERTS", &engine.certs)
             .env("WEB", &web)
+            .env("DRILL_REAPER_SOCKET", &engine.sock)
     };
     let plan = scenario_env(Bin::new("drill"))
         .arg("plan")
@@ -371,4 +431,81 @@ fn faults_reach_the_chosen_engine_and_only_it() {
     assert!(local_after.running && !local_after.paused);
     let r = remote(&engine, &web);
     assert!(r.running, "{r:?} {}", r.status);
+}
+
+/// Reaper containers (any state) on the second engine.
+fn reapers_on(e: &Engine) -> Vec<String> {
+    e.docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=drillkit.helper=reaper",
+        "--format",
+        "{{.Names}}",
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// `inject-fault ACTION --container web --deadline 8s` on the second engine, `kill -9` of the
+/// injector and `rm` of the journal: web runs again within 25 s (printed: how long after the
+/// deadline), and no drillkit container or process is left.
+fn dead_man_on(e: &Engine, env: &[(String, String)], web: &str, journal: &Path, action: &str) {
+    let mut injector = with_env(Bin::new("inject-fault"), env)
+        .args([
+            action,
+            "--container",
+            web,
+            "--timeout",
+            "1s",
+            "--duration",
+            "10m",
+            "--deadline",
+            "8s",
+        ])
+        .journal(journal)
+        .spawn();
+    let started = Instant::now();
+    let fault = crate::dead_man::planned_fault(journal);
+    let armed = dk::journal_events(journal)
+        .into_iter()
+        .find(|x| x["event"] == "reaper_armed")
+        .expect("reaper_armed");
+    assert_eq!(armed["reaper"], "container", "{armed}");
+    assert_eq!(armed["socket"], e.sock.display().to_string(), "{armed}");
+    let deadline_at = dk::journal_events(journal)
+        .into_iter()
+        .find(|x| x["event"] == "fault_planned")
+        .and_then(|x| x["deadline"].as_str().map(str::to_string))
+        .expect("deadline");
+    wait_remote(e, web, "faulted", |r| {
+        if action == "pause" {
+            r.paused
+        } else {
+            !r.running
+        }
+    });
+    assert_eq!(reapers_on(e).len(), 1, "one reaper container on the engine");
+    injector.kill().expect("kill -9");
+    let _ = injector.wait();
+    std::fs::remove_file(journal).expect("rm the journal");
+    let back = wait_remote(e, web, "running again", |r| r.running && !r.paused);
+    let took = started.elapsed();
+    let late = chrono::Utc::now()
+        .signed_duration_since(chrono::DateTime::parse_from_rfc3339(&deadline_at).expect("rfc3339"))
+        .num_milliseconds();
+    eprintln!(
+        "timing: remote {action}: running again {took:?} after the injector started, seen {late} ms after the deadline"
+    );
+    assert!(took < Duration::from_secs(25), "{took:?} {back:?}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !reapers_on(e).is_empty() || !crate::dead_man::reaper_containers_of(&fault).is_empty() {
+        assert!(
+            Instant::now() < until,
+            "reaper container left: {:?}",
+            reapers_on(e)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -300,3 +300,89 @@ fn the_guard_binary_reverts_a_composed_runs_fault() {
     let v: serde_json::Value = serde_json::from_str(brief.stdout.trim()).expect("brief JSON");
     assert_eq!(v["verdict"], "aborted", "{v:#}");
 }
+
+/// A composed run (issue 15): `inject-fault guard` in the background, a fault from another step,
+/// and `wait-recovery` waiting for a service that never comes back, each its own process on one
+/// journal. When the guard trips (a halt file) it writes `drill_aborted` and reverts the fault;
+/// the wait stops at once with the aborted verdict and the condition instead of waiting out its
+/// 60 s timeout.
+#[test]
+fn wait_recovery_stops_when_a_composed_guard_aborts_the_drill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let journal = dir.path().join("journal.jsonl");
+    let halt = dir.path().join("HALT");
+    let guard = Bin::new("inject-fault")
+        .args(["guard", "--halt-file"])
+        .arg(&halt)
+        .journal(&journal)
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !kinds_so_far(&journal).iter().any(|k| k == "drill_started") {
+        assert!(Instant::now() < deadline, "the guard started no drill");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The fault: a process paused (SIGSTOP) until it is reverted.
+    let mut victim = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("sleep");
+    let pid = victim.id().to_string();
+    let stopped = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().starts_with('T'))
+            })
+            .unwrap_or(false)
+    };
+    Bin::new("inject-fault")
+        .args(["pause", "--pid", &pid])
+        .journal(&journal)
+        .succeeds();
+    assert!(stopped(), "paused");
+    // Nothing answers this port: the wait would run its whole 60 s.
+    let port = dk::free_port();
+    let wait = Bin::new("wait-recovery")
+        .args([
+            "--tcp",
+            &format!("127.0.0.1:{port}"),
+            "--timeout",
+            "60s",
+            "--json",
+        ])
+        .journal(&journal)
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !kinds_so_far(&journal)
+        .iter()
+        .any(|k| k == "recovery_started")
+    {
+        assert!(Instant::now() < deadline, "wait-recovery did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(&halt, "incident INC-2").expect("halt");
+    let pulled = Instant::now();
+    let r = wait_child(wait, Duration::from_secs(15), "wait-recovery");
+    let took = pulled.elapsed();
+    eprintln!("timing: wait-recovery stopped {took:?} after the halt file appeared");
+    assert_eq!(r.code, 1, "aborted is a failed drill: {}", r.stderr);
+    assert!(took < Duration::from_secs(5), "stopped promptly: {took:?}");
+    let condition = format!("halt file {}", halt.display());
+    r.stderr_has(&format!("aborted by stop condition '{condition}'"));
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("wait JSON");
+    assert_eq!(v["verdict"], "aborted", "{v:#}");
+    assert_eq!(v["aborted"]["condition"], condition.as_str(), "{v:#}");
+    let g = wait_child(guard, Duration::from_secs(15), "inject-fault guard");
+    assert_eq!(g.code, 1, "the guard tripped: {}", g.stderr);
+    assert!(!stopped(), "the guard reverted the fault (SIGCONT)");
+    assert!(open_faults(&journal).is_empty(), "no fault is open");
+    assert!(
+        !kinds_so_far(&journal)
+            .iter()
+            .any(|k| k == "recovery_timeout"),
+        "the wait did not run out its timeout"
+    );
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
