@@ -67,7 +67,12 @@ pub struct Engine {
     pub certs: PathBuf,
     dockerd: Option<Child>,
     bridge: bool,
+    /// One second engine at a time in this process: its bridge, address pool and directory are
+    /// fixed names (dropped last, after the engine is gone).
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Engine {
     /// Start one, or None (skipped) when dockerd, openssl or ip are missing.
@@ -78,6 +83,7 @@ impl Engine {
             return None;
         }
         let image = super::docker::busybox_image();
+        let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         let dir = PathBuf::from(format!("/tmp/dk-issue-14-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("certs")).expect("mkdir");
@@ -88,6 +94,7 @@ impl Engine {
             dir: dir.clone(),
             dockerd: None,
             bridge: false,
+            _turn: turn,
         };
         e.make_certs();
         // A bridge of our own (a stale one from a killed run is ours too).
@@ -197,6 +204,15 @@ cp client-key.pem {certs}/key.pem
             .arg("-H")
             .arg(format!("unix://{}", self.sock.display()))
             .args(args))
+    }
+
+    /// Load an image of the main engine into this one (`docker save | docker load`).
+    pub fn load(&self, image: &str) {
+        let load = format!(
+            "docker save {image} | DOCKER_HOST=unix://{} docker load -q",
+            self.sock.display()
+        );
+        run(Command::new("sh").args(["-c", &load]));
     }
 
     /// The variables a user sets for this engine over TLS.
