@@ -590,6 +590,16 @@ fn every_container_fault_applies_measures_and_reverts_on_every_engine() {
             !j.exists() || dk::journal_kinds(&j).iter().all(|k| k != "fault_planned"),
             "a fault was recorded without its helper image"
         );
+        // --dry-run shows each helper as the `docker run` it is, and touches nothing.
+        c.col
+            .inject(&w, &j)
+            .args(["degrade", "--container", &t, "--rate", "1mbit", "--dry-run"])
+            .succeeds()
+            .stderr_has(&format!(
+                "docker run --rm --network=container:{}",
+                &c.col.docker_ok(&w, &["inspect", "--format", "{{.Id}}", &t])[..12]
+            ))
+            .stderr_has(dk::NETTOOLS);
         // The first helper from drillkit's own image builds it on the engine (once per build
         // of drillkit); done here, so the columns time the faults, not that build.
         let t = c.target();
