@@ -200,6 +200,32 @@ pub async fn fill(
         .map_err(|_| Error::Helper(format!("the fill helper said {:?}", o.stdout.trim())))
 }
 
+/// Whether the engine host's kernel has netem, asked of a helper from drillkit's own image (no
+/// network, no capabilities): `Err` says what it looked at.
+pub async fn netem_available(docker: &Docker, fault: &str) -> Result<Result<(), String>, Error> {
+    let image = ensure_image(docker).await?;
+    let spec = image.spec(
+        "netem",
+        fault,
+        &["netem".into()],
+        bollard::models::HostConfig {
+            cap_drop: Some(vec!["ALL".into()]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        },
+    );
+    let o = run(docker, &spec).await?;
+    Ok(if o.code == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "on the engine {}: {}",
+            docker.engine().describe(),
+            o.stderr.trim().trim_start_matches("drillkit helper: ")
+        ))
+    })
+}
+
 /// Delete a fill file through a helper with container `id`'s volumes; gone already is fine.
 pub async fn remove_file(
     docker: &Docker,
@@ -632,6 +658,7 @@ pub fn run_helper(args: &[String], out: &dyn Fn(&str)) -> Result<(), String> {
             out(&n.to_string());
             Ok(())
         }
+        [cmd] if cmd == "netem" => crate::faults::degrade::netem_available(),
         [cmd, file] if cmd == "rm" => {
             let how = crate::faults::fill::remove(file).map_err(|e| e.to_string())?;
             out(&how);

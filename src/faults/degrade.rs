@@ -170,6 +170,16 @@ pub fn netem_available() -> Result<(), String> {
 /// Pick the method `auto` means here; refuse a method the kernel lacks (exit 3) or one that
 /// cannot do what was asked (exit 2).
 pub fn resolve(method: Method, s: &Settings) -> Result<Method> {
+    resolve_for(method, s, netem_available)
+}
+
+/// [`resolve`] for a kernel elsewhere: `netem` tells whether that kernel has netem (asked of a
+/// helper on its engine).
+pub fn resolve_for(
+    method: Method,
+    s: &Settings,
+    netem: impl Fn() -> Result<(), String>,
+) -> Result<Method> {
     if s.delay.is_none() && s.loss.is_none() && s.rate.is_none() {
         return Err(Error::Invalid(
             "degrade needs at least one of --delay, --loss, --rate".into(),
@@ -180,7 +190,7 @@ pub fn resolve(method: Method, s: &Settings) -> Result<Method> {
     }
     let m = match method {
         Method::Auto => {
-            if netem_available().is_ok() {
+            if netem().is_ok() {
                 Method::Netem
             } else if s.delay.is_some() {
                 Method::Proxy
@@ -192,7 +202,7 @@ pub fn resolve(method: Method, s: &Settings) -> Result<Method> {
     };
     match m {
         Method::Netem => {
-            netem_available().map_err(|e| Error::Tool(format!("{e}; use --method iptables or proxy")))?
+            netem().map_err(|e| Error::Tool(format!("{e}; use --method iptables or proxy")))?
         }
         Method::Iptables if s.delay.is_some() => {
             return Err(Error::Invalid(

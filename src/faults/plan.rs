@@ -277,8 +277,17 @@ pub(super) async fn plan_ops(
                 return Err(refuse("a container, --netns or --host"));
             }
             let settings = o.settings().await?;
-            let method = degrade::resolve(o.method, &settings)?;
+            // What was asked is checked before any system is asked about (exit 2 first).
+            degrade::resolve_for(o.method, &settings, || Ok(()))?;
             let ns = target_netns(target, docker, &id, o.helper_image.as_deref()).await?;
+            let method = match (&ns, docker) {
+                // The engine's kernel, not this machine's, decides whether netem is there.
+                (Netns::Container { .. }, Some(d)) if o.method != degrade::Method::Proxy => {
+                    let there = crate::docker::helper::netem_available(d, &id).await?;
+                    degrade::resolve_for(o.method, &settings, || there.clone())?
+                }
+                _ => degrade::resolve(o.method, &settings)?,
+            };
             degrade::plan(&ns, docker, &id, method, &settings)
                 .await?
                 .into_iter()
