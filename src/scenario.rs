@@ -253,6 +253,10 @@ pub struct FaultSpec {
     /// degrade: a tc rate, e.g. `1mbit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<String>,
+    /// partition (iptables) and degrade in a container on an engine elsewhere: the helper image
+    /// with ip, tc and iptables (default: the one released with drillkit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helper_image: Option<String>,
     /// degrade: interfaces (default: every non-loopback one).
     #[serde(
         default,

@@ -94,7 +94,13 @@ pub fn helper_mode() -> Option<ExitCode> {
             args.get(2).map(String::as_str).unwrap_or_default(),
         ));
     }
-    Some(match crate::docker::helper::run_helper(&args[1..]) {
+    let out = |line: &str| {
+        use std::io::Write;
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "{line}");
+        let _ = o.flush();
+    };
+    Some(match crate::docker::helper::run_helper(&args[1..], &out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("drillkit helper: {e}");

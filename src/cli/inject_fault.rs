@@ -88,6 +88,22 @@ pub struct PartitionCmd {
     #[arg(long, default_value = "auto", help_heading = "Partition",
           value_parser = PossibleValuesParser::new(partition::Method::NAMES).try_map(|s| s.parse::<partition::Method>()))]
     pub method: partition::Method,
+    #[command(flatten)]
+    pub helper: HelperImageArg,
+}
+
+#[derive(Args, Debug)]
+pub struct HelperImageArg {
+    /// For a container on an engine elsewhere: the image whose helper container runs ip, tc and
+    /// iptables in the container's network namespace (it must be on that engine; drillkit never
+    /// pulls). Default: drillkit-nettools of this version, published with each release.
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        env = "DRILL_HELPER_IMAGE",
+        help_heading = "Remote engines"
+    )]
+    pub helper_image: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -116,6 +132,8 @@ pub struct DegradeCmd {
     /// Interface (repeatable; default every non-loopback one of the namespace).
     #[arg(long, value_name = "DEV", help_heading = "Degrade")]
     pub dev: Vec<String>,
+    #[command(flatten)]
+    pub helper: HelperImageArg,
 }
 
 #[derive(Args, Debug)]
@@ -360,6 +378,7 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
                 networks: p.network,
                 to: p.to,
                 method: p.method,
+                helper_image: p.helper.helper_image,
             });
             apply(fault, p.apply, common, &cancel).await
         }
@@ -372,6 +391,7 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<Code, Failure> {
                 loss: d.loss.map(|x| x.0),
                 rate: d.rate,
                 devs: d.dev,
+                helper_image: d.helper.helper_image,
             });
             apply(fault, d.apply, common, &cancel).await
         }

@@ -23,6 +23,36 @@ pub const ARG: &str = "__drillkit-helper";
 /// Where the executable sits in the helper image.
 const EXE: &str = "/drillkit";
 
+/// The image network helpers run when none is given (`--helper-image`): `ip`, `tc` and
+/// `iptables` (iproute2 and iptables), published by the release workflow with each version.
+/// `DRILLKIT_NETTOOLS_REPO` at build time names its repository (the release sets its owner's).
+pub fn default_net_image() -> String {
+    let repo = option_env!("DRILLKIT_NETTOOLS_REPO")
+        .filter(|r| !r.is_empty())
+        .unwrap_or("ghcr.io/drillkit/drillkit-nettools");
+    format!("{repo}:v{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// What a helper container said: its exit code and output.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One helper container: what it does (its label), the fault it works for, its image and
+/// command, and the host config (namespaces, capabilities, volumes).
+struct Spec<'a> {
+    what: &'a str,
+    fault: &'a str,
+    image: String,
+    cmd: Vec<String>,
+    env: Vec<String>,
+    user: Option<String>,
+    host: bollard::models::HostConfig,
+}
+
 /// Kill the main process (`pid`, as the engine reports it) of container `id` from the engine
 /// host's pid namespace. The helper refuses when the pid no longer belongs to that container.
 pub async fn kill_main_process(
@@ -31,48 +61,240 @@ pub async fn kill_main_process(
     pid: i64,
     fault: &str,
 ) -> Result<(), Error> {
+    use bollard::models::HostConfig;
     let image = ensure_image(docker).await?;
-    let argv = vec![
-        ARG.to_string(),
-        "kill".into(),
-        pid.to_string(),
-        id.to_string(),
-    ];
-    run(docker, &image, "kill", fault, argv).await
-}
-
-/// Run one helper container to its end and remove it; its output is in the error when it fails.
-async fn run(
-    docker: &Docker,
-    image: &Image,
-    what: &str,
-    fault: &str,
-    args: Vec<String>,
-) -> Result<(), Error> {
-    use bollard::models::{ContainerCreateBody, HostConfig};
-    let name = format!(
-        "drillkit-helper-{what}-{fault}-{:06x}",
-        rand::random::<u32>() & 0xff_ffff
-    );
-    let mut cmd = vec![image.loader.clone(), EXE.to_string()];
-    cmd.extend(args);
-    let labels = HashMap::from([
-        (LABEL.to_string(), what.to_string()),
-        (FAULT_LABEL.to_string(), fault.to_string()),
-    ]);
-    let body = ContainerCreateBody {
-        image: Some(image.tag.clone()),
-        entrypoint: Some(cmd),
-        env: Some(vec![format!("LD_LIBRARY_PATH={}", image.lib_path)]),
-        labels: Some(labels),
-        network_disabled: Some(true),
-        host_config: Some(HostConfig {
+    let spec = image.spec(
+        "kill",
+        fault,
+        &["kill".into(), pid.to_string(), id.to_string()],
+        HostConfig {
             pid_mode: Some("host".into()),
             cap_drop: Some(vec!["ALL".into()]),
             cap_add: Some(vec!["KILL".into()]),
             network_mode: Some("none".into()),
             ..Default::default()
+        },
+    );
+    run(docker, &spec).await?.check(&spec).map(drop)
+}
+
+/// Whether `image` is on the engine; missing is exit 3 naming it and how to get it there
+/// (drillkit never pulls: the engine may have no registry, and a pull is not a drill's business).
+pub async fn require_image(docker: &Docker, image: &str) -> Result<(), Error> {
+    match docker.inspect_image(image).await {
+        Ok(_) => Ok(()),
+        Err(e) if super::is_not_found(&e) => Err(Error::HelperImage {
+            image: image.to_string(),
+            engine: docker.engine().describe(),
         }),
+        Err(e) => Err(Error::api(format!("inspect helper image {image}"))(e)),
+    }
+}
+
+/// Run `args` (`iptables …`, `tc …`, `ip …`) in the network namespace of container `id`: a
+/// helper from `image` joins it (`network_mode: container:ID`, only `NET_ADMIN`), runs the one
+/// command and is removed. A non-zero exit is the caller's to judge (it is in the output).
+pub async fn in_netns(
+    docker: &Docker,
+    image: &str,
+    id: &str,
+    fault: &str,
+    args: Vec<String>,
+) -> Result<Output, Error> {
+    let spec = Spec {
+        what: "net",
+        fault,
+        image: image.to_string(),
+        cmd: args,
+        env: Vec::new(),
+        user: None,
+        host: net_host(id, "NET_ADMIN"),
+    };
+    run(docker, &spec).await
+}
+
+/// Host config of a helper in container `id`'s network namespace with one capability.
+fn net_host(id: &str, cap: &str) -> bollard::models::HostConfig {
+    bollard::models::HostConfig {
+        network_mode: Some(format!("container:{id}")),
+        cap_drop: Some(vec!["ALL".into()]),
+        cap_add: Some(vec![cap.into()]).filter(|_| !cap.is_empty()),
+        ..Default::default()
+    }
+}
+
+/// Start the delay proxy of `fault` in container `id`'s network namespace: a helper from
+/// drillkit's own image running `proxy ARGS` as group `gid` (the REDIRECT rule lets that group's
+/// connections pass), kept until [`remove_for`] removes it. Returns once it listens.
+pub async fn start_proxy(
+    docker: &Docker,
+    id: &str,
+    fault: &str,
+    gid: u32,
+    args: Vec<String>,
+) -> Result<(), Error> {
+    let image = ensure_image(docker).await?;
+    let mut argv = vec!["proxy".to_string()];
+    argv.extend(args);
+    let mut host = net_host(id, "");
+    host.cap_add = None;
+    let mut spec = image.spec("proxy", fault, &argv, host);
+    spec.user = Some(format!("0:{gid}"));
+    let name = create(docker, &spec).await?;
+    let ready = wait_ready(docker, &name).await;
+    if ready.is_err() {
+        let _ = remove(docker, &name).await;
+    }
+    ready
+}
+
+/// Wait until the proxy helper says `ready` (or stops, or 10 s pass).
+async fn wait_ready(docker: &Docker, name: &str) -> Result<(), Error> {
+    docker
+        .start_container(name, None)
+        .await
+        .map_err(Error::api(format!("start helper container {name}")))?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let o = logs(docker, name).await;
+        if o.stdout.starts_with("ready") {
+            return Ok(());
+        }
+        let c = super::inspect(docker, name).await?;
+        if !c.running || tokio::time::Instant::now() >= deadline {
+            return Err(Error::Helper(format!(
+                "the delay proxy helper {name} did not start ({}): {}",
+                if c.running {
+                    "no answer within 10s"
+                } else {
+                    "it exited"
+                },
+                o.stderr.trim()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Write the fill file `file` (a path inside container `id`, on one of its volumes or bind
+/// mounts) until `goal`: a helper from drillkit's own image with the container's volumes
+/// (`volumes_from`) and no network. Returns the bytes taken.
+pub async fn fill(
+    docker: &Docker,
+    id: &str,
+    fault: &str,
+    file: &str,
+    goal: &str,
+) -> Result<u64, Error> {
+    let o = with_volumes(
+        docker,
+        id,
+        fault,
+        "fill",
+        &["fill".into(), file.into(), goal.into()],
+    )
+    .await?;
+    o.stdout
+        .trim()
+        .parse()
+        .map_err(|_| Error::Helper(format!("the fill helper said {:?}", o.stdout.trim())))
+}
+
+/// Whether the engine host's kernel has netem, asked of a helper from drillkit's own image (no
+/// network, no capabilities): `Err` says what it looked at.
+pub async fn netem_available(docker: &Docker, fault: &str) -> Result<Result<(), String>, Error> {
+    let image = ensure_image(docker).await?;
+    let spec = image.spec(
+        "netem",
+        fault,
+        &["netem".into()],
+        bollard::models::HostConfig {
+            cap_drop: Some(vec!["ALL".into()]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        },
+    );
+    let o = run(docker, &spec).await?;
+    Ok(if o.code == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "on the engine {}: {}",
+            docker.engine().describe(),
+            o.stderr.trim().trim_start_matches("drillkit helper: ")
+        ))
+    })
+}
+
+/// Delete a fill file through a helper with container `id`'s volumes; gone already is fine.
+pub async fn remove_file(
+    docker: &Docker,
+    id: &str,
+    fault: &str,
+    file: &str,
+) -> Result<String, Error> {
+    let o = with_volumes(docker, id, fault, "rm", &["rm".into(), file.into()]).await?;
+    Ok(o.stdout.trim().to_string())
+}
+
+async fn with_volumes(
+    docker: &Docker,
+    id: &str,
+    fault: &str,
+    what: &str,
+    argv: &[String],
+) -> Result<Output, Error> {
+    let image = ensure_image(docker).await?;
+    let spec = image.spec(
+        what,
+        fault,
+        argv,
+        bollard::models::HostConfig {
+            volumes_from: Some(vec![id.to_string()]),
+            cap_drop: Some(vec!["ALL".into()]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        },
+    );
+    run(docker, &spec).await?.check(&spec)
+}
+
+impl Output {
+    fn check(self, spec: &Spec<'_>) -> Result<Output, Error> {
+        if self.code == 0 {
+            return Ok(self);
+        }
+        Err(Error::Helper(format!(
+            "helper container ({} for {}) exited with {}: {}",
+            spec.what,
+            spec.fault,
+            self.code,
+            self.stderr.trim()
+        )))
+    }
+}
+
+/// Create a helper container (labelled, named after what it does and its fault).
+async fn create(docker: &Docker, spec: &Spec<'_>) -> Result<String, Error> {
+    use bollard::models::ContainerCreateBody;
+    let name = format!(
+        "drillkit-helper-{}-{}-{:06x}",
+        spec.what,
+        spec.fault,
+        rand::random::<u32>() & 0xff_ffff
+    );
+    let labels = HashMap::from([
+        (LABEL.to_string(), spec.what.to_string()),
+        (FAULT_LABEL.to_string(), spec.fault.to_string()),
+    ]);
+    let body = ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: Some(spec.cmd.clone()),
+        cmd: Some(Vec::new()),
+        env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+        user: spec.user.clone(),
+        labels: Some(labels),
+        host_config: Some(spec.host.clone()),
         ..Default::default()
     };
     docker
@@ -85,21 +307,19 @@ async fn run(
         )
         .await
         .map_err(Error::api(format!("create helper container {name}")))?;
+    Ok(name)
+}
+
+/// Run one helper container to its end and remove it.
+async fn run(docker: &Docker, spec: &Spec<'_>) -> Result<Output, Error> {
+    let name = create(docker, spec).await?;
     let outcome = run_created(docker, &name).await;
     // Removed whatever happened (a killed injector's helper is `doctor`'s).
-    let _ = docker
-        .remove_container(
-            &name,
-            Some(bollard::query_parameters::RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            }),
-        )
-        .await;
+    let _ = remove(docker, &name).await;
     outcome
 }
 
-async fn run_created(docker: &Docker, name: &str) -> Result<(), Error> {
+async fn run_created(docker: &Docker, name: &str) -> Result<Output, Error> {
     docker
         .start_container(name, None)
         .await
@@ -113,10 +333,16 @@ async fn run_created(docker: &Docker, name: &str) -> Result<(), Error> {
             Err(e) => return Err(Error::api(format!("wait for helper container {name}"))(e)),
         }
     }
-    if code == 0 {
-        return Ok(());
-    }
-    let mut said = String::new();
+    Ok(Output {
+        code,
+        ..logs(docker, name).await
+    })
+}
+
+/// What a helper container printed so far.
+async fn logs(docker: &Docker, name: &str) -> Output {
+    use bollard::container::LogOutput;
+    let mut out = Output::default();
     let mut logs = docker.logs(
         name,
         Some(bollard::query_parameters::LogsOptions {
@@ -126,12 +352,27 @@ async fn run_created(docker: &Docker, name: &str) -> Result<(), Error> {
         }),
     );
     while let Some(Ok(l)) = logs.next().await {
-        said.push_str(&l.to_string());
+        match l {
+            LogOutput::StdErr { message } => {
+                out.stderr.push_str(&String::from_utf8_lossy(&message))
+            }
+            other => out.stdout.push_str(&other.to_string()),
+        }
     }
-    Err(Error::Helper(format!(
-        "helper container {name} exited with {code}: {}",
-        said.trim()
-    )))
+    out
+}
+
+/// Remove every helper container of `fault` that does `what` (a proxy when its fault is
+/// reverted). Returns their names.
+pub async fn remove_for(docker: &Docker, what: &str, fault: &str) -> Result<Vec<String>, Error> {
+    let mut gone = Vec::new();
+    for (name, f, w) in listed(docker).await? {
+        if f == fault && w == what {
+            remove(docker, &name).await?;
+            gone.push(name);
+        }
+    }
+    Ok(gone)
 }
 
 /// The helper image on an engine: its tag, the dynamic loader to start the executable with, and
@@ -140,6 +381,32 @@ struct Image {
     tag: String,
     loader: String,
     lib_path: String,
+}
+
+impl Image {
+    /// A helper from this image running drillkit's helper command `argv`.
+    fn spec<'a>(
+        &self,
+        what: &'a str,
+        fault: &'a str,
+        argv: &[String],
+        host: bollard::models::HostConfig,
+    ) -> Spec<'a> {
+        let mut cmd = vec![self.loader.clone(), EXE.to_string(), ARG.to_string()];
+        if self.loader == EXE {
+            cmd.remove(0);
+        }
+        cmd.extend(argv.iter().cloned());
+        Spec {
+            what,
+            fault,
+            image: self.tag.clone(),
+            cmd,
+            env: vec![format!("LD_LIBRARY_PATH={}", self.lib_path)],
+            user: None,
+            host,
+        }
+    }
 }
 
 /// The files of the helper image: drillkit's executable and the shared objects mapped into this
@@ -269,8 +536,18 @@ fn tar(entries: &[(String, Vec<u8>, u32)]) -> Vec<u8> {
     out
 }
 
-/// Helper containers left on an engine (their injector was killed mid-work): name and fault.
+/// Helper containers left on an engine (their injector was killed mid-work, or a proxy of a
+/// fault still open): name and fault.
 pub async fn leftovers(docker: &Docker) -> Result<Vec<(String, String)>, Error> {
+    Ok(listed(docker)
+        .await?
+        .into_iter()
+        .map(|(n, f, _)| (n, f))
+        .collect())
+}
+
+/// Every helper container on an engine: name, fault, what it does.
+async fn listed(docker: &Docker) -> Result<Vec<(String, String, String)>, Error> {
     let list = docker
         .list_containers(Some(bollard::query_parameters::ListContainersOptions {
             all: true,
@@ -293,11 +570,9 @@ pub async fn leftovers(docker: &Docker) -> Result<Vec<(String, String)>, Error> 
                 .unwrap_or_default()
                 .trim_start_matches('/')
                 .to_string();
-            let fault = c
-                .labels
-                .and_then(|l| l.get(FAULT_LABEL).cloned())
-                .unwrap_or_default();
-            (name, fault)
+            let labels = c.labels.unwrap_or_default();
+            let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+            (name, get(FAULT_LABEL), get(LABEL))
         })
         .collect())
 }
@@ -534,10 +809,16 @@ pub async fn remove(docker: &Docker, name: &str) -> Result<(), Error> {
     }
 }
 
-/// The helper's side, inside the helper container: `ARG kill PID CONTAINER_ID`. SIGKILL to PID
-/// only when `/proc/PID/cgroup` names the container (a pid the engine reported may have been
-/// reused since). The caller prints the error and exits non-zero.
-pub fn run_helper(args: &[String]) -> Result<(), String> {
+/// The helper's side, inside the helper container. `out` is its stdout (the CLI prints).
+/// - `kill PID CONTAINER_ID`: SIGKILL to PID only when `/proc/PID/cgroup` names the container
+///   (a pid the engine reported may have been reused since);
+/// - `proxy --listen ADDR --to ADDR --delay D --jitter D [--fault F]`: the delay proxy, `ready`
+///   once it listens;
+/// - `fill FILE leave:BYTES|percent:FRACTION`: the fill file, then the bytes it took;
+/// - `rm FILE`: delete it (gone already is fine).
+///
+/// The caller prints the error and exits non-zero.
+pub fn run_helper(args: &[String], out: &dyn Fn(&str)) -> Result<(), String> {
     match args {
         [cmd, pid, container] if cmd == "kill" => {
             let pid: i32 = pid.parse().map_err(|_| format!("bad pid {pid}"))?;
@@ -555,7 +836,74 @@ pub fn run_helper(args: &[String]) -> Result<(), String> {
             )
             .map_err(|e| format!("kill({pid}, SIGKILL): {e}"))
         }
+        [cmd, rest @ ..] if cmd == "proxy" => {
+            let flag = |name: &str| {
+                rest.iter()
+                    .position(|a| a == name)
+                    .and_then(|i| rest.get(i + 1))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let dur = |name: &str| -> Result<std::time::Duration, String> {
+                let v = flag(name);
+                if v.is_empty() {
+                    return Ok(std::time::Duration::ZERO);
+                }
+                v.parse::<crate::units::Dur>()
+                    .map(|d| d.0)
+                    .map_err(|e| format!("{name} {v}: {e}"))
+            };
+            let (listen, to) = (flag("--listen"), flag("--to"));
+            let (delay, jitter) = (dur("--delay")?, dur("--jitter")?);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("runtime: {e}"))?;
+            rt.block_on(crate::faults::degrade::run_proxy(
+                &listen,
+                &to,
+                delay,
+                jitter,
+                || out(&format!("ready {listen}")),
+            ))
+            .map_err(|e| e.to_string())
+        }
+        [cmd, file, goal] if cmd == "fill" => {
+            let goal = parse_goal(goal)?;
+            let n = crate::faults::fill::fill(Path::new(file), goal).map_err(|e| e.to_string())?;
+            out(&n.to_string());
+            Ok(())
+        }
+        [cmd] if cmd == "netem" => crate::faults::degrade::netem_available(),
+        [cmd, file] if cmd == "rm" => {
+            let how = crate::faults::fill::remove(file).map_err(|e| e.to_string())?;
+            out(&how);
+            Ok(())
+        }
         _ => Err(format!("unknown helper command {args:?}")),
+    }
+}
+
+/// A fill goal as the fill helper takes it.
+pub fn goal_arg(goal: crate::faults::fill::Goal) -> String {
+    match goal {
+        crate::faults::fill::Goal::Leave(b) => format!("leave:{b}"),
+        crate::faults::fill::Goal::Percent(p) => format!("percent:{p}"),
+    }
+}
+
+fn parse_goal(s: &str) -> Result<crate::faults::fill::Goal, String> {
+    let bad = || format!("bad fill goal {s:?}");
+    match s.split_once(':') {
+        Some(("leave", b)) => b
+            .parse()
+            .map(crate::faults::fill::Goal::Leave)
+            .map_err(|_| bad()),
+        Some(("percent", p)) => p
+            .parse()
+            .map(crate::faults::fill::Goal::Percent)
+            .map_err(|_| bad()),
+        _ => Err(bad()),
     }
 }
 

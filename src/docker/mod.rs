@@ -21,6 +21,9 @@ pub enum Error {
     Select(engine::ResolveError),
     #[error("no such container: {0}")]
     NoSuchContainer(String),
+    /// The image network helpers run is not on the engine (drillkit never pulls).
+    #[error("the helper image {image} is not on the Docker engine {engine}: partition and degrade in a container there run ip/tc/iptables in a helper container from it. Pull it onto that engine (`docker --host … pull {image}`), or load an image with iproute2 and iptables there and pass --helper-image (nothing was touched)")]
+    HelperImage { image: String, engine: String },
     /// A helper container could not be built or run, or its work failed.
     #[error("{0}")]
     Helper(String),

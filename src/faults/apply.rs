@@ -3,7 +3,7 @@
 //! ever half-applied. Containers go through the Docker API, processes get signals, network and
 //! disk faults run their operations in order.
 
-use super::netns::{self, Netns};
+use super::netns;
 use super::plan::need_docker;
 use super::target::Target;
 use super::{
@@ -194,13 +194,19 @@ impl Injector<'_> {
     async fn apply_ops(&self, step: &Step) -> Result<()> {
         for op in &step.ops {
             match op {
-                Op::Run(argv) => {
-                    netns::run_ok(&Netns::Host, argv)?;
+                Op::Run(cmd) => {
+                    netns::exec_ok(&cmd.netns, self.docker, &cmd.args).await?;
                 }
                 Op::DockerDisconnect { id, network } => {
                     partition::disconnect(need_docker(self.docker)?, id, network).await?
                 }
-                Op::Proxy(p) => degrade::start_proxy(p).await?,
+                Op::Proxy(p) => degrade::start_proxy(p, self.docker).await?,
+                Op::ContainerFill { id, file, goal, .. } => {
+                    let docker = need_docker(self.docker)?;
+                    let arg = crate::docker::helper::goal_arg(*goal);
+                    let n = crate::docker::helper::fill(docker, id, &step.id, file, &arg).await?;
+                    tracing::info!("fill-disk: took {}", crate::units::Size(n));
+                }
                 Op::Fill { file, goal, .. } => {
                     let (file, goal) = (file.clone(), *goal);
                     let n = tokio::task::spawn_blocking(move || fill::fill(&file, goal))

@@ -65,6 +65,9 @@ pub struct Options {
     /// Only traffic to these, `CIDR` or `HOST:PORT`.
     pub to: Vec<String>,
     pub method: Method,
+    /// In a container on an engine elsewhere: the helper image with ip/tc/iptables (default
+    /// [`crate::docker::helper::default_net_image`]).
+    pub helper_image: Option<String>,
 }
 
 impl Options {
@@ -167,6 +170,16 @@ pub fn netem_available() -> Result<(), String> {
 /// Pick the method `auto` means here; refuse a method the kernel lacks (exit 3) or one that
 /// cannot do what was asked (exit 2).
 pub fn resolve(method: Method, s: &Settings) -> Result<Method> {
+    resolve_for(method, s, netem_available)
+}
+
+/// [`resolve`] for a kernel elsewhere: `netem` tells whether that kernel has netem (asked of a
+/// helper on its engine).
+pub fn resolve_for(
+    method: Method,
+    s: &Settings,
+    netem: impl Fn() -> Result<(), String>,
+) -> Result<Method> {
     if s.delay.is_none() && s.loss.is_none() && s.rate.is_none() {
         return Err(Error::Invalid(
             "degrade needs at least one of --delay, --loss, --rate".into(),
@@ -177,7 +190,7 @@ pub fn resolve(method: Method, s: &Settings) -> Result<Method> {
     }
     let m = match method {
         Method::Auto => {
-            if netem_available().is_ok() {
+            if netem().is_ok() {
                 Method::Netem
             } else if s.delay.is_some() {
                 Method::Proxy
@@ -189,7 +202,7 @@ pub fn resolve(method: Method, s: &Settings) -> Result<Method> {
     };
     match m {
         Method::Netem => {
-            netem_available().map_err(|e| Error::Tool(format!("{e}; use --method iptables or proxy")))?
+            netem().map_err(|e| Error::Tool(format!("{e}; use --method iptables or proxy")))?
         }
         Method::Iptables if s.delay.is_some() => {
             return Err(Error::Invalid(
@@ -283,13 +296,20 @@ impl ProxySpec {
 /// One piece of a degrade: a command or the proxy.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Piece {
-    Cmd(Vec<String>),
+    Cmd(netns::Cmd),
     Proxy(ProxySpec),
 }
 
 /// Plan a degrade in `ns`: the pieces in the order they are applied, each with its undo.
-/// Reads (never changes) the current root qdiscs.
-pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Piece, Undo)>> {
+/// Reads (never changes) the interfaces and current root qdiscs (through `docker` for a
+/// container's namespace on an engine).
+pub async fn plan(
+    ns: &Netns,
+    docker: Option<&crate::docker::Docker>,
+    fault: &str,
+    m: Method,
+    s: &Settings,
+) -> Result<Vec<(Piece, Undo)>> {
     let mut out = Vec::new();
     let devs = if s.devs.is_empty() {
         if *ns == Netns::Host {
@@ -297,7 +317,7 @@ pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Pie
                 "degrading the host's own traffic needs --dev (drillkit will not guess the host's interfaces)".into(),
             ));
         }
-        netns::interfaces(ns)?
+        netns::interfaces(ns, docker).await?
     } else {
         s.devs.clone()
     };
@@ -310,7 +330,7 @@ pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Pie
             )));
         }
         for dev in &devs {
-            let previous = current_root(ns, dev)?;
+            let previous = current_root(ns, docker, dev).await?;
             let mut argv = netns::sv(&["tc", "qdisc", "add", "dev", dev, "root", "handle", HANDLE]);
             if m == Method::Netem {
                 argv.push("netem".into());
@@ -339,7 +359,7 @@ pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Pie
                 ]);
             }
             out.push((
-                Piece::Cmd(ns.argv(&argv)),
+                Piece::Cmd(netns::Cmd::new(ns, argv)),
                 Undo::QdiscRestore {
                     netns: ns.clone(),
                     dev: dev.clone(),
@@ -373,7 +393,10 @@ pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Pie
                 rule.extend(partition::tag(fault));
                 rule.extend(netns::sv(&["-j", "DROP"]));
                 out.push((
-                    Piece::Cmd(ns.argv(&partition::insert_argv(tool, "filter", "OUTPUT", &rule))),
+                    Piece::Cmd(netns::Cmd::new(
+                        ns,
+                        partition::insert_argv(tool, "filter", "OUTPUT", &rule),
+                    )),
                     Undo::IptablesDelete {
                         netns: ns.clone(),
                         tool: tool.into(),
@@ -416,7 +439,10 @@ pub fn plan(ns: &Netns, fault: &str, m: Method, s: &Settings) -> Result<Vec<(Pie
             rule.extend(netns::sv(&["-j", "REDIRECT", "--to-ports"]));
             rule.push(listen.to_string());
             out.push((
-                Piece::Cmd(ns.argv(&partition::insert_argv("iptables", "nat", "OUTPUT", &rule))),
+                Piece::Cmd(netns::Cmd::new(
+                    ns,
+                    partition::insert_argv("iptables", "nat", "OUTPUT", &rule),
+                )),
                 Undo::IptablesDelete {
                     netns: ns.clone(),
                     tool: "iptables".into(),
@@ -438,8 +464,13 @@ fn trim(v: f64) -> String {
 /// The root qdisc of `dev` (`tc qdisc show dev DEV root`); refused unless it is the kernel's
 /// default (handle `0:`): drillkit restores a default by deleting its own, and never replaces a
 /// qdisc someone configured.
-pub fn current_root(ns: &Netns, dev: &str) -> Result<String> {
-    let out = netns::run_ok(ns, &netns::sv(&["tc", "qdisc", "show", "dev", dev, "root"]))?;
+pub async fn current_root(
+    ns: &Netns,
+    docker: Option<&crate::docker::Docker>,
+    dev: &str,
+) -> Result<String> {
+    let show = netns::sv(&["tc", "qdisc", "show", "dev", dev, "root"]);
+    let out = netns::exec_ok(ns, docker, &show).await?;
     let line = out.lines().next().unwrap_or("").trim().to_string();
     let handle = line.split_whitespace().nth(2).unwrap_or("");
     if handle == HANDLE {
@@ -458,11 +489,21 @@ pub fn current_root(ns: &Netns, dev: &str) -> Result<String> {
 }
 
 /// Undo of a qdisc: delete the root qdisc if (and only if) it is drillkit's.
-pub fn restore_qdisc(ns: &Netns, dev: &str, previous: &str) -> Result<String> {
-    if !ns.exists() {
+pub async fn restore_qdisc(
+    ns: &Netns,
+    docker: Option<&crate::docker::Docker>,
+    dev: &str,
+    previous: &str,
+) -> Result<String> {
+    if !netns::exists_on(ns, docker).await? {
         return Ok(format!("{} is gone, and its qdiscs with it", ns.describe()));
     }
-    let show = netns::run(ns, &netns::sv(&["tc", "qdisc", "show", "dev", dev, "root"]))?;
+    let show = netns::exec(
+        ns,
+        docker,
+        &netns::sv(&["tc", "qdisc", "show", "dev", dev, "root"]),
+    )
+    .await?;
     if !show.ok {
         return Ok(format!("{dev} is gone from {}", ns.describe()));
     }
@@ -475,7 +516,12 @@ pub fn restore_qdisc(ns: &Netns, dev: &str, previous: &str) -> Result<String> {
     if !ours {
         return Ok(format!("root qdisc of {dev} is not drillkit's; left alone"));
     }
-    netns::run_ok(ns, &netns::sv(&["tc", "qdisc", "del", "dev", dev, "root"]))?;
+    netns::exec_ok(
+        ns,
+        docker,
+        &netns::sv(&["tc", "qdisc", "del", "dev", dev, "root"]),
+    )
+    .await?;
     Ok(format!(
         "deleted drillkit's root qdisc on {dev} in {} (back to: {previous})",
         ns.describe()
@@ -507,6 +553,26 @@ pub fn proxies(fault: Option<&str>) -> Vec<(i32, String)> {
         }
     }
     out
+}
+
+/// Stop a fault's proxy wherever it runs: its helper container on the engine of a container's
+/// namespace, else the local process ([`stop_proxy`]).
+pub async fn stop_proxy_on(
+    fault: &str,
+    ns: &Netns,
+    docker: Option<&crate::docker::Docker>,
+) -> Result<String> {
+    if !ns.is_container() {
+        return stop_proxy(fault).await;
+    }
+    let docker =
+        docker.ok_or_else(|| Error::Target("the delay proxy's engine is needed".into()))?;
+    let gone = crate::docker::helper::remove_for(docker, "proxy", fault).await?;
+    Ok(if gone.is_empty() {
+        format!("no proxy of {fault} running")
+    } else {
+        format!("removed proxy helper {}", gone.join(", "))
+    })
 }
 
 /// Stop a fault's proxy: SIGTERM, then SIGKILL after a second. Gone already is fine.
@@ -546,9 +612,16 @@ fn reap() {
 
 /// Start the proxy inside the namespace and wait until it listens. It runs in its own process
 /// group, so a Ctrl-C in the terminal reaches only drillkit, which removes the rule first and
-/// then stops the proxy.
-pub async fn start_proxy(p: &ProxySpec) -> Result<()> {
+/// then stops the proxy. In a container's namespace on an engine it is a helper container
+/// there (drillkit's own image), removed by [`stop_proxy_on`].
+pub async fn start_proxy(p: &ProxySpec, docker: Option<&crate::docker::Docker>) -> Result<()> {
     use std::os::unix::process::CommandExt;
+    if let Netns::Container { id, .. } = &p.netns {
+        let docker = docker.ok_or_else(|| Error::Target("the delay proxy needs Docker".into()))?;
+        let args = p.args().into_iter().skip(1).collect();
+        crate::docker::helper::start_proxy(docker, id, &p.fault, PROXY_GID, args).await?;
+        return Ok(());
+    }
     let me = std::env::current_exe().map_err(|e| Error::io("cannot find own executable", e))?;
     let exe = match me.file_name().and_then(|n| n.to_str()) {
         Some("inject-fault") => me.clone(),

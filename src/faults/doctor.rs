@@ -376,7 +376,9 @@ pub async fn fix(findings: &mut [Finding], docker: Option<&crate::docker::Docker
                     Ok("already gone".into())
                 }
             }
-            Fix::Qdisc { netns, dev } => degrade::restore_qdisc(netns, dev, "the kernel's default"),
+            Fix::Qdisc { netns, dev } => {
+                degrade::restore_qdisc(netns, None, dev, "the kernel's default").await
+            }
             Fix::Proxy(fault) => degrade::stop_proxy(fault).await,
             Fix::File(path) => fill::remove(path),
             Fix::ReaperFile(path) => std::fs::remove_file(path)

@@ -205,7 +205,8 @@ pub fn remove(path: &str) -> Result<String> {
     }
 }
 
-/// The host directory behind a container's mount point (a volume or a bind mount).
+/// The host directory behind a container's mount point (a volume or a bind mount), on the
+/// engine's host (a path here only when the engine is local).
 pub async fn container_mount(
     docker: &crate::docker::Docker,
     id: &str,
@@ -240,11 +241,5 @@ pub async fn container_mount(
     let src = m.source.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
         Error::Target(format!("mount {dest} of {name} has no host source (tmpfs mounts cannot be filled from the host)"))
     })?;
-    if !docker.engine().is_local() {
-        return Err(Error::Invalid(format!(
-            "fill-disk on a container's mount needs the Docker host's filesystem; the Docker engine {} is not on this machine",
-            docker.engine().describe()
-        )));
-    }
     Ok(PathBuf::from(src))
 }

@@ -140,6 +140,7 @@ impl Fault {
                     Some(m) => m.parse().map_err(|e| format!("method: {e}"))?,
                     None => partition::Method::Auto,
                 },
+                helper_image: f.helper_image.clone(),
             }),
             Action::Degrade => {
                 let o = degrade::Options {
@@ -153,6 +154,7 @@ impl Fault {
                         Some(m) => m.parse().map_err(|e| format!("method: {e}"))?,
                         None => degrade::Method::Auto,
                     },
+                    helper_image: f.helper_image.clone(),
                 };
                 o.check().map_err(|(key, e)| format!("{key}: {e}"))?;
                 Fault::Degrade(o)

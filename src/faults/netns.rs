@@ -17,6 +17,15 @@ pub enum Netns {
     Named { name: String },
     /// The namespace of a process (a container's main process); `start_time` guards pid reuse.
     Process { pid: i32, start_time: u64 },
+    /// A container's namespace on its engine, entered by a helper container (`network_mode:
+    /// container:ID`, only `NET_ADMIN`) from `image`, which has `ip`, `tc` and `iptables`; no
+    /// shell on the engine's host is needed. `fault` labels the helpers.
+    Container {
+        id: String,
+        name: String,
+        image: String,
+        fault: String,
+    },
 }
 
 impl Netns {
@@ -26,7 +35,13 @@ impl Netns {
             Netns::Host => None,
             Netns::Named { name } => Some(format!("/run/netns/{name}")),
             Netns::Process { pid, .. } => Some(format!("/proc/{pid}/ns/net")),
+            Netns::Container { .. } => None,
         }
+    }
+
+    /// Entered through a helper container on the engine (see [`exec`]).
+    pub fn is_container(&self) -> bool {
+        matches!(self, Netns::Container { .. })
     }
 
     /// Whether the namespace still exists (the same one, not a recycled pid's).
@@ -35,6 +50,8 @@ impl Netns {
             Netns::Host => true,
             Netns::Named { name } => std::path::Path::new(&format!("/run/netns/{name}")).exists(),
             Netns::Process { pid, start_time } => crate::process::is_same(*pid, *start_time),
+            // Asked of its engine ([`exists_on`]).
+            Netns::Container { .. } => true,
         }
     }
 
@@ -43,11 +60,21 @@ impl Netns {
             Netns::Host => "the host".into(),
             Netns::Named { name } => format!("netns {name}"),
             Netns::Process { pid, .. } => format!("netns of pid {pid}"),
+            Netns::Container { name, .. } => format!("netns of container {name}"),
         }
     }
 
-    /// The full command line that runs `args` inside this namespace.
+    /// The full command line that runs `args` inside this namespace (for a container's, the
+    /// `docker run` equivalent of its helper, as a person would read it).
     pub fn argv(&self, args: &[String]) -> Vec<String> {
+        if let Netns::Container { id, image, .. } = self {
+            let mut v = sv(&["docker", "run", "--rm"]);
+            v.push(format!("--network=container:{}", super::target::short(id)));
+            v.extend(sv(&["--cap-drop=ALL", "--cap-add=NET_ADMIN"]));
+            v.push(image.clone());
+            v.extend(args.iter().cloned());
+            return v;
+        }
         match self.path() {
             None => args.to_vec(),
             Some(p) => {
@@ -75,6 +102,27 @@ impl Netns {
     }
 }
 
+/// A command in a namespace (the tool's own arguments; [`Cmd::argv`] adds the way in).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cmd {
+    pub netns: Netns,
+    pub args: Vec<String>,
+}
+
+impl Cmd {
+    pub fn new(netns: &Netns, args: Vec<String>) -> Cmd {
+        Cmd {
+            netns: netns.clone(),
+            args,
+        }
+    }
+
+    /// The whole command line (`nsenter …`, or the helper's `docker run …`).
+    pub fn argv(&self) -> Vec<String> {
+        self.netns.argv(&self.args)
+    }
+}
+
 /// What a command left.
 #[derive(Debug)]
 pub struct Output {
@@ -85,7 +133,14 @@ pub struct Output {
 }
 
 /// Run `args` in `ns`. A missing tool is exit 3 naming it and why drillkit shells out to it.
+/// A container's namespace on an engine is [`exec`]'s.
 pub fn run(ns: &Netns, args: &[String]) -> Result<Output> {
+    if ns.is_container() {
+        return Err(Error::Invalid(format!(
+            "{} is entered through its engine",
+            ns.describe()
+        )));
+    }
     let argv = ns.argv(args);
     let (prog, rest) = argv
         .split_first()
@@ -117,6 +172,63 @@ pub fn run_ok(ns: &Netns, args: &[String]) -> Result<String> {
     Ok(o.stdout)
 }
 
+/// Run `args` in `ns`: here, or for a container's namespace on an engine in a helper container
+/// there (`docker` is that engine).
+pub async fn exec(
+    ns: &Netns,
+    docker: Option<&crate::docker::Docker>,
+    args: &[String],
+) -> Result<Output> {
+    let Netns::Container {
+        id, image, fault, ..
+    } = ns
+    else {
+        return run(ns, args);
+    };
+    let docker = docker
+        .ok_or_else(|| Error::Target(format!("{} is reached through Docker", ns.describe())))?;
+    let o = crate::docker::helper::in_netns(docker, image, id, fault, args.to_vec()).await?;
+    Ok(Output {
+        ok: o.code == 0,
+        code: i32::try_from(o.code).unwrap_or(-1),
+        stdout: o.stdout,
+        stderr: o.stderr.trim().to_string(),
+    })
+}
+
+/// [`exec`], and require success (exit 3 with the tool's own message otherwise).
+pub async fn exec_ok(
+    ns: &Netns,
+    docker: Option<&crate::docker::Docker>,
+    args: &[String],
+) -> Result<String> {
+    let o = exec(ns, docker, args).await?;
+    if !o.ok {
+        return Err(Error::Tool(format!(
+            "`{}` failed (exit {}): {}",
+            shell(&ns.argv(args)),
+            o.code,
+            o.stderr
+        )));
+    }
+    Ok(o.stdout)
+}
+
+/// Whether the namespace is still there; a container's is asked of its engine (gone or not
+/// running: its namespace, and every rule and qdisc in it, went with it).
+pub async fn exists_on(ns: &Netns, docker: Option<&crate::docker::Docker>) -> Result<bool> {
+    let Netns::Container { id, .. } = ns else {
+        return Ok(ns.exists());
+    };
+    let docker = docker
+        .ok_or_else(|| Error::Target(format!("{} is reached through Docker", ns.describe())))?;
+    match crate::docker::inspect(docker, id).await {
+        Ok(f) => Ok(f.running),
+        Err(crate::docker::Error::NoSuchContainer(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn missing(prog: &str, e: &std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         let why = match prog {
@@ -133,8 +245,8 @@ fn missing(prog: &str, e: &std::io::Error) -> Error {
 }
 
 /// Non-loopback interfaces of a namespace (`ip -o link show`).
-pub fn interfaces(ns: &Netns) -> Result<Vec<String>> {
-    let out = run_ok(ns, &sv(&["ip", "-o", "link", "show"]))?;
+pub async fn interfaces(ns: &Netns, docker: Option<&crate::docker::Docker>) -> Result<Vec<String>> {
+    let out = exec_ok(ns, docker, &sv(&["ip", "-o", "link", "show"])).await?;
     Ok(out
         .lines()
         .filter_map(|l| l.split(": ").nth(1))

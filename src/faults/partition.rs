@@ -49,6 +49,9 @@ pub struct Options {
     /// iptables: destinations, `CIDR`, address or `HOST:PORT`.
     pub to: Vec<String>,
     pub method: Method,
+    /// iptables in a container on an engine elsewhere: the helper image with ip/tc/iptables
+    /// (default [`crate::docker::helper::default_net_image`]).
+    pub helper_image: Option<String>,
 }
 
 impl Options {
@@ -66,7 +69,10 @@ impl Options {
 pub fn cut(ns: &Netns, d: &Dest, fault: &str) -> (Op, Undo) {
     let rule = partition_rule(d, fault);
     (
-        Op::Run(ns.argv(&insert_argv(d.tool(), "filter", "OUTPUT", &rule))),
+        Op::Run(netns::Cmd::new(
+            ns,
+            insert_argv(d.tool(), "filter", "OUTPUT", &rule),
+        )),
         Undo::IptablesDelete {
             netns: ns.clone(),
             tool: d.tool().into(),
@@ -213,19 +219,21 @@ pub fn partition_rule(d: &Dest, fault: &str) -> Vec<String> {
 }
 
 /// Delete a rule wherever it still is (every copy); a namespace that is gone took it along.
-pub fn delete_rule(
+/// `docker` is the engine of a container's namespace entered through a helper.
+pub async fn delete_rule(
     ns: &Netns,
+    docker: Option<&crate::docker::Docker>,
     tool: &str,
     table: &str,
     chain: &str,
     rule: &[String],
 ) -> Result<String> {
-    if !ns.exists() {
+    if !netns::exists_on(ns, docker).await? {
         return Ok(format!("{} is gone, and its rules with it", ns.describe()));
     }
     let mut deleted = 0;
     for _ in 0..16 {
-        let check = netns::run(ns, &op_argv(tool, "-C", table, chain, rule))?;
+        let check = netns::exec(ns, docker, &op_argv(tool, "-C", table, chain, rule)).await?;
         if !check.ok {
             if check.code == 1
                 || check.stderr.contains("does a matching rule exist")
@@ -235,7 +243,7 @@ pub fn delete_rule(
                 break;
             }
             // The namespace may have vanished between the check and now.
-            if !ns.exists() {
+            if !netns::exists_on(ns, docker).await? {
                 break;
             }
             return Err(Error::Tool(format!(
@@ -244,7 +252,7 @@ pub fn delete_rule(
                 check.stderr
             )));
         }
-        netns::run_ok(ns, &op_argv(tool, "-D", table, chain, rule))?;
+        netns::exec_ok(ns, docker, &op_argv(tool, "-D", table, chain, rule)).await?;
         deleted += 1;
     }
     Ok(if deleted == 0 {

@@ -14,8 +14,9 @@ use std::path::PathBuf;
 /// One operation of a network or disk fault.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    /// A command (iptables, tc), with its `nsenter` prefix when in another namespace.
-    Run(Vec<String>),
+    /// A command (iptables, tc) in a namespace: `nsenter` here, or a helper container on the
+    /// engine of a container elsewhere.
+    Run(netns::Cmd),
     DockerDisconnect {
         id: String,
         network: String,
@@ -27,12 +28,24 @@ pub enum Op {
         goal: Goal,
         bytes: u64,
     },
+    /// fill-disk on a volume of a container on an engine elsewhere: a helper with its volumes
+    /// (`volumes_from`) writes `file`, a path as the container sees it.
+    ContainerFill {
+        id: String,
+        file: String,
+        goal: Goal,
+    },
 }
 
 impl Op {
     pub fn describe(&self) -> String {
         match self {
-            Op::Run(argv) => netns::shell(argv),
+            Op::Run(cmd) => netns::shell(&cmd.argv()),
+            Op::ContainerFill { id, file, goal } => format!(
+                "docker run --rm --volumes-from {} --network none <drillkit helper> fill {file} ({}; measured in the helper)",
+                short(id),
+                goal.describe()
+            ),
             Op::DockerDisconnect { id, network } => format!(
                 "POST /networks/{network}/disconnect {{\"Container\":\"{}\",\"Force\":false}}",
                 short(id)
@@ -251,7 +264,7 @@ pub(super) async fn plan_ops(
                             .into(),
                     ));
                 }
-                let ns = target_netns(t, docker).await?;
+                let ns = target_netns(t, docker, &id, o.helper_image.as_deref()).await?;
                 partition::parse_dests(&o.to)
                     .await?
                     .iter()
@@ -264,9 +277,19 @@ pub(super) async fn plan_ops(
                 return Err(refuse("a container, --netns or --host"));
             }
             let settings = o.settings().await?;
-            let method = degrade::resolve(o.method, &settings)?;
-            let ns = target_netns(target, docker).await?;
-            degrade::plan(&ns, &id, method, &settings)?
+            // What was asked is checked before any system is asked about (exit 2 first).
+            degrade::resolve_for(o.method, &settings, || Ok(()))?;
+            let ns = target_netns(target, docker, &id, o.helper_image.as_deref()).await?;
+            let method = match (&ns, docker) {
+                // The engine's kernel, not this machine's, decides whether netem is there.
+                (Netns::Container { .. }, Some(d)) if o.method != degrade::Method::Proxy => {
+                    let there = crate::docker::helper::netem_available(d, &id).await?;
+                    degrade::resolve_for(o.method, &settings, || there.clone())?
+                }
+                _ => degrade::resolve(o.method, &settings)?,
+            };
+            degrade::plan(&ns, docker, &id, method, &settings)
+                .await?
                 .into_iter()
                 .map(|(piece, undo)| {
                     let op = match piece {
@@ -278,6 +301,39 @@ pub(super) async fn plan_ops(
                 .collect()
         }
         Fault::FillDisk(o) => {
+            if let (Target::Container { id: cid, name }, Some(d)) = (target, docker) {
+                if !d.engine().is_local() {
+                    let m = o.mount.as_deref().ok_or_else(|| {
+                        Error::Invalid(
+                            "fill-disk on a container needs --mount PATH (its volume or bind mount, e.g. /var/lib/postgresql/data)"
+                                .into(),
+                        )
+                    })?;
+                    // Checked to be a volume or bind mount of the container (not its image's
+                    // filesystem, not a tmpfs); the helper sees it at the same path.
+                    fill::container_mount(d, cid, name, m).await?;
+                    let file = format!("{}/{}{id}", m.trim_end_matches('/'), fill::FILE_PREFIX);
+                    let op = Op::ContainerFill {
+                        id: cid.clone(),
+                        file: file.clone(),
+                        goal: o.goal,
+                    };
+                    let undo = Undo::ContainerRemoveFile {
+                        id: cid.clone(),
+                        name: name.clone(),
+                        path: file,
+                        fault: id.clone(),
+                    };
+                    return Ok(Step {
+                        id,
+                        target: target.clone(),
+                        fault: fault.clone(),
+                        call: op.describe(),
+                        undo,
+                        ops: vec![op],
+                    });
+                }
+            }
             let dir = match target {
                 Target::Path { path } => {
                     if o.mount.is_some() {
@@ -345,10 +401,17 @@ pub(super) fn need_docker(
     docker.ok_or_else(|| Error::Invalid("container targets need Docker".into()))
 }
 
-/// The network namespace a network fault enters.
-async fn target_netns(t: &Target, docker: Option<&crate::docker::Docker>) -> Result<Netns> {
+/// The network namespace a network fault enters: a container's through `nsenter` when its
+/// engine is on this machine, else through helper containers from `image` on its engine (checked
+/// to be there before anything is recorded).
+async fn target_netns(
+    t: &Target,
+    docker: Option<&crate::docker::Docker>,
+    fault: &str,
+    image: Option<&str>,
+) -> Result<Netns> {
     match t {
-        Target::Container { id, name } => {
+        Target::Container { id, name } if need_docker(docker)?.engine().is_local() => {
             let pid = super::apply::host_pid(
                 need_docker(docker)?,
                 id,
@@ -363,6 +426,26 @@ async fn target_netns(t: &Target, docker: Option<&crate::docker::Docker>) -> Res
             Ok(Netns::Process {
                 pid,
                 start_time: info.start_time,
+            })
+        }
+        Target::Container { id, name } => {
+            let docker = need_docker(docker)?;
+            let facts = crate::docker::inspect(docker, id).await?;
+            if !facts.running {
+                return Err(Error::Target(format!(
+                    "container {name} is not running ({}); its network namespace exists only while it runs",
+                    facts.status
+                )));
+            }
+            let image = image
+                .map(str::to_string)
+                .unwrap_or_else(crate::docker::helper::default_net_image);
+            crate::docker::helper::require_image(docker, &image).await?;
+            Ok(Netns::Container {
+                id: id.clone(),
+                name: name.clone(),
+                image,
+                fault: fault.to_string(),
             })
         }
         Target::Netns { netns } => Ok(netns.clone()),

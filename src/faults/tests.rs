@@ -143,6 +143,7 @@ async fn an_iptables_partition_is_one_tagged_rule_per_destination_undone_by_dele
     let Op::Run(first) = &step.ops[0] else {
         panic!("a command: {:?}", step.ops[0])
     };
+    let first = &first.argv();
     let comment = format!("drillkit:{}", step.id);
     assert_eq!(first[..3], ["nsenter", "--net=/run/netns/app", "--"]);
     assert!(first.contains(&comment), "{first:?}");
@@ -276,20 +277,28 @@ fn degrade_methods_refuse_what_they_cannot_do() {
     assert!(degrade::resolve(degrade::Method::Iptables, &jitter).is_err());
 }
 
-#[test]
-fn degrade_loss_without_tc_is_a_statistic_rule_per_destination() {
+#[tokio::test]
+async fn degrade_loss_without_tc_is_a_statistic_rule_per_destination() {
     let ns = Netns::Named { name: "app".into() };
     let settings = degrade::Settings {
         loss: Some(0.25),
         devs: vec!["eth0".into()],
         ..Default::default()
     };
-    let pieces = degrade::plan(&ns, "f-0000abcd", degrade::Method::Iptables, &settings)
-        .expect("plans without reading qdiscs");
+    let pieces = degrade::plan(
+        &ns,
+        None,
+        "f-0000abcd",
+        degrade::Method::Iptables,
+        &settings,
+    )
+    .await
+    .expect("plans without reading qdiscs");
     assert_eq!(pieces.len(), 1);
-    let (degrade::Piece::Cmd(argv), Undo::IptablesDelete { rule, .. }) = &pieces[0] else {
+    let (degrade::Piece::Cmd(cmd), Undo::IptablesDelete { rule, .. }) = &pieces[0] else {
         panic!("{:?}", pieces[0])
     };
+    let argv = &cmd.argv();
     assert!(
         argv.windows(2).any(|w| w == ["--probability", "0.2500"]),
         "{argv:?}"
@@ -298,6 +307,7 @@ fn degrade_loss_without_tc_is_a_statistic_rule_per_destination() {
     assert!(rule.windows(3).any(|w| w == ["!", "-o", "lo"]), "{rule:?}");
     let host = degrade::plan(
         &Netns::Host,
+        None,
         "f-1",
         degrade::Method::Iptables,
         &degrade::Settings {
@@ -305,6 +315,7 @@ fn degrade_loss_without_tc_is_a_statistic_rule_per_destination() {
             ..Default::default()
         },
     )
+    .await
     .expect_err("the host's interfaces are never guessed");
     assert!(host.to_string().contains("--dev"), "{host}");
     assert_eq!(degrade::rate_bits("1mbit").expect("rate"), 1_000_000);

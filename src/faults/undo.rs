@@ -62,6 +62,14 @@ pub enum Undo {
     ProxyStop { fault: String, netns: Netns },
     /// Delete the file drillkit created (fill-disk).
     RemoveFile { path: String },
+    /// Delete the fill file drillkit wrote on a volume of container `id` on an engine elsewhere
+    /// (`path` as the container sees it), through a helper with its volumes.
+    ContainerRemoveFile {
+        id: String,
+        name: String,
+        path: String,
+        fault: String,
+    },
 }
 
 impl Undo {
@@ -125,6 +133,11 @@ impl Undo {
             ),
             Undo::ProxyStop { fault, .. } => format!("SIGTERM the delay proxy of {fault}"),
             Undo::RemoveFile { path } => format!("rm {path}"),
+            Undo::ContainerRemoveFile { id, path, .. } => format!(
+                "rm {path} in a helper with the volumes of {} (docker run --rm --volumes-from {} …)",
+                short(id),
+                short(id)
+            ),
         }
     }
 
@@ -133,7 +146,11 @@ impl Undo {
         match self {
             Undo::DockerStart { .. }
             | Undo::DockerUnpause { .. }
-            | Undo::DockerReconnect { .. } => true,
+            | Undo::DockerReconnect { .. }
+            | Undo::ContainerRemoveFile { .. } => true,
+            Undo::IptablesDelete { netns, .. }
+            | Undo::QdiscRestore { netns, .. }
+            | Undo::ProxyStop { netns, .. } => netns.is_container(),
             Undo::All { steps } => steps.iter().any(Undo::needs_docker),
             _ => false,
         }
@@ -265,14 +282,32 @@ impl Undo {
                 table,
                 chain,
                 rule,
-            } => partition::delete_rule(netns, tool, table, chain, rule),
+            } => partition::delete_rule(netns, docker, tool, table, chain, rule).await,
             Undo::QdiscRestore {
                 netns,
                 dev,
                 previous,
-            } => degrade::restore_qdisc(netns, dev, previous),
-            Undo::ProxyStop { fault, .. } => degrade::stop_proxy(fault).await,
+            } => degrade::restore_qdisc(netns, docker, dev, previous).await,
+            Undo::ProxyStop { fault, netns } => degrade::stop_proxy_on(fault, netns, docker).await,
             Undo::RemoveFile { path } => fill::remove(path),
+            Undo::ContainerRemoveFile {
+                id,
+                name,
+                path,
+                fault,
+            } => {
+                let docker = need_docker()?;
+                match crate::docker::inspect(docker, id).await {
+                    Ok(_) => {}
+                    Err(crate::docker::Error::NoSuchContainer(_)) => {
+                        return Ok(format!(
+                            "container {name} no longer exists; if its volume does, delete {path} there"
+                        ))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(crate::docker::helper::remove_file(docker, id, fault, path).await?)
+            }
         }
     }
 }

@@ -326,3 +326,258 @@ fn every_fault_times_every_ending_leaves_nothing_behind() {
     eprintln!("\nCrash-safety matrix (leftovers after each ending):\n{table}");
     assert!(failures.is_empty(), "leftovers:\n{}", failures.join("\n"));
 }
+
+/// The remote column: the container faults on a second engine reached over TLS (helpers there do
+/// the crash, the iptables/tc work, the delay proxy and the fill file), × every ending. After
+/// each case, on that engine: the container running, unpaused and on its network, no
+/// `drillkit:` rule and no `dd17:` qdisc in its namespace, no helper container, no fill file, no
+/// open fault. Rows run at once (a container each); endings in turn.
+#[test]
+fn container_faults_on_a_tls_engine_times_every_ending_leave_nothing_behind() {
+    use crate::support::engine::Engine;
+    let _host = crate::support::host_room("crash_matrix");
+    require!(Docker, Tmpfs);
+    let nettools = dk::nettools_image();
+    let Some(engine) = Engine::start() else {
+        return;
+    };
+    engine.load(nettools);
+    let e = &engine;
+    let tls = engine.tls_env();
+    let net = dk::unique();
+    let third = (std::process::id() % 200) as u8 + 20;
+    e.docker(&[
+        "network",
+        "create",
+        "--subnet",
+        &format!("10.237.{third}.0/24"),
+        &net,
+    ]);
+    let fs = tempfile::tempdir().expect("tmp");
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+            .arg(fs.path())
+            .status()
+            .is_ok_and(|s| s.success()),
+        "mount tmpfs"
+    );
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Umount(fs.path().to_path_buf());
+    let bind = format!("{}:/data", fs.path().display());
+    let run = |host: u8, extra: &[&str]| -> (String, String) {
+        let name = dk::unique();
+        let ip = format!("10.237.{third}.{host}");
+        let mut a = vec!["run", "-d", "--name", &name, "--network", &net, "--ip", &ip];
+        a.extend(extra);
+        a.extend([
+            dk::BUSYBOX,
+            "sh",
+            "-c",
+            "mkdir -p /www && echo ok > /www/ok && httpd -p 8080 -h /www && exec sleep 3600",
+        ]);
+        e.docker(&a);
+        (name, format!("{ip}:8080"))
+    };
+    let rows: Vec<(&str, Vec<String>, String)> = [
+        ("stop", 10u8),
+        ("pause", 11),
+        ("crash", 12),
+        ("partition iptables", 13),
+        ("degrade proxy+tbf", 14),
+        ("fill-disk", 15),
+    ]
+    .into_iter()
+    .map(|(row, host)| {
+        let extra: Vec<&str> = if row == "fill-disk" {
+            vec!["-v", &bind]
+        } else {
+            vec![]
+        };
+        let (c, to) = run(host, &extra);
+        let args: Vec<&str> = match row {
+            "stop" => vec!["stop", "--container", &c, "--timeout", "1s"],
+            "pause" => vec!["pause", "--container", &c],
+            "crash" => vec!["crash", "--container", &c],
+            "partition iptables" => vec!["partition", "--container", &c, "--to", &to],
+            "degrade proxy+tbf" => vec![
+                "degrade",
+                "--container",
+                &c,
+                "--delay",
+                "50ms",
+                "--rate",
+                "50mbit",
+                "--method",
+                "proxy",
+                "--to",
+                &to,
+            ],
+            _ => vec!["fill-disk", "--container", &c, "--mount", "/data"],
+        };
+        (row, args.iter().map(|s| s.to_string()).collect(), c.clone())
+    })
+    .collect();
+    // The tmpfs is the fill-disk row's (rows run at once): only that row counts its files.
+    let left_on_engine = |row: &str, c: &str, j: &Path| -> Vec<String> {
+        let mut left = Vec::new();
+        let s = e.docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}} {{.State.Paused}} {{len .NetworkSettings.Networks}}",
+            c,
+        ]);
+        if s != "true false 1" {
+            left.push(format!("container state {s}"));
+        } else {
+            let ns = format!("container:{c}");
+            let tool = |args: &[&str]| {
+                let mut a = vec![
+                    "run",
+                    "--rm",
+                    "--network",
+                    &ns,
+                    "--cap-drop",
+                    "ALL",
+                    "--cap-add",
+                    "NET_ADMIN",
+                    nettools,
+                ];
+                a.extend(args);
+                e.docker(&a)
+            };
+            let rules = tool(&["iptables", "-S"]) + &tool(&["iptables", "-t", "nat", "-S"]);
+            let n = rules.matches("drillkit:").count();
+            if n > 0 {
+                left.push(format!("{n} rule(s) in its namespace"));
+            }
+            if tool(&["tc", "qdisc", "show"]).contains("dd17:") {
+                left.push("qdisc dd17:".into());
+            }
+        }
+        let files = std::fs::read_dir(fs.path()).map(|r| r.count()).unwrap_or(0);
+        if row == "fill-disk" && files > 0 {
+            left.push(format!("{files} fill file(s)"));
+        }
+        if j.exists() {
+            let r = Bin::new("inject-fault")
+                .no_docker_env()
+                .args(["list", "--json"])
+                .journal(j)
+                .succeeds();
+            let open = r.json().as_array().map(|a| a.len()).unwrap_or(0);
+            if open > 0 {
+                left.push(format!("{open} open fault(s) in the journal"));
+            }
+        }
+        left
+    };
+    let results: Vec<(String, Vec<Vec<String>>)> = std::thread::scope(|s| {
+        let hs: Vec<_> = rows
+            .iter()
+            .map(|(row, args, c)| {
+                let tls = &tls;
+                let left_on_engine = &left_on_engine;
+                s.spawn(move || {
+                    let mut cells = Vec::new();
+                    for end in ENDS {
+                        let dir = tempfile::tempdir().expect("tmp");
+                        let j = dir.path().join("journal.jsonl");
+                        let bin = || {
+                            let mut b = Bin::new("inject-fault").no_docker_env().journal(&j);
+                            for (k, v) in tls {
+                                b = b.env(k, v);
+                            }
+                            b.env("DRILL_HELPER_IMAGE", nettools)
+                        };
+                        match end {
+                            End::Normal => {
+                                bin().args(args).succeeds();
+                                bin().arg("revert").succeeds();
+                            }
+                            End::Duration => {
+                                bin().args(args).args(["--duration", "300ms"]).succeeds();
+                            }
+                            _ => {
+                                let mut child =
+                                    bin().args(args).args(["--duration", "60s"]).spawn();
+                                wait_applied(&j, &mut child);
+                                let sig = match end {
+                                    End::Sigint => "-INT",
+                                    End::Sigterm => "-TERM",
+                                    _ => "-KILL",
+                                };
+                                Command::new("kill")
+                                    .args([sig, &child.id().to_string()])
+                                    .status()
+                                    .expect("kill");
+                                let r = dk::wait_child(child, Duration::from_secs(60), row);
+                                match end {
+                                    End::Sigint | End::Sigterm => {
+                                        assert_eq!(r.code, 4, "{row} {}: {}", end.label(), r.stderr)
+                                    }
+                                    // From the journal alone: no DOCKER_* set.
+                                    End::KillRevert => {
+                                        Bin::new("inject-fault")
+                                            .no_docker_env()
+                                            .arg("revert")
+                                            .journal(&j)
+                                            .succeeds();
+                                    }
+                                    _ => {
+                                        bin().args(["doctor", "--fix"]).succeeds();
+                                    }
+                                }
+                            }
+                        }
+                        let left = left_on_engine(row, c, &j);
+                        if !left.is_empty() {
+                            let _ = e.docker_ok(&["unpause", c]);
+                            let _ = e.docker_ok(&["start", c]);
+                        }
+                        cells.push(left);
+                    }
+                    (row.to_string(), cells)
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("a row panicked"))
+            .collect()
+    });
+    let helpers = e.docker(&["ps", "-aq", "--filter", "label=drillkit.helper"]);
+    let mut table = format!("| {:<22} |", "TLS engine \\ ending");
+    for end in ENDS {
+        table.push_str(&format!(" {:<11} |", end.label()));
+    }
+    table.push('\n');
+    let mut failures = Vec::new();
+    for (row, cells) in &results {
+        table.push_str(&format!("| {row:<22} |"));
+        for (end, left) in ENDS.iter().zip(cells) {
+            table.push_str(&format!(
+                " {:<11} |",
+                if left.is_empty() {
+                    "0".to_string()
+                } else {
+                    format!("{} LEFT", left.len())
+                }
+            ));
+            if !left.is_empty() {
+                failures.push(format!("{row} × {}: {}", end.label(), left.join(", ")));
+            }
+        }
+        table.push('\n');
+    }
+    eprintln!("\nCrash-safety matrix, remote column (TLS engine):\n{table}");
+    assert!(
+        helpers.is_empty(),
+        "helper containers left on the engine: {helpers}"
+    );
+    assert!(failures.is_empty(), "leftovers:\n{}", failures.join("\n"));
+}

@@ -11,6 +11,7 @@ mod actions_report;
 mod actions_workflows;
 mod canary_rpo;
 mod composed_drill;
+mod container_fault_engines;
 mod crash_matrix;
 mod dead_man;
 mod degrade_methods;

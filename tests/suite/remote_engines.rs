@@ -89,13 +89,9 @@ fn faults_reach_the_chosen_engine_and_only_it() {
     wait_remote(&engine, &web, "running", |r| r.running);
     let local_before = local.state();
     let dir = tempfile::tempdir().expect("tempdir");
-    // Reaper containers on the second engine mount its socket (its host is this machine).
-    let reaper_socket = (
-        "DRILL_REAPER_SOCKET".to_string(),
-        engine.sock.display().to_string(),
-    );
-    let mut tls = engine.tls_env();
-    tls.push(reaper_socket.clone());
+    // Reaper containers on the second engine mount its socket (its host is this machine):
+    // tls_env() and the sshd's env() carry DRILL_REAPER_SOCKET.
+    let tls = engine.tls_env();
 
     // 1. crash over TLS: the restart policy of the *remote* web fires (restart count +1).
     let before = remote(&engine, &web);
@@ -238,8 +234,7 @@ fn faults_reach_the_chosen_engine_and_only_it() {
     // 3. pause over ssh for 2s: paused, then unpaused.
     if let Some(sshd) = Sshd::start(&engine) {
         let j3 = dir.path().join("pause.jsonl");
-        let mut ssh_env = sshd.env();
-        ssh_env.push(reaper_socket.clone());
+        let ssh_env = sshd.env();
         let child = with_env(Bin::new("inject-fault"), &ssh_env)
             .args(["pause", "--container", &web, "--duration", "2s"])
             .journal(&j3)

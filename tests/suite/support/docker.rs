@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 pub const BUSYBOX: &str = "drillkit-test-busybox:latest";
 pub const REDIS: &str = "drillkit-test-redis:latest";
+/// The network tools image (ip, tc, iptables) the tests load into engines elsewhere.
+pub const NETTOOLS: &str = "drillkit-test-nettools:latest";
 /// The label every container and volume made here carries (value: the fixture's unique name).
 pub const LABEL: &str = "drillkit.test";
 
@@ -237,6 +239,70 @@ pub fn redis_image() -> &'static str {
         })
     });
     REDIS
+}
+
+/// The network tools image network helpers run on engines elsewhere (what the release publishes
+/// as drillkit-nettools), FROM scratch: this host's `ip`, `tc` and iptables (the multi-call
+/// binary behind `iptables`, with `iptables`/`ip6tables` links), their libraries, the xtables
+/// extensions and `/etc/protocols`. No shell.
+pub fn nettools_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        once_per_process();
+        with_file_lock("drillkit-test-nettools-image", || {
+            if image_exists(NETTOOLS) {
+                return;
+            }
+            let ctx = tempfile::tempdir().expect("temp dir for the nettools image");
+            let root = ctx.path().join("rootfs");
+            let real = |p: &str| {
+                std::fs::canonicalize(p)
+                    .unwrap_or_else(|e| panic!("{p}: {e} (install iproute2 and iptables)"))
+            };
+            let multi = real("/usr/sbin/iptables");
+            let multi_name = multi
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            let mut bins = vec![real("/usr/sbin/ip"), real("/usr/sbin/tc"), multi.clone()];
+            copy_real(&bins[0], &root.join("usr/sbin/ip"));
+            copy_real(&bins[1], &root.join("usr/sbin/tc"));
+            copy_real(&multi, &root.join("usr/sbin").join(&multi_name));
+            for link in ["iptables", "ip6tables"] {
+                std::os::unix::fs::symlink(&multi_name, root.join("usr/sbin").join(link))
+                    .expect("symlink");
+            }
+            let xt = [
+                "/usr/lib/x86_64-linux-gnu/xtables",
+                "/usr/lib/aarch64-linux-gnu/xtables",
+                "/usr/lib/xtables",
+            ]
+            .iter()
+            .map(Path::new)
+            .find(|p| p.is_dir())
+            .expect("the xtables extensions directory");
+            for e in std::fs::read_dir(xt).expect("xtables dir").flatten() {
+                let p = e.path();
+                copy_real(&p, &root.join(p.strip_prefix("/").expect("absolute")));
+                bins.push(p);
+            }
+            let mut libs: Vec<PathBuf> = bins.iter().flat_map(|b| ldd(b)).collect();
+            libs.push(PathBuf::from("/lib64/ld-linux-x86-64.so.2"));
+            libs.sort();
+            libs.dedup();
+            for lib in libs.iter().filter(|l| l.exists()) {
+                copy_real(lib, &root.join(lib.strip_prefix("/").unwrap_or(lib)));
+            }
+            copy_real(Path::new("/etc/protocols"), &root.join("etc/protocols"));
+            write_file(
+                &ctx.path().join("Dockerfile"),
+                "FROM scratch\nCOPY rootfs/ /\n",
+            );
+            docker_build(NETTOOLS, ctx.path());
+        })
+    });
+    NETTOOLS
 }
 
 /// The absolute library paths `ldd` resolves for a binary.

@@ -205,13 +205,32 @@ cp client-key.pem {certs}/key.pem
             .args(args))
     }
 
+    /// Load an image of the main engine into this one (`docker save | docker load`).
+    pub fn load(&self, image: &str) {
+        let load = format!(
+            "docker save {image} | DOCKER_HOST=unix://{} docker load -q",
+            self.sock.display()
+        );
+        run(Command::new("sh").args(["-c", &load]));
+    }
+
     /// The variables a user sets for this engine over TLS.
     pub fn tls_env(&self) -> Vec<(String, String)> {
         vec![
             ("DOCKER_HOST".into(), self.tcp.clone()),
             ("DOCKER_TLS_VERIFY".into(), "1".into()),
             ("DOCKER_CERT_PATH".into(), self.certs.display().to_string()),
+            self.reaper_socket(),
         ]
+    }
+
+    /// Reaper containers on this engine mount its socket, which is not at the default path on
+    /// its host (this machine): what a user of such an engine sets.
+    pub fn reaper_socket(&self) -> (String, String) {
+        (
+            "DRILL_REAPER_SOCKET".into(),
+            self.sock.display().to_string(),
+        )
     }
 }
 
@@ -274,6 +293,8 @@ pub struct Sshd {
     pub config: PathBuf,
     dir: PathBuf,
     child: Child,
+    /// The engine's own socket on this host, for reaper containers.
+    reaper_socket: (String, String),
 }
 
 impl Sshd {
@@ -337,6 +358,7 @@ impl Sshd {
             config: dir.join("ssh_config"),
             dir,
             child,
+            reaper_socket: engine.reaper_socket(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -361,6 +383,7 @@ impl Sshd {
                 "DRILLKIT_SSH_CONFIG".into(),
                 self.config.display().to_string(),
             ),
+            self.reaper_socket.clone(),
         ]
     }
 }
