@@ -70,17 +70,38 @@ impl Injector<'_> {
                 deadline,
                 journal: std::path::absolute(self.journal.path())
                     .unwrap_or_else(|_| self.journal.path().to_path_buf()),
+                engine: engine.clone(),
             };
             // Container faults: the reaper lives on the target's engine; the rest: on this host.
             let armed = match self.docker.filter(|_| reaper::by_container(&step.undo)) {
-                Some(d) => reaper::arm_container(d, &orders, self.reaper_socket)
-                    .await
-                    .map(|a| Kind::ReaperArmed {
+                Some(d) => match reaper::arm_container(d, &orders, self.reaper_socket).await {
+                    Ok(a) => Ok(Kind::ReaperArmed {
                         id: id.clone(),
                         reaper: "container".into(),
                         container: Some(a.name),
                         socket: Some(a.socket),
                     }),
+                    // An engine whose socket is on this host (podman's service, a rootless
+                    // dockerd) is served as well by a reaper process here; anywhere else the
+                    // fault is not applied without its switch.
+                    Err(e) if reaper::socket_on_this_host(d.engine()) => {
+                        self.journal
+                            .append(Kind::Note {
+                                message: format!(
+                                    "fault {id}: no reaper container on {} ({e}); a reaper process on this host serves it",
+                                    d.engine().describe()
+                                ),
+                            })
+                            .map_err(Error::Journal)?;
+                        reaper::arm(&orders).map(|()| Kind::ReaperArmed {
+                            id: id.clone(),
+                            reaper: "process".into(),
+                            container: None,
+                            socket: None,
+                        })
+                    }
+                    Err(e) => Err(e),
+                },
                 None => reaper::arm(&orders).map(|()| Kind::ReaperArmed {
                     id: id.clone(),
                     reaper: "process".into(),

@@ -97,6 +97,12 @@ pub struct ArmedContainer {
     pub socket: PathBuf,
 }
 
+/// Whether the engine is reached through a socket file on this host, so a reaper process here
+/// reaches it as well as a container there would.
+pub fn socket_on_this_host(engine: &crate::docker::Engine) -> bool {
+    matches!(engine.transport(), Ok(crate::docker::engine::Transport::Unix(p)) if p.exists())
+}
+
 /// Arm a reaper container on the fault's engine. Fails (and the fault is then not applied)
 /// when it cannot be started.
 pub async fn arm_container(
@@ -304,6 +310,10 @@ pub struct Orders {
     pub undo: Undo,
     pub deadline: Ts,
     pub journal: PathBuf,
+    /// The engine the fault was applied on (none: this machine's), for a process reaper that
+    /// serves an engine whose socket is on this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Box<crate::docker::Engine>>,
 }
 
 /// Arm a reaper for a fault about to be applied: spawn the detached process and record it.
@@ -474,8 +484,13 @@ fn closed_in_journal(o: &Orders) -> Option<bool> {
 
 async fn undo(o: &Orders, journal_present: bool) -> Result<String> {
     let docker = if o.undo.needs_docker() {
-        // Host-side reapers serve this machine's engine (remote engines: not yet, see ARCHITECTURE).
-        Some(crate::docker::connect(&crate::docker::Engine::local()).await?)
+        // Host-side reapers serve an engine on this host: the fault's, else this machine's.
+        let engine = o
+            .engine
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(crate::docker::Engine::local);
+        Some(crate::docker::connect(&engine).await?)
     } else {
         None
     };
@@ -555,6 +570,7 @@ mod tests {
                 undo: start.clone(),
                 deadline,
                 journal: "j".into(),
+                engine: None,
             },
             after_s,
             record: None,

@@ -209,6 +209,7 @@ pub async fn close_recovered(
             })
             .map_err(Error::Journal)?;
         lock::release(&f.id);
+        reaper::disarm(&f.id);
         reaper::disarm_container(docker, &f.id).await;
         closed.push((f, how));
     }

@@ -603,10 +603,13 @@ fn every_container_fault_applies_measures_and_reverts_on_every_engine() {
         // The first helper from drillkit's own image builds it on the engine (once per build
         // of drillkit); done here, so the columns time the faults, not that build.
         let t = c.target();
+        let warm = c.journal("warm");
         c.col
-            .inject(&w, &c.journal("warm"))
+            .inject(&w, &warm)
             .args(["crash", "--container", &t])
             .succeeds();
+        // Closed, so its reaper container is disarmed (an open crash keeps one armed).
+        c.col.inject(&w, &warm).args(["revert"]).succeeds();
     }
     let base = (std::process::id() % 95) as u8;
     let rows: Vec<Row> = std::thread::scope(|s| {
