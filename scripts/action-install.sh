@@ -225,7 +225,7 @@ source_build() {
   # The settings also unset what an enclosing cargo (a test) set for its own package.
   if settings=$(bash scripts/package.sh --print-env 2>/dev/null); then
     eval "$settings"
-    export DRILLKIT_COMMIT SOURCE_DATE_EPOCH CARGO_ENCODED_RUSTFLAGS
+    export DRILLKIT_COMMIT CARGO_ENCODED_RUSTFLAGS
     build_target=$DRILLKIT_TARGET
   fi
   say "cargo build --release --locked ${build_target:+--target $build_target }in $source_dir (target dir $target_dir)"

@@ -56,7 +56,11 @@ if [ "$out" != --print-env ] && [ -n "$(git status --porcelain --untracked-files
   echo "package.sh: warning: the work tree has uncommitted changes; the archive is not commit $DRILLKIT_COMMIT" >&2
 fi
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
-export DRILLKIT_COMMIT SOURCE_DATE_EPOCH=$epoch
+# The epoch dates the archive only. Build scripts (ring's, zstd-sys's through cc) watch
+# SOURCE_DATE_EPOCH: a value that changes with every commit would rebuild them and every crate
+# above them (9 min here), so cargo runs without it (no C code here uses __DATE__).
+export DRILLKIT_COMMIT
+unset SOURCE_DATE_EPOCH
 
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 rustflags+=("--remap-path-prefix=$cargo_home=/cargo")
@@ -80,7 +84,8 @@ if [ ${#enclosing[@]} -gt 0 ]; then unset "${enclosing[@]}"; fi
 
 if [ "$out" = --print-env ]; then
   if [ ${#enclosing[@]} -gt 0 ]; then printf 'unset %s\n' "${enclosing[@]}"; fi
-  for v in DRILLKIT_TARGET=$target CARGO_ENCODED_RUSTFLAGS DRILLKIT_COMMIT SOURCE_DATE_EPOCH; do
+  echo "unset SOURCE_DATE_EPOCH"
+  for v in DRILLKIT_TARGET=$target CARGO_ENCODED_RUSTFLAGS DRILLKIT_COMMIT; do
     if [[ "$v" == *=* ]]; then printf '%s=%q\n' "${v%%=*}" "${v#*=}"; else printf '%s=%q\n' "$v" "${!v}"; fi
   done
   exit 0

