@@ -16,7 +16,9 @@
 #             and `rustc -V` run there), the install dir for that key. installed=true when that
 #             build is already in the tool cache.
 #   source    build the source from its own directory (its toolchain file applies, not the
-#             caller's) with cargo --release --locked and install the binaries.
+#             caller's) the way a release is built (cargo --release --locked --target with
+#             scripts/package.sh --print-env: static, the commit in --version) and install the
+#             binaries.
 #   prebuilt  the old name of `release`.
 #
 # Everything comes in through the environment (never ${{ }} in a script):
@@ -29,7 +31,9 @@
 #   DRILLKIT_DOWNLOAD_URL  base URL holding vVERSION/ folders (GHES, air-gapped mirrors)
 #   DRILLKIT_VERIFY_ATTESTATION  true: `gh attestation verify` the archive (needs gh, GH_TOKEN)
 #   DRILLKIT_INSTALL_DIR  where the binaries go (default: the tool cache, see install_root)
-#   DRILLKIT_SOURCE_DIR, DRILLKIT_COMMIT  (source) what `key` printed
+#   DRILLKIT_SOURCE_DIR, DRILLKIT_COMMIT  (source) what `key` printed; DRILLKIT_SOURCE_DIR set
+#                      for the job makes `key` build that checkout instead (the tests point it
+#                      at the checkout the suite was built from, so the build is incremental)
 #   CARGO_TARGET_DIR   (key, source) build there instead of SOURCE/target; the action then
 #                      leaves caching it to the caller
 set -euo pipefail
@@ -72,7 +76,7 @@ add_path() {
 # installed_ok DIR COMMIT: every binary in DIR reports `NAME VERSION (commit C)`, the same C
 # for all, and C is COMMIT when COMMIT is given. Prints C.
 installed_ok() {
-  local dir=$1 want=$2 commit= b line c
+  local dir=$1 want=$2 commit='' b line c
   for b in "${bins[@]}"; do
     [ -x "$dir/$b" ] || return 1
     line=$("$dir/$b" --version 2>/dev/null) || return 1
@@ -207,19 +211,29 @@ source_build() {
   local dir=${DRILLKIT_INSTALL_DIR:-$install_root/${target:-$(uname -m)}-src}
   command -v cargo >/dev/null || fail "cargo is needed to build drillkit from source (add a Rust toolchain before this action)"
   cd "$source_dir"
-  # The commit goes into --version only when it is known (a SHA ref): an empty value would be a
-  # different build from an unset one and make cargo rebuild.
+  # The commit goes into --version: the one the action was asked for (a SHA ref), else
+  # package.sh's (the source's git HEAD, or unknown).
   if [ -n "${DRILLKIT_COMMIT:-$expect_commit}" ]; then
     export DRILLKIT_COMMIT=${DRILLKIT_COMMIT:-$expect_commit}
   else
     unset DRILLKIT_COMMIT
   fi
-  local target_dir=${CARGO_TARGET_DIR:-$source_dir/target}
-  say "cargo build --release --locked in $source_dir (target dir $target_dir)"
-  CARGO_TARGET_DIR=$target_dir cargo build --release --locked --bins >&2
+  local target_dir=${CARGO_TARGET_DIR:-$source_dir/target} settings build_target='' out
+  # The release's own build (scripts/package.sh --print-env: static, the commit in --version),
+  # so a source build gives the binaries a release of that commit has; a source without it (an
+  # older tag) gets a plain build for the host.
+  # The settings also unset what an enclosing cargo (a test) set for its own package.
+  if settings=$(bash scripts/package.sh --print-env 2>/dev/null); then
+    eval "$settings"
+    export DRILLKIT_COMMIT CARGO_ENCODED_RUSTFLAGS
+    build_target=$DRILLKIT_TARGET
+  fi
+  say "cargo build --release --locked ${build_target:+--target $build_target }in $source_dir (target dir $target_dir)"
+  CARGO_TARGET_DIR=$target_dir cargo build --release --locked ${build_target:+--target "$build_target"} --bins >&2
+  out=$target_dir/${build_target:+$build_target/}release
   mkdir -p "$dir"
   for b in "${bins[@]}"; do
-    install -m 0755 "$target_dir/release/$b" "$dir/.$b.new"
+    install -m 0755 "$out/$b" "$dir/.$b.new"
     mv -f "$dir/.$b.new" "$dir/$b"
   done
   installed_ok "$dir" "${DRILLKIT_COMMIT:-}" >/dev/null ||

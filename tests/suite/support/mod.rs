@@ -8,6 +8,7 @@ pub mod engine;
 pub mod netns;
 pub mod pg;
 pub mod py;
+pub mod release;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
