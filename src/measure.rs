@@ -791,9 +791,13 @@ fn negative_control(m: &mut Measurement, defect: String, expected: String, catch
         // The last wait gave up while a fault was still in place (reverted only afterwards, by
         // the runner's safety net, or never).
         crate::negative::FAULT_LEFT_OPEN => {
-            let gave_up = m.recovery.as_ref().and_then(|r| r.finished_at);
+            // The last wait: `verify:` after the restore when the scenario has one.
+            let last = m.verify.as_ref().or(m.recovery.as_ref());
+            let last_timed_out =
+                m.aborted.is_none() && last.and_then(|r| r.recovered) == Some(false);
+            let gave_up = last.and_then(|r| r.finished_at);
             let open: Vec<String> = match gave_up {
-                Some(at) if timed_out => m
+                Some(at) if last_timed_out => m
                     .faults
                     .iter()
                     .filter(|f| f.applied_at.is_some_and(|a| a <= at))
@@ -807,7 +811,14 @@ fn negative_control(m: &mut Measurement, defect: String, expected: String, catch
                     .collect(),
                 _ => vec![],
             };
-            let mut found = not_recovered();
+            let mut found: Vec<String> = m
+                .problems
+                .iter()
+                .filter(|p| {
+                    p.starts_with("not recovered within") || p.starts_with("verify did not pass")
+                })
+                .cloned()
+                .collect();
             found.extend(open.iter().cloned());
             (!open.is_empty(), found)
         }

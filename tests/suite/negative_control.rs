@@ -179,7 +179,7 @@ verify:
     assert!(
         findings
             .iter()
-            .any(|f| f.starts_with("not recovered within 3"))
+            .any(|f| f.starts_with("verify did not pass within 3"))
             && findings.iter().any(|f| f.contains("(pause ")
                 && f.ends_with("was still in place when the wait gave up")),
         "{nc:#}"
