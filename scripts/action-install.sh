@@ -72,7 +72,7 @@ add_path() {
 # installed_ok DIR COMMIT: every binary in DIR reports `NAME VERSION (commit C)`, the same C
 # for all, and C is COMMIT when COMMIT is given. Prints C.
 installed_ok() {
-  local dir=$1 want=$2 commit= b line c
+  local dir=$1 want=$2 commit='' b line c
   for b in "${bins[@]}"; do
     [ -x "$dir/$b" ] || return 1
     line=$("$dir/$b" --version 2>/dev/null) || return 1
