@@ -51,6 +51,21 @@ struct Spec<'a> {
     env: Vec<String>,
     user: Option<String>,
     host: bollard::models::HostConfig,
+    /// Labels beside [`LABEL`] and [`FAULT_LABEL`] (a reaper's drill, deadline and fault).
+    labels: Vec<(&'static str, String)>,
+}
+
+impl Spec<'_> {
+    /// The container's name: what it does, its fault, and a random tail (a reaper is
+    /// `drillkit-reaper-FAULT-…`, any other helper `drillkit-helper-WHAT-FAULT-…`).
+    fn name(&self) -> String {
+        let tail = rand::random::<u32>() & 0xff_ffff;
+        if self.what == REAPER {
+            format!("drillkit-reaper-{}-{tail:06x}", self.fault)
+        } else {
+            format!("drillkit-helper-{}-{}-{tail:06x}", self.what, self.fault)
+        }
+    }
 }
 
 /// Kill the main process (`pid`, as the engine reports it) of container `id` from the engine
@@ -109,6 +124,7 @@ pub async fn in_netns(
         env: Vec::new(),
         user: None,
         host: net_host(id, "NET_ADMIN"),
+        labels: Vec::new(),
     };
     run(docker, &spec).await
 }
@@ -277,16 +293,12 @@ impl Output {
 /// Create a helper container (labelled, named after what it does and its fault).
 async fn create(docker: &Docker, spec: &Spec<'_>) -> Result<String, Error> {
     use bollard::models::ContainerCreateBody;
-    let name = format!(
-        "drillkit-helper-{}-{}-{:06x}",
-        spec.what,
-        spec.fault,
-        rand::random::<u32>() & 0xff_ffff
-    );
-    let labels = HashMap::from([
+    let name = spec.name();
+    let mut labels = HashMap::from([
         (LABEL.to_string(), spec.what.to_string()),
         (FAULT_LABEL.to_string(), spec.fault.to_string()),
     ]);
+    labels.extend(spec.labels.iter().map(|(k, v)| (k.to_string(), v.clone())));
     let body = ContainerCreateBody {
         image: Some(spec.image.clone()),
         entrypoint: Some(spec.cmd.clone()),
@@ -375,15 +387,33 @@ pub async fn remove_for(docker: &Docker, what: &str, fault: &str) -> Result<Vec<
     Ok(gone)
 }
 
-/// The helper image on an engine: its tag, the dynamic loader to start the executable with, and
-/// where its libraries are.
+/// The helper image on an engine: its tag, the dynamic loader to start the executable with (none
+/// for a static executable), and where its libraries are.
 struct Image {
     tag: String,
-    loader: String,
+    loader: Option<String>,
     lib_path: String,
 }
 
 impl Image {
+    /// The command that runs drillkit's helper `argv` in this image: through the loader, or the
+    /// executable itself when it is static.
+    fn command(&self, argv: &[String]) -> Vec<String> {
+        let mut cmd: Vec<String> = self.loader.iter().cloned().collect();
+        cmd.extend([EXE.to_string(), ARG.to_string()]);
+        cmd.extend(argv.iter().cloned());
+        cmd
+    }
+
+    /// The environment of a helper from this image.
+    fn env(&self) -> Vec<String> {
+        if self.lib_path.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!("LD_LIBRARY_PATH={}", self.lib_path)]
+        }
+    }
+
     /// A helper from this image running drillkit's helper command `argv`.
     fn spec<'a>(
         &self,
@@ -392,19 +422,15 @@ impl Image {
         argv: &[String],
         host: bollard::models::HostConfig,
     ) -> Spec<'a> {
-        let mut cmd = vec![self.loader.clone(), EXE.to_string(), ARG.to_string()];
-        if self.loader == EXE {
-            cmd.remove(0);
-        }
-        cmd.extend(argv.iter().cloned());
         Spec {
             what,
             fault,
             image: self.tag.clone(),
-            cmd,
-            env: vec![format!("LD_LIBRARY_PATH={}", self.lib_path)],
+            cmd: self.command(argv),
+            env: self.env(),
             user: None,
             host,
+            labels: Vec::new(),
         }
     }
 }
@@ -460,8 +486,7 @@ async fn ensure_image(docker: &Docker) -> Result<Image, Error> {
         "drillkit-helper:{}",
         &hex::encode(ctx.finish().as_ref())[..16]
     );
-    // A static executable needs no loader: it is its own entrypoint.
-    let loader = loader.unwrap_or_default();
+    // A static executable has no loader: it is its own entrypoint.
     let image = Image {
         tag: tag.clone(),
         loader,
@@ -488,13 +513,6 @@ async fn ensure_image(docker: &Docker) -> Result<Image, Error> {
         if let Some(e) = step.error_detail.and_then(|d| d.message) {
             return Err(helper(e));
         }
-    }
-    if image.loader.is_empty() {
-        // Static: run the executable itself.
-        return Ok(Image {
-            loader: EXE.into(),
-            ..image
-        });
     }
     Ok(image)
 }
@@ -619,51 +637,30 @@ pub struct ReaperSpec {
 /// the fault and its deadline, removed by the engine when it exits (`AutoRemove`). Returns its
 /// name. Not waited for: it outlives the injector.
 pub async fn arm_reaper(docker: &Docker, spec: &ReaperSpec) -> Result<String, Error> {
-    use bollard::models::{ContainerCreateBody, HostConfig};
+    use bollard::models::HostConfig;
     let image = ensure_image(docker).await?;
-    let name = format!(
-        "drillkit-reaper-{}-{:06x}",
-        spec.fault,
-        rand::random::<u32>() & 0xff_ffff
-    );
-    let mut cmd = vec![image.loader.clone(), EXE.to_string(), ARG.to_string()];
-    cmd.extend(spec.args.iter().cloned());
-    let labels = HashMap::from([
-        (LABEL.to_string(), REAPER.to_string()),
-        (FAULT_LABEL.to_string(), spec.fault.clone()),
-        (DRILL_LABEL.to_string(), spec.drill.clone()),
-        (DEADLINE_LABEL.to_string(), spec.deadline.clone()),
-        (WHAT_LABEL.to_string(), spec.what.clone()),
-    ]);
     let mut binds = vec![format!("{}:{REAPER_SOCKET}", spec.socket.display())];
     if let Some(d) = &spec.record_dir {
         binds.push(format!("{}:{REAPER_RECORD_DIR}", d.display()));
     }
-    let body = ContainerCreateBody {
-        image: Some(image.tag.clone()),
-        entrypoint: Some(cmd),
-        env: Some(vec![format!("LD_LIBRARY_PATH={}", image.lib_path)]),
-        labels: Some(labels),
-        network_disabled: Some(true),
-        host_config: Some(HostConfig {
+    let mut container = image.spec(
+        REAPER,
+        &spec.fault,
+        &spec.args,
+        HostConfig {
             binds: Some(binds),
             auto_remove: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             network_mode: Some("none".into()),
             ..Default::default()
-        }),
-        ..Default::default()
-    };
-    docker
-        .create_container(
-            Some(bollard::query_parameters::CreateContainerOptions {
-                name: Some(name.clone()),
-                ..Default::default()
-            }),
-            body,
-        )
-        .await
-        .map_err(Error::api(format!("create reaper container {name}")))?;
+        },
+    );
+    container.labels = vec![
+        (DRILL_LABEL, spec.drill.clone()),
+        (DEADLINE_LABEL, spec.deadline.clone()),
+        (WHAT_LABEL, spec.what.clone()),
+    ];
+    let name = create(docker, &container).await?;
     if let Err(e) = docker.start_container(&name, None).await {
         let _ = remove(docker, &name).await;
         return Err(Error::api(format!(

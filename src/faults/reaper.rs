@@ -212,17 +212,7 @@ pub async fn reap_in_container(co: ContainerOrders, docker: crate::docker::Docke
         ),
         Err(e) => ("revert failed".to_string(), e.to_string()),
     };
-    let r = Reaped {
-        at: Ts::now(),
-        fault: o.fault.clone(),
-        drill: o.drill.clone(),
-        action: o.action.clone(),
-        target: o.target.clone(),
-        deadline: o.deadline,
-        outcome,
-        detail,
-        journal_present: false,
-    };
+    let r = Reaped::now(o, outcome, detail, false);
     if let Some(name) = &co.record {
         append_record(
             &Path::new(crate::docker::helper::REAPER_RECORD_DIR).join(name),
@@ -417,6 +407,23 @@ pub struct Reaped {
     pub journal_present: bool,
 }
 
+impl Reaped {
+    /// What a reaper did with its orders, now.
+    fn now(o: &Orders, outcome: String, detail: String, journal_present: bool) -> Reaped {
+        Reaped {
+            at: Ts::now(),
+            fault: o.fault.clone(),
+            drill: o.drill.clone(),
+            action: o.action.clone(),
+            target: o.target.clone(),
+            deadline: o.deadline,
+            outcome,
+            detail,
+            journal_present,
+        }
+    }
+}
+
 /// The reaper itself (`__reap --orders JSON`): leave the injector's session, wait for the
 /// deadline (or until the fault is reverted elsewhere, or SIGTERM = disarmed), then undo.
 pub async fn run(orders: Orders, cancel: &CancellationToken) -> Result<Option<Reaped>> {
@@ -453,17 +460,7 @@ async fn watch(o: &Orders, cancel: &CancellationToken) -> Result<Option<Reaped>>
             Err(e) => ("revert failed".to_string(), e.to_string()),
         },
     };
-    let r = Reaped {
-        at: Ts::now(),
-        fault: o.fault.clone(),
-        drill: o.drill.clone(),
-        action: o.action.clone(),
-        target: o.target.clone(),
-        deadline: o.deadline,
-        outcome,
-        detail,
-        journal_present: present,
-    };
+    let r = Reaped::now(o, outcome, detail, present);
     append_record(&record_path(&o.journal), &r);
     Ok(Some(r))
 }
