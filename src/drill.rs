@@ -878,6 +878,20 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .map_err(|e| Failure::env(anyhow::anyhow!("cannot write {}: {e}", path.display())))
 }
 
+/// A demo service's address must be free: where another program (often a demo drill still
+/// running) already listens, the drill would crash one service and measure the other.
+fn demo_address_free(service: &str, listen: &str) -> Result<(), Failure> {
+    match std::net::TcpListener::bind(listen) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(Failure::env(anyhow::anyhow!(
+            "service {service}: {listen} is already in use (another demo drill still running?); \
+             stop that program or give the service another listen address"
+        ))),
+        // Anything else (a name that does not resolve…) is the service's own error to report.
+        Err(_) => Ok(()),
+    }
+}
+
 /// Services a scenario asks drillkit to run for the length of the drill.
 #[derive(Default)]
 struct Services {
@@ -894,6 +908,7 @@ impl Services {
     ) -> Result<(), Failure> {
         for svc in &s.services {
             let mut cmd = if let Some(d) = &svc.demo {
+                demo_address_free(&svc.name, &d.listen)?;
                 let exe = std::env::current_exe().map_err(|e| {
                     Failure::env(anyhow::anyhow!("cannot find own executable: {e}"))
                 })?;
@@ -906,7 +921,9 @@ impl Services {
                     &d.restart_delay.to_string(),
                     "--pidfile",
                 ])
-                .arg(&d.pidfile);
+                .arg(&d.pidfile)
+                // Its SIGTERM at the end of the drill is the normal stop, not a warning.
+                .env("DRILL_LOG", "error");
                 c
             } else {
                 let mut c = tokio::process::Command::new("sh");
@@ -929,6 +946,15 @@ impl Services {
                     if o.ok {
                         break;
                     }
+                    if let Some((_, child)) = self.children.last_mut() {
+                        if let Ok(Some(status)) = child.try_wait() {
+                            return Err(Failure::env(anyhow::anyhow!(
+                                "service {} exited ({status}) before it was ready: {}",
+                                svc.name,
+                                o.detail
+                            )));
+                        }
+                    }
                     if tokio::time::Instant::now() >= deadline || cancel.is_cancelled() {
                         return Err(Failure::env(anyhow::anyhow!(
                             "service {} not ready within {}: {}",
@@ -938,6 +964,17 @@ impl Services {
                         )));
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            // Ready, but is it this service that answered? One that already exited left
+            // another program answering its probe: the drill would measure that instead.
+            if let Some((_, child)) = self.children.last_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(Failure::env(anyhow::anyhow!(
+                        "service {} exited ({status}) although its ready probe passed: another \
+                         program answers that probe",
+                        svc.name
+                    )));
                 }
             }
             obs.progress(Progress::ServiceStarted(svc.name.clone()));

@@ -93,8 +93,11 @@ pub async fn run_env(
     // Child output goes to our stderr so stdout stays machine-readable.
     let stderr = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    // Its own process group: a step's children (a restore's pg_restore, a script's sleep) are
+    // stopped with it on a timeout or a signal, not left running after the drill.
     cmd.stdin(std::process::Stdio::null())
         .stdout(stderr)
+        .process_group(0)
         .kill_on_drop(true);
     let ended = match cmd.spawn() {
         Err(e) => Ended::Failed(format!("cannot start {program}: {e}")),
@@ -107,11 +110,11 @@ pub async fn run_env(
                     Err(e) => Ended::Failed(format!("wait failed: {e}")),
                 },
                 _ = tokio::time::sleep(limit) => {
-                    let _ = child.kill().await;
+                    stop_group(&mut child).await;
                     Ended::Failed(format!("timed out after {}", fmt_duration(limit.as_secs_f64())))
                 }
                 _ = cancel.cancelled() => {
-                    let _ = child.kill().await;
+                    stop_group(&mut child).await;
                     Ended::Interrupted
                 }
             }
@@ -129,6 +132,23 @@ pub async fn run_env(
         },
     });
     Ok(ended)
+}
+
+/// How long a step's process group has to stop after SIGTERM before it gets SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Stop a step and everything it started: SIGTERM to its process group, SIGKILL to what is
+/// left after [`STOP_GRACE`] or once the step itself has exited.
+async fn stop_group(child: &mut tokio::process::Child) {
+    use nix::sys::signal::{killpg, Signal};
+    let Some(pgid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+        return;
+    };
+    let pgid = nix::unistd::Pid::from_raw(pgid);
+    let _ = killpg(pgid, Signal::SIGTERM);
+    let _ = tokio::time::timeout(STOP_GRACE, child.wait()).await;
+    let _ = killpg(pgid, Signal::SIGKILL);
+    let _ = child.wait().await;
 }
 
 fn finish(journal: &Journal, name: &str, ended: &Ended) -> std::io::Result<()> {

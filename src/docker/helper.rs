@@ -453,6 +453,87 @@ fn files() -> Result<(PathBuf, Vec<PathBuf>), String> {
     Ok((exe, libs))
 }
 
+/// The GNU build id of an ELF file (`.note.gnu.build-id`, which the linker derives from the
+/// file's contents), when it is a 64-bit little-endian ELF that has one: reading it costs a few
+/// small reads, where hashing the file costs reading all of it (a release executable with debug
+/// info is ~100 MiB, and every helper needs the image's tag).
+fn build_id(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).ok()?;
+    let at = |off: u64, len: usize| -> Option<Vec<u8>> {
+        let mut b = vec![0u8; len];
+        f.read_exact_at(&mut b, off).ok()?;
+        Some(b)
+    };
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let u64_at = |b: &[u8], i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    let h = at(0, 64)?;
+    // ELF, 64-bit, little-endian.
+    if h[..4] != *b"\x7fELF" || h[4] != 2 || h[5] != 1 {
+        return None;
+    }
+    let (phoff, phentsize, phnum) = (u64_at(&h, 0x20), u16_at(&h, 0x36), u16_at(&h, 0x38));
+    if phentsize < 0x38 || phnum > 256 {
+        return None;
+    }
+    let phdrs = at(phoff, usize::from(phentsize) * usize::from(phnum))?;
+    for ph in phdrs.chunks(usize::from(phentsize)) {
+        const PT_NOTE: u32 = 4;
+        let size = u64_at(ph, 0x20);
+        if u32_at(ph, 0) != PT_NOTE || size > 1 << 16 {
+            continue;
+        }
+        let notes = at(u64_at(ph, 0x08), usize::try_from(size).ok()?)?;
+        let mut i = 0;
+        while i + 12 <= notes.len() {
+            let (namesz, descsz) = (u32_at(&notes, i) as usize, u32_at(&notes, i + 4) as usize);
+            let kind = u32_at(&notes, i + 8);
+            let name = i + 12;
+            let desc = name + namesz.div_ceil(4) * 4;
+            let next = desc + descsz.div_ceil(4) * 4;
+            if next > notes.len() {
+                break;
+            }
+            const NT_GNU_BUILD_ID: u32 = 3;
+            if kind == NT_GNU_BUILD_ID && notes[name..name + namesz] == *b"GNU\0" && descsz > 0 {
+                return Some(notes[desc..desc + descsz].to_vec());
+            }
+            i = next;
+        }
+    }
+    None
+}
+
+/// The helper image's tag: from the build ids of the executable and its libraries when each
+/// has one, else from their contents; either way a new build gets a new tag.
+fn image_tag(exe: &Path, libs: &[PathBuf]) -> Result<String, String> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for (i, p) in std::iter::once(exe)
+        .chain(libs.iter().map(PathBuf::as_path))
+        .enumerate()
+    {
+        if i > 0 {
+            ctx.update(p.display().to_string().as_bytes());
+        }
+        match build_id(p) {
+            Some(id) => {
+                ctx.update(b"build-id:");
+                ctx.update(&id);
+            }
+            None => ctx.update(&std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        }
+    }
+    Ok(format!(
+        "drillkit-helper:{}",
+        &hex::encode(ctx.finish().as_ref())[..16]
+    ))
+}
+
 /// Build the helper image on the engine unless it is there.
 async fn ensure_image(docker: &Docker) -> Result<Image, Error> {
     let helper = |e: String| Error::Helper(format!("cannot build the helper image: {e}"));
@@ -470,22 +551,7 @@ async fn ensure_image(docker: &Docker) -> Result<Image, Error> {
         .filter_map(|p| p.parent().map(|d| d.display().to_string()))
         .collect();
     lib_dirs.dedup();
-    let mut entries: Vec<(String, Vec<u8>, u32)> = Vec::new();
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let read = |p: &Path| std::fs::read(p).map_err(|e| helper(format!("{}: {e}", p.display())));
-    let exe_bytes = read(&exe)?;
-    ctx.update(&exe_bytes);
-    entries.push((format!("root{EXE}"), exe_bytes, 0o755));
-    for l in &libs {
-        let b = read(l)?;
-        ctx.update(l.display().to_string().as_bytes());
-        ctx.update(&b);
-        entries.push((format!("root{}", l.display()), b, 0o755));
-    }
-    let tag = format!(
-        "drillkit-helper:{}",
-        &hex::encode(ctx.finish().as_ref())[..16]
-    );
+    let tag = image_tag(&exe, &libs).map_err(helper)?;
     // A static executable has no loader: it is its own entrypoint.
     let image = Image {
         tag: tag.clone(),
@@ -494,6 +560,11 @@ async fn ensure_image(docker: &Docker) -> Result<Image, Error> {
     };
     if docker.inspect_image(&tag).await.is_ok() {
         return Ok(image);
+    }
+    let read = |p: &Path| std::fs::read(p).map_err(|e| helper(format!("{}: {e}", p.display())));
+    let mut entries: Vec<(String, Vec<u8>, u32)> = vec![(format!("root{EXE}"), read(&exe)?, 0o755)];
+    for l in &libs {
+        entries.push((format!("root{}", l.display()), read(l)?, 0o755));
     }
     let dockerfile = format!("FROM scratch\nCOPY root/ /\nLABEL {LABEL}=image\n");
     entries.push(("Dockerfile".into(), dockerfile.into_bytes(), 0o644));
@@ -918,5 +989,52 @@ mod tests {
             .expect("octal");
         assert_eq!(sum, recorded);
         assert_eq!(&t[512..517], b"hello");
+    }
+
+    /// A minimal ELF64 LE: header, one PT_NOTE program header, a notes segment with an ABI tag
+    /// note first and the build id second.
+    fn elf_with_build_id(id: &[u8]) -> Vec<u8> {
+        let mut notes = Vec::new();
+        let mut note = |kind: u32, desc: &[u8]| {
+            notes.extend(4u32.to_le_bytes());
+            notes.extend((desc.len() as u32).to_le_bytes());
+            notes.extend(kind.to_le_bytes());
+            notes.extend(b"GNU\0");
+            notes.extend(desc);
+            notes.resize(notes.len().div_ceil(4) * 4, 0);
+        };
+        note(1, &[0; 16]);
+        note(3, id);
+        let mut f = vec![0u8; 64 + 56];
+        f[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        f[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        f[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        f[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+        f[64..68].copy_from_slice(&4u32.to_le_bytes());
+        f[64 + 0x08..64 + 0x10].copy_from_slice(&120u64.to_le_bytes());
+        f[64 + 0x20..64 + 0x28].copy_from_slice(&(notes.len() as u64).to_le_bytes());
+        f.extend(notes);
+        f
+    }
+
+    #[test]
+    fn the_image_tag_comes_from_build_ids_and_changes_with_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let exe = dir.path().join("drillkit");
+        std::fs::write(&exe, elf_with_build_id(&[0xab; 20])).expect("write");
+        assert_eq!(super::build_id(&exe), Some(vec![0xab; 20]));
+        let first = super::image_tag(&exe, &[]).expect("tag");
+        std::fs::write(&exe, elf_with_build_id(&[0xcd; 20])).expect("write");
+        assert_ne!(super::image_tag(&exe, &[]).expect("tag"), first);
+        // Without a build id (not ELF, or a truncated one), the contents decide.
+        let lib = dir.path().join("lib.so");
+        std::fs::write(&lib, b"not an elf").expect("write");
+        assert_eq!(super::build_id(&lib), None);
+        std::fs::write(&exe, &elf_with_build_id(&[0xcd; 20])[..100]).expect("write");
+        assert_eq!(super::build_id(&exe), None);
+        let a = super::image_tag(&exe, std::slice::from_ref(&lib)).expect("tag");
+        std::fs::write(&lib, b"not an elf either").expect("write");
+        assert_ne!(super::image_tag(&exe, &[lib]).expect("tag"), a);
+        assert!(a.starts_with("drillkit-helper:"));
     }
 }

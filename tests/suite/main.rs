@@ -15,6 +15,7 @@ mod container_fault_engines;
 mod crash_matrix;
 mod dead_man;
 mod degrade_methods;
+mod demo_service;
 mod dns_probe;
 mod docker_faults;
 mod doctor;

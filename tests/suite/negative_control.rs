@@ -6,15 +6,25 @@
 use crate::support::cmd::Bin;
 use std::path::Path;
 
+/// The demo scenario as shipped, on a port of its own (tests run at once; the README's test runs
+/// it on 18080) and with a 5 s recovery timeout instead of 30 s (what catches the defect).
+fn demo_scenario(dir: &Path) -> u16 {
+    let port = crate::support::docker::free_port();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/demo.yaml"))
+        .expect("demo.yaml");
+    assert!(text.contains("127.0.0.1:18080") && text.contains("timeout: 30s"));
+    let text = text
+        .replace("127.0.0.1:18080", &format!("127.0.0.1:{port}"))
+        .replace("timeout: 30s", "timeout: 5s");
+    std::fs::create_dir_all(dir.join("scenarios")).expect("mkdir");
+    std::fs::write(dir.join("scenarios/demo.yaml"), text).expect("write");
+    port
+}
+
 #[test]
 fn the_demo_drill_catches_its_planted_defect() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("scenarios")).expect("mkdir");
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/demo.yaml"),
-        dir.path().join("scenarios/demo.yaml"),
-    )
-    .expect("copy");
+    let port = demo_scenario(dir.path());
     let r = Bin::new("drill")
         .args(["run", "--negative-control", "scenarios/demo.yaml"])
         .current_dir(dir.path())
@@ -33,7 +43,7 @@ fn the_demo_drill_catches_its_planted_defect() {
     let defect = nc["defect"].as_str().unwrap_or_default();
     assert!(
         defect.starts_with("recovery probes pointed at 127.0.0.1:")
-            && defect.contains("http://127.0.0.1:18080/health →"),
+            && defect.contains(&format!("http://127.0.0.1:{port}/health →")),
         "{nc:#}"
     );
     let findings: Vec<&str> = nc["findings"]
@@ -43,7 +53,7 @@ fn the_demo_drill_catches_its_planted_defect() {
     assert!(
         findings
             .iter()
-            .any(|f| f.starts_with("not recovered within 30")),
+            .any(|f| f.starts_with("not recovered within 5")),
         "caught by the recovery timeout: {nc:#}"
     );
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
@@ -229,7 +239,7 @@ fn a_backup_with_a_flipped_byte_is_caught_by_its_verification() {
 restore:
   - name: verify the nightly dump
     backup: nightly.sql.gz
-    run: echo \"$DRILL_BACKUP\" >> seen.txt; {vb} \"$DRILL_BACKUP\"; rc=$?; sleep \"${{HOLD:-0}}\"; exit $rc
+    run: echo $$$$ >> pids.txt; echo \"$DRILL_BACKUP\" >> seen.txt; {vb} \"$DRILL_BACKUP\"; rc=$?; sleep \"${{HOLD:-0}}\"; exit $rc
 ",
             vb = env!("CARGO_BIN_EXE_verify-backup")
         ),
@@ -294,6 +304,7 @@ restore:
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert!(Path::new(&copy).exists(), "held while the step runs");
+    let signalled = std::time::Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -304,5 +315,28 @@ restore:
     assert!(
         !Path::new(&copy).exists(),
         "the damaged copy was removed on SIGTERM"
+    );
+    // The step's whole process group (its shell and the `sleep 30` it started) was stopped with
+    // it, not left running after the drill (the drill waits for it: nothing to poll).
+    let pids = std::fs::read_to_string(dir.path().join("pids.txt")).expect("pids");
+    let step: i32 = pids
+        .lines()
+        .nth(2)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("the third run's shell pid");
+    let gone = || {
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(step), None)
+            == Err(nix::errno::Errno::ESRCH)
+    };
+    // (A killed member may linger a moment as a zombie until init reaps it.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !gone() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(gone(), "the step's process group {step} is still running");
+    assert!(
+        signalled.elapsed() < std::time::Duration::from_secs(15),
+        "SIGTERM waited for the step's 30 s sleep: {:?}",
+        signalled.elapsed()
     );
 }
