@@ -524,11 +524,16 @@ fn killed_then_reverted(c: &Column) {
                 }
                 let j = c.journal(&format!("killed-{what}"));
                 let mut args = vec![*what, "--container", t.as_str(), "--duration", "120s"];
-                if *what == "partition" {
-                    args.extend(["--to", to.as_str()]);
+                match *what {
+                    "partition" => args.extend(["--to", to.as_str()]),
+                    // The target's shell ignores SIGTERM: without this the engine waits its
+                    // default 10 s before SIGKILL, which under a loaded machine (three columns
+                    // of faults at once) ran past the wait below.
+                    "stop" => args.extend(["--timeout", "1s"]),
+                    _ => {}
                 }
                 let child = col.inject(w, &j).args(&args).spawn();
-                dk::wait_journal(&j, "fault_applied", Duration::from_secs(30));
+                dk::wait_journal(&j, "fault_applied", Duration::from_secs(60));
                 nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(child.id() as i32),
                     nix::sys::signal::Signal::SIGKILL,
