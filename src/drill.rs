@@ -892,6 +892,15 @@ fn demo_address_free(service: &str, listen: &str) -> Result<(), Failure> {
     }
 }
 
+/// Whether `pidfile` names a live child of `supervisor` (the demo worker it started).
+fn demo_worker_of(pidfile: &std::path::Path, supervisor: u32) -> bool {
+    std::fs::read_to_string(pidfile)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .and_then(crate::process::info)
+        .is_some_and(|p| u32::try_from(p.ppid) == Ok(supervisor) && p.state != 'Z')
+}
+
 /// Services a scenario asks drillkit to run for the length of the drill.
 #[derive(Default)]
 struct Services {
@@ -921,9 +930,11 @@ impl Services {
                     &d.restart_delay.to_string(),
                     "--pidfile",
                 ])
-                .arg(&d.pidfile)
+                .arg(&d.pidfile);
                 // Its SIGTERM at the end of the drill is the normal stop, not a warning.
-                .env("DRILL_LOG", "error");
+                if std::env::var_os("DRILL_LOG").is_none() {
+                    c.env("DRILL_LOG", "error");
+                }
                 c
             } else {
                 let mut c = tokio::process::Command::new("sh");
@@ -943,11 +954,23 @@ impl Services {
                 let deadline = tokio::time::Instant::now() + svc.ready_timeout.0;
                 loop {
                     let o = probe.check(Duration::from_secs(1)).await;
-                    if o.ok {
+                    let Some((_, child)) = self.children.last_mut() else {
+                        break;
+                    };
+                    // A demo service is ready when its own worker answers: the pidfile the
+                    // worker writes once it listens names a child of our supervisor (another
+                    // program answering on the address does not make it ready).
+                    let ours = match (&svc.demo, child.id()) {
+                        (Some(d), Some(sup)) => demo_worker_of(&d.pidfile, sup),
+                        _ => true,
+                    };
+                    if o.ok && ours {
                         break;
                     }
-                    if let Some((_, child)) = self.children.last_mut() {
-                        if let Ok(Some(status)) = child.try_wait() {
+                    // A service that failed is not waited for; one that exited 0 may have
+                    // started a daemon (`docker compose up -d`) that becomes ready later.
+                    if let Ok(Some(status)) = child.try_wait() {
+                        if !status.success() || svc.demo.is_some() {
                             return Err(Failure::env(anyhow::anyhow!(
                                 "service {} exited ({status}) before it was ready: {}",
                                 svc.name,
@@ -956,25 +979,20 @@ impl Services {
                         }
                     }
                     if tokio::time::Instant::now() >= deadline || cancel.is_cancelled() {
+                        let detail = if o.ok {
+                            "its probe passed, but its worker never wrote its pidfile: another \
+                             program answers that address"
+                                .to_string()
+                        } else {
+                            o.detail
+                        };
                         return Err(Failure::env(anyhow::anyhow!(
-                            "service {} not ready within {}: {}",
+                            "service {} not ready within {}: {detail}",
                             svc.name,
                             svc.ready_timeout,
-                            o.detail
                         )));
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-            // Ready, but is it this service that answered? One that already exited left
-            // another program answering its probe: the drill would measure that instead.
-            if let Some((_, child)) = self.children.last_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(Failure::env(anyhow::anyhow!(
-                        "service {} exited ({status}) although its ready probe passed: another \
-                         program answers that probe",
-                        svc.name
-                    )));
                 }
             }
             obs.progress(Progress::ServiceStarted(svc.name.clone()));

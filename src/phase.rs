@@ -102,19 +102,25 @@ pub async fn run_env(
     let ended = match cmd.spawn() {
         Err(e) => Ended::Failed(format!("cannot start {program}: {e}")),
         Ok(mut child) => {
+            let group = Group::of(&child);
             let limit = timeout.unwrap_or(Duration::from_secs(24 * 3600));
             tokio::select! {
-                status = child.wait() => match status {
-                    Ok(s) if s.success() => Ended::Ok,
-                    Ok(s) => Ended::Failed(match s.code() { Some(c) => format!("exit {c}"), None => "killed by a signal".into() }),
-                    Err(e) => Ended::Failed(format!("wait failed: {e}")),
-                },
+                status = child.wait() => {
+                    // Ended by itself: what it left running in the background (a daemon it
+                    // started) is the step's business.
+                    group.disarm();
+                    match status {
+                        Ok(s) if s.success() => Ended::Ok,
+                        Ok(s) => Ended::Failed(match s.code() { Some(c) => format!("exit {c}"), None => "killed by a signal".into() }),
+                        Err(e) => Ended::Failed(format!("wait failed: {e}")),
+                    }
+                }
                 _ = tokio::time::sleep(limit) => {
-                    stop_group(&mut child).await;
+                    group.stop(&mut child).await;
                     Ended::Failed(format!("timed out after {}", fmt_duration(limit.as_secs_f64())))
                 }
                 _ = cancel.cancelled() => {
-                    stop_group(&mut child).await;
+                    group.stop(&mut child).await;
                     Ended::Interrupted
                 }
             }
@@ -137,18 +143,58 @@ pub async fn run_env(
 /// How long a step's process group has to stop after SIGTERM before it gets SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// Stop a step and everything it started: SIGTERM to its process group, SIGKILL to what is
-/// left after [`STOP_GRACE`] or once the step itself has exited.
-async fn stop_group(child: &mut tokio::process::Child) {
-    use nix::sys::signal::{killpg, Signal};
-    let Some(pgid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
-        return;
-    };
-    let pgid = nix::unistd::Pid::from_raw(pgid);
-    let _ = killpg(pgid, Signal::SIGTERM);
-    let _ = tokio::time::timeout(STOP_GRACE, child.wait()).await;
-    let _ = killpg(pgid, Signal::SIGKILL);
-    let _ = child.wait().await;
+/// A step's process group while the step runs: SIGKILLed when dropped before the step ended (a
+/// panic, or the step's future dropped, still stops the step's children, not only its shell).
+struct Group(Option<nix::unistd::Pid>);
+
+impl Group {
+    fn of(child: &tokio::process::Child) -> Group {
+        Group(
+            child
+                .id()
+                .and_then(|p| i32::try_from(p).ok())
+                .map(nix::unistd::Pid::from_raw),
+        )
+    }
+
+    /// Whether any member is left (zombies waiting for init count a moment longer).
+    fn alive(&self) -> bool {
+        self.0
+            .is_some_and(|g| nix::sys::signal::killpg(g, None).is_ok())
+    }
+
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        if let Some(g) = self.0 {
+            let _ = nix::sys::signal::killpg(g, sig);
+        }
+    }
+
+    /// Stop the step and everything it started: SIGTERM (and SIGCONT, for members that are
+    /// stopped) to the group; every member gets [`STOP_GRACE`] to exit, the step's own process
+    /// and its children alike; SIGKILL for what is left.
+    async fn stop(mut self, child: &mut tokio::process::Child) {
+        use nix::sys::signal::Signal;
+        self.signal(Signal::SIGTERM);
+        self.signal(Signal::SIGCONT);
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        let _ = tokio::time::timeout_at(deadline, child.wait()).await;
+        while self.alive() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.signal(Signal::SIGKILL);
+        let _ = child.wait().await;
+        self.0 = None;
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+    }
 }
 
 fn finish(journal: &Journal, name: &str, ended: &Ended) -> std::io::Result<()> {

@@ -11,6 +11,8 @@ pub struct ProcInfo {
     pub start_time: u64,
     /// Field 3: R, S, D, T (stopped), Z…
     pub state: char,
+    /// Field 4: the parent's pid.
+    pub ppid: i32,
 }
 
 pub fn info(pid: i32) -> Option<ProcInfo> {
@@ -22,10 +24,12 @@ pub fn info(pid: i32) -> Option<ProcInfo> {
     let rest: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
     let state = rest.first()?.chars().next()?;
     let start_time = rest.get(19)?.parse().ok()?;
+    let ppid = rest.get(1)?.parse().ok()?;
     Some(ProcInfo {
         comm,
         start_time,
         state,
+        ppid,
     })
 }
 

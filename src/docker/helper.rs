@@ -438,7 +438,8 @@ impl Image {
 /// The files of the helper image: drillkit's executable and the shared objects mapped into this
 /// process (the loader among them).
 fn files() -> Result<(PathBuf, Vec<PathBuf>), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+    let path =
+        std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
     let maps = std::fs::read_to_string("/proc/self/maps")
         .map_err(|e| format!("cannot read /proc/self/maps: {e}"))?;
     let mut libs: Vec<PathBuf> = maps
@@ -446,11 +447,13 @@ fn files() -> Result<(PathBuf, Vec<PathBuf>), String> {
         .filter_map(|l| l.split_whitespace().nth(5))
         .filter(|p| p.starts_with('/') && p.contains(".so"))
         .map(PathBuf::from)
-        .filter(|p| *p != exe)
+        .filter(|p| *p != path)
         .collect();
     libs.sort();
     libs.dedup();
-    Ok((exe, libs))
+    // The running executable itself (the same inode the tag and the image are made from, even
+    // when a new build replaced the file at `path` meanwhile).
+    Ok((PathBuf::from("/proc/self/exe"), libs))
 }
 
 /// The GNU build id of an ELF file (`.note.gnu.build-id`, which the linker derives from the
@@ -488,20 +491,34 @@ fn build_id(path: &Path) -> Option<Vec<u8>> {
         if u32_at(ph, 0) != PT_NOTE || size > 1 << 16 {
             continue;
         }
-        let notes = at(u64_at(ph, 0x08), usize::try_from(size).ok()?)?;
-        let mut i = 0;
-        while i + 12 <= notes.len() {
-            let (namesz, descsz) = (u32_at(&notes, i) as usize, u32_at(&notes, i + 4) as usize);
-            let kind = u32_at(&notes, i + 8);
+        let Some(notes) = at(u64_at(ph, 0x08), usize::try_from(size).ok()?) else {
+            continue;
+        };
+        // Entries: namesz, descsz, type (u32 each), then name and desc, each padded to 4
+        // (8-aligned note segments exist on some systems: their entries then misparse, which
+        // only means no build id here). Sizes are checked before any index, in u64.
+        let len = notes.len() as u64;
+        let mut i: u64 = 0;
+        while i + 12 <= len {
+            let at32 = |o: u64| u32_at(&notes, o as usize);
+            let (namesz, descsz, kind) = (
+                u64::from(at32(i)),
+                u64::from(at32(i + 4)),
+                u64::from(at32(i + 8)),
+            );
             let name = i + 12;
             let desc = name + namesz.div_ceil(4) * 4;
             let next = desc + descsz.div_ceil(4) * 4;
-            if next > notes.len() {
+            if next > len {
                 break;
             }
-            const NT_GNU_BUILD_ID: u32 = 3;
-            if kind == NT_GNU_BUILD_ID && notes[name..name + namesz] == *b"GNU\0" && descsz > 0 {
-                return Some(notes[desc..desc + descsz].to_vec());
+            const NT_GNU_BUILD_ID: u64 = 3;
+            let (name, desc) = (name as usize, desc as usize);
+            if kind == NT_GNU_BUILD_ID
+                && notes[name..name + namesz as usize] == *b"GNU\0"
+                && descsz > 0
+            {
+                return Some(notes[desc..desc + descsz as usize].to_vec());
             }
             i = next;
         }
@@ -513,19 +530,27 @@ fn build_id(path: &Path) -> Option<Vec<u8>> {
 /// has one, else from their contents; either way a new build gets a new tag.
 fn image_tag(exe: &Path, libs: &[PathBuf]) -> Result<String, String> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    // Every field length-prefixed: no two different lists hash alike by shifting bytes.
+    let mut field = |b: &[u8]| {
+        ctx.update(&(b.len() as u64).to_le_bytes());
+        ctx.update(b);
+    };
     for (i, p) in std::iter::once(exe)
         .chain(libs.iter().map(PathBuf::as_path))
         .enumerate()
     {
         if i > 0 {
-            ctx.update(p.display().to_string().as_bytes());
+            field(p.display().to_string().as_bytes());
         }
         match build_id(p) {
             Some(id) => {
-                ctx.update(b"build-id:");
-                ctx.update(&id);
+                field(b"build-id");
+                field(&id);
             }
-            None => ctx.update(&std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
+            None => {
+                field(b"contents");
+                field(&std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
+            }
         }
     }
     Ok(format!(

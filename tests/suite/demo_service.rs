@@ -13,12 +13,19 @@ fn a_demo_service_whose_address_is_taken_stops_the_drill_before_any_fault() {
     let answer = std::thread::spawn(move || {
         use std::io::{Read, Write};
         for mut s in taken.incoming().flatten() {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut head = Vec::new();
             let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf);
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
             let _ = s.write_all(
                 b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n",
             );
-            if buf.starts_with(b"GET /stop") {
+            if head.starts_with(b"GET /stop") {
                 return;
             }
         }

@@ -239,7 +239,7 @@ fn a_backup_with_a_flipped_byte_is_caught_by_its_verification() {
 restore:
   - name: verify the nightly dump
     backup: nightly.sql.gz
-    run: echo $$$$ >> pids.txt; echo \"$DRILL_BACKUP\" >> seen.txt; {vb} \"$DRILL_BACKUP\"; rc=$?; sleep \"${{HOLD:-0}}\"; exit $rc
+    run: echo \"$DRILL_BACKUP\" >> seen.txt; {vb} \"$DRILL_BACKUP\"; rc=$?; sleep \"${{HOLD:-0}}\" & echo $! >> held.txt; wait $!; exit $rc
 ",
             vb = env!("CARGO_BIN_EXE_verify-backup")
         ),
@@ -294,11 +294,16 @@ restore:
         .current_dir(dir.path())
         .env("HOLD", "30")
         .spawn();
+    // Until the step holds the copy in its `sleep 30` (the third run's line in held.txt).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let copy = loop {
-        let s = std::fs::read_to_string(dir.path().join("seen.txt")).unwrap_or_default();
-        if let Some(l) = s.lines().nth(2) {
-            break l.to_string();
+    let (copy, sleep) = loop {
+        let seen = std::fs::read_to_string(dir.path().join("seen.txt")).unwrap_or_default();
+        let held = std::fs::read_to_string(dir.path().join("held.txt")).unwrap_or_default();
+        if let (Some(c), Some(p)) = (seen.lines().nth(2), held.lines().nth(2)) {
+            break (
+                c.to_string(),
+                p.trim().parse::<i32>().expect("the sleep's pid"),
+            );
         }
         assert!(std::time::Instant::now() < deadline, "the step never ran");
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -316,24 +321,16 @@ restore:
         !Path::new(&copy).exists(),
         "the damaged copy was removed on SIGTERM"
     );
-    // The step's whole process group (its shell and the `sleep 30` it started) was stopped with
-    // it, not left running after the drill (the drill waits for it: nothing to poll).
-    let pids = std::fs::read_to_string(dir.path().join("pids.txt")).expect("pids");
-    let step: i32 = pids
-        .lines()
-        .nth(2)
-        .and_then(|l| l.trim().parse().ok())
-        .expect("the third run's shell pid");
-    let gone = || {
-        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(step), None)
-            == Err(nix::errno::Errno::ESRCH)
+    // The step's children went with it: the `sleep 30` the step's shell started is not left
+    // running after the drill (a member killed a moment ago may linger as a zombie until init
+    // reaps it, which counts as gone).
+    let running = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.to_string()))
+            .is_some_and(|r| !r.starts_with('Z'))
     };
-    // (A killed member may linger a moment as a zombie until init reaps it.)
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !gone() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(gone(), "the step's process group {step} is still running");
+    assert!(!running(sleep), "the step's sleep {sleep} is still running");
     assert!(
         signalled.elapsed() < std::time::Duration::from_secs(15),
         "SIGTERM waited for the step's 30 s sleep: {:?}",
