@@ -107,7 +107,8 @@ log "cargo test --release (the static release build, scripts/package.sh --print-
 # Everything the tests need is installed above: a test that finds it missing fails, not skips.
 export DRILLKIT_REQUIRE_FIXTURES=1
 # Two test binaries: the library's unit tests and the integration suite (tests/suite/), which
-# links the crate once. Tests that start servers and containers share two cores: two at a time.
+# links the crate once. Three tests at a time: on this 2-core machine two left the CPU ~40 %
+# idle (tests wait on engines, servers and recoveries); four overloaded it (bench/RESULTS.md).
 # Fault locks and reapers of this run live in a folder of their own (DRILL_RUN_DIR): the suite
 # neither sees what earlier runs left in /run/drillkit nor leaves anything there. Reapers the
 # tests left armed (faults on containers the tests removed) are stopped at the end.
@@ -124,4 +125,4 @@ stop_reapers() {
 trap stop_reapers EXIT
 CARGO_ENCODED_RUSTFLAGS=$CARGO_ENCODED_RUSTFLAGS \
   cargo test --release --target "$DRILLKIT_TARGET" --lib --tests --no-fail-fast -- \
-  --test-threads "${DRILL_TEST_THREADS:-2}" "$@"
+  --test-threads "${DRILL_TEST_THREADS:-3}" "$@"
