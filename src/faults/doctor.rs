@@ -91,8 +91,33 @@ fn live(fault: &str) -> bool {
     !fault.is_empty() && super::is_held(fault)
 }
 
-/// Look for leftovers; touches nothing.
+/// Look for leftovers; touches nothing. A finding whose fault no live injector holds counts only
+/// when a second look still finds it: the scan lists (say) a rule, then asks whether its fault's
+/// lock is held; an injector that reverted in between (rule gone, then lock released) would
+/// otherwise be reported — and `--fix`ed — as a leftover of a dead one.
 pub async fn scan(scope: &Scope, docker: Option<&crate::docker::Docker>) -> Result<Vec<Finding>> {
+    let first = scan_once(scope, docker).await?;
+    if first.iter().all(|f| f.live) {
+        return Ok(first);
+    }
+    let second = scan_once(scope, docker).await?;
+    Ok(settled(first, second))
+}
+
+/// The second look's findings: live ones, and the others that the first look found too.
+fn settled(first: Vec<Finding>, second: Vec<Finding>) -> Vec<Finding> {
+    second
+        .into_iter()
+        .filter(|f| {
+            f.live
+                || first
+                    .iter()
+                    .any(|g| !g.live && g.kind == f.kind && g.what == f.what)
+        })
+        .collect()
+}
+
+async fn scan_once(scope: &Scope, docker: Option<&crate::docker::Docker>) -> Result<Vec<Finding>> {
     let mut found = Vec::new();
     let mut files: Vec<String> = Vec::new();
     let mut live_qdiscs: Vec<(Netns, String)> = Vec::new();
@@ -403,5 +428,49 @@ fn set(f: &mut Finding, r: Result<String>) {
     match r {
         Ok(how) => f.fixed = Some(how),
         Err(e) => f.error = Some(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Finding, Fix};
+
+    fn finding(kind: &str, what: &str, live: bool) -> Finding {
+        Finding {
+            kind: kind.into(),
+            what: what.into(),
+            fault: None,
+            live,
+            fixed: None,
+            error: None,
+            fix: Fix::File(what.into()),
+        }
+    }
+
+    #[test]
+    fn a_leftover_counts_only_when_the_second_look_still_finds_it() {
+        let first = vec![
+            // Reverted by its live injector between the scan and the lock check: gone next.
+            finding("iptables-rule", "rule of f-1", false),
+            finding("fill-file", "/mnt/.drillkit-fill-f-2", false),
+            finding("proxy", "delay proxy pid 7", true),
+        ];
+        let second = vec![
+            finding("fill-file", "/mnt/.drillkit-fill-f-2", false),
+            finding("proxy", "delay proxy pid 7", true),
+            // Appeared since the first look (a fault being applied): not judged yet.
+            finding("qdisc", "qdisc of f-3", false),
+        ];
+        let kept: Vec<(String, bool)> = super::settled(first, second)
+            .into_iter()
+            .map(|f| (f.what, f.live))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("/mnt/.drillkit-fill-f-2".to_string(), false),
+                ("delay proxy pid 7".to_string(), true)
+            ]
+        );
     }
 }
