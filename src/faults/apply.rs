@@ -332,7 +332,25 @@ async fn process(pid: i32, start_time: u64, name: &str, fault: &Fault) -> Result
     match fault {
         Fault::Crash => send(Signal::SIGKILL),
         Fault::Kill { signal } => send(*signal),
-        Fault::Pause => send(Signal::SIGSTOP),
+        Fault::Pause => {
+            // Applied once it is in effect: the kernel stops the process when it next runs, which
+            // on a loaded machine is a moment after the signal was sent.
+            send(Signal::SIGSTOP)?;
+            let deadline = tokio::time::Instant::now() + PAUSE_SEEN_WITHIN;
+            let stopped =
+                || crate::process::info(pid).is_some_and(|p| matches!(p.state, 'T' | 't'));
+            while !stopped() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if !stopped() {
+                tracing::warn!(
+                    "{name} (pid {pid}) not seen stopped {} after SIGSTOP (in uninterruptible \
+                     sleep?); it stops when it next runs",
+                    crate::units::Dur(PAUSE_SEEN_WITHIN)
+                );
+            }
+            Ok(())
+        }
         Fault::Stop { timeout } => {
             send(Signal::SIGTERM)?;
             let deadline = tokio::time::Instant::now() + *timeout;
@@ -354,6 +372,9 @@ async fn process(pid: i32, start_time: u64, name: &str, fault: &Fault) -> Result
         }
     }
 }
+
+/// How long a paused process may take to be seen stopped after SIGSTOP.
+const PAUSE_SEEN_WITHIN: Duration = Duration::from_secs(2);
 
 /// How long a crashed container's engine may take to notice that its main process died.
 const CRASH_SEEN_WITHIN: Duration = Duration::from_secs(10);
