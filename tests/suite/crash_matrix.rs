@@ -6,6 +6,7 @@
 //! printed (run with `--nocapture`); the README quotes it.
 
 use crate::support::netns;
+use crate::support::proc_state;
 
 use crate::support::cmd::Bin;
 use crate::support::docker as dk;
@@ -78,12 +79,6 @@ fn host_rules() -> usize {
         }
     }
     n
-}
-
-fn proc_state(pid: u32) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = s.rfind(')')?;
-    s[close + 2..].chars().next()
 }
 
 /// Leftovers after a case, each named.

@@ -251,13 +251,10 @@ fn a_paused_process_comes_back_after_sigkill_and_a_deleted_journal() {
         .expect("sleep");
     let pid = sleeper.id().to_string();
     let stopped = |pid: &str| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        pid.parse()
             .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')
-                    .map(|(_, r)| r.trim_start().starts_with('T'))
-            })
-            .unwrap_or(false)
+            .and_then(crate::support::proc_state)
+            .is_some_and(|s| s == 'T')
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let journal = dir.path().join("journal.jsonl");

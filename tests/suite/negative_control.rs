@@ -302,7 +302,7 @@ restore:
         if let (Some(c), Some(p)) = (seen.lines().nth(2), held.lines().nth(2)) {
             break (
                 c.to_string(),
-                p.trim().parse::<i32>().expect("the sleep's pid"),
+                p.trim().parse::<u32>().expect("the sleep's pid"),
             );
         }
         assert!(std::time::Instant::now() < deadline, "the step never ran");
@@ -324,13 +324,11 @@ restore:
     // The step's children went with it: the `sleep 30` the step's shell started is not left
     // running after the drill (a member killed a moment ago may linger as a zombie until init
     // reaps it, which counts as gone).
-    let running = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.to_string()))
-            .is_some_and(|r| !r.starts_with('Z'))
-    };
-    assert!(!running(sleep), "the step's sleep {sleep} is still running");
+    let state = crate::support::proc_state(sleep);
+    assert!(
+        matches!(state, None | Some('Z')),
+        "the step's sleep {sleep} is still running ({state:?})"
+    );
     assert!(
         signalled.elapsed() < std::time::Duration::from_secs(15),
         "SIGTERM waited for the step's 30 s sleep: {:?}",

@@ -327,15 +327,7 @@ fn wait_recovery_stops_when_a_composed_guard_aborts_the_drill() {
         .spawn()
         .expect("sleep");
     let pid = victim.id().to_string();
-    let stopped = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')
-                    .map(|(_, r)| r.trim_start().starts_with('T'))
-            })
-            .unwrap_or(false)
-    };
+    let stopped = || crate::support::proc_state(victim.id()) == Some('T');
     Bin::new("inject-fault")
         .args(["pause", "--pid", &pid])
         .journal(&journal)

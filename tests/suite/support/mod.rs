@@ -161,3 +161,11 @@ impl Drop for Room {
         }
     }
 }
+
+/// A process's state letter from `/proc/PID/stat` (R, S, D, T stopped, Z zombie…); None when it
+/// is gone.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = s.rfind(')')?;
+    s.get(close + 2..)?.chars().next()
+}
