@@ -34,19 +34,7 @@ fn drillkit_processes_of(fault: &str) -> Vec<String> {
 
 /// Reaper containers of a fault on the local engine (any state).
 pub fn reaper_containers_of(fault: &str) -> Vec<String> {
-    dk::docker([
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label=drillkit.fault={fault}"),
-        "--filter",
-        "label=drillkit.helper=reaper",
-        "--format",
-        "{{.Names}}",
-    ])
-    .lines()
-    .map(str::to_string)
-    .collect()
+    dk::names(&dk::docker(dk::reaper_ps_args(Some(fault))))
 }
 
 /// The fault id the injector wrote to the journal (polled: the injector is still running).

@@ -430,17 +430,9 @@ fn faults_reach_the_chosen_engine_and_only_it() {
 
 /// Reaper containers (any state) on the second engine.
 fn reapers_on(e: &Engine) -> Vec<String> {
-    e.docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        "label=drillkit.helper=reaper",
-        "--format",
-        "{{.Names}}",
-    ])
-    .lines()
-    .map(str::to_string)
-    .collect()
+    let args = crate::support::docker::reaper_ps_args(None);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    crate::support::docker::names(&e.docker(&args))
 }
 
 /// `inject-fault ACTION --container web --deadline 8s` on the second engine, `kill -9` of the

@@ -813,3 +813,21 @@ pub fn wait_journal(path: &Path, kind: &str, timeout: Duration) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `docker ps` arguments listing reaper containers (any state), of one fault or all: their
+/// names, one a line (`names` splits them).
+pub fn reaper_ps_args(fault: Option<&str>) -> Vec<String> {
+    let mut a: Vec<String> = ["ps", "-a", "--filter", "label=drillkit.helper=reaper"]
+        .map(String::from)
+        .into();
+    if let Some(f) = fault {
+        a.extend(["--filter".into(), format!("label=drillkit.fault={f}")]);
+    }
+    a.extend(["--format".into(), "{{.Names}}".into()]);
+    a
+}
+
+/// The lines of a `docker … --format '{{.Names}}'` answer.
+pub fn names(out: &str) -> Vec<String> {
+    out.lines().map(str::to_string).collect()
+}
