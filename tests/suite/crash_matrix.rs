@@ -53,7 +53,10 @@ struct World {
     echo: netns::Echo,
 }
 
+/// Delay proxies running on this host (this test's kind). Proxies of the remote column and of
+/// other tests run in helper containers (another mount namespace) and are theirs to count.
 fn count_proxies() -> usize {
+    let ours = std::fs::read_link("/proc/self/ns/mnt").ok();
     std::fs::read_dir("/proc")
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -61,6 +64,7 @@ fn count_proxies() -> usize {
                     std::fs::read(e.path().join("cmdline"))
                         .map(|c| String::from_utf8_lossy(&c).contains("__degrade-proxy"))
                         .unwrap_or(false)
+                        && std::fs::read_link(e.path().join("ns/mnt")).ok() == ours
                 })
                 .count()
         })
@@ -424,27 +428,28 @@ fn container_faults_on_a_tls_engine_times_every_ending_leave_nothing_behind() {
         let s = e.docker(&[
             "inspect",
             "--format",
-            "{{.State.Running}} {{.State.Paused}} {{len .NetworkSettings.Networks}}",
+            "{{.State.Running}} {{.State.Paused}} {{len .NetworkSettings.Networks}} {{.State.Pid}}",
             c,
         ]);
-        if s != "true false 1" {
-            left.push(format!("container state {s}"));
+        let (state, pid) = s.rsplit_once(' ').unwrap_or((&s, ""));
+        if state != "true false 1" {
+            left.push(format!("container state {state}"));
         } else {
-            let ns = format!("container:{c}");
+            // The container's network namespace, read from this host (the second engine's
+            // containers run here) with the host's iptables and tc: the binaries the helper
+            // image carries (dk::nettools_image), without a container started per look.
             let tool = |args: &[&str]| {
-                let mut a = vec![
-                    "run",
-                    "--rm",
-                    "--network",
-                    &ns,
-                    "--cap-drop",
-                    "ALL",
-                    "--cap-add",
-                    "NET_ADMIN",
-                    nettools,
-                ];
-                a.extend(args);
-                e.docker(&a)
+                let o = Command::new("nsenter")
+                    .args(["-t", pid, "-n"])
+                    .args(args)
+                    .output()
+                    .expect("nsenter runs");
+                assert!(
+                    o.status.success(),
+                    "nsenter -t {pid} -n {args:?}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                String::from_utf8_lossy(&o.stdout).into_owned()
             };
             let rules = tool(&["iptables", "-S"]) + &tool(&["iptables", "-t", "nat", "-S"]);
             let n = rules.matches("drillkit:").count();
@@ -493,6 +498,19 @@ fn container_faults_on_a_tls_engine_times_every_ending_leave_nothing_behind() {
                         match end {
                             End::Normal => {
                                 bin().args(args).succeeds();
+                                // The look sees what the helpers did while it is applied.
+                                let seen = left_on_engine(row, c, &j);
+                                let want = match *row {
+                                    "partition iptables" => Some("rule(s) in its namespace"),
+                                    "degrade proxy+tbf" => Some("qdisc dd17:"),
+                                    _ => None,
+                                };
+                                if let Some(want) = want {
+                                    assert!(
+                                        seen.iter().any(|l| l.contains(want)),
+                                        "{row} applied: {want} not seen, saw {seen:?}"
+                                    );
+                                }
                                 bin().arg("revert").succeeds();
                             }
                             End::Duration => {
