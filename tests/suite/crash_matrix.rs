@@ -53,10 +53,14 @@ struct World {
     echo: netns::Echo,
 }
 
-/// Delay proxies running on this host (this test's kind). Proxies of the remote column and of
-/// other tests run in helper containers (another mount namespace) and are theirs to count.
-fn count_proxies() -> usize {
-    let ours = std::fs::read_link("/proc/self/ns/mnt").ok();
+/// Delay proxies in this test's namespace `ns` (by the namespace's inode, as `ip netns identify`
+/// tells them apart): other tests' proxies run in namespaces of their own.
+fn count_proxies(ns: &str) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let Some(ours) = id(&Path::new("/run/netns").join(ns)) else {
+        return 0;
+    };
     std::fs::read_dir("/proc")
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -64,7 +68,7 @@ fn count_proxies() -> usize {
                     std::fs::read(e.path().join("cmdline"))
                         .map(|c| String::from_utf8_lossy(&c).contains("__degrade-proxy"))
                         .unwrap_or(false)
-                        && std::fs::read_link(e.path().join("ns/mnt")).ok() == ours
+                        && id(&e.path().join("ns/net")) == Some(ours)
                 })
                 .count()
         })
@@ -100,7 +104,7 @@ fn inspect(w: &World, j: &Path, pid: Option<u32>) -> Vec<String> {
     if hr > 0 {
         left.push(format!("{hr} rule(s) on the host"));
     }
-    let p = count_proxies();
+    let p = count_proxies(&w.ns.name);
     if p > 0 {
         left.push(format!("{p} proxy process(es)"));
     }
@@ -162,6 +166,10 @@ fn run_case(w: &World, fault: &str, args: &[String], end: End, pid: Option<u32>)
     match end {
         End::Normal => {
             bin().args(args).succeeds();
+            if fault == "degrade proxy" {
+                // The look below finds a proxy where there is one.
+                assert_eq!(count_proxies(&w.ns.name), 1, "the applied proxy is seen");
+            }
             bin().arg("revert").succeeds();
         }
         End::Duration => {
@@ -175,6 +183,8 @@ fn run_case(w: &World, fault: &str, args: &[String], end: End, pid: Option<u32>)
                 End::Sigterm => "-TERM",
                 _ => "-KILL",
             };
+            // From the SIGKILL until this case undoes it, the fault is another doctor's leftover.
+            let dead = (sig == "-KILL").then(crate::support::dead_fault);
             Command::new("kill")
                 .args([sig, &child.id().to_string()])
                 .status()
@@ -195,6 +205,8 @@ fn run_case(w: &World, fault: &str, args: &[String], end: End, pid: Option<u32>)
                     bin().arg("revert").succeeds();
                 }
                 _ => {
+                    drop(dead);
+                    let _census = crate::support::census();
                     bin().args(["doctor", "--fix"]).succeeds();
                 }
             }
@@ -337,11 +349,13 @@ fn container_faults_on_a_tls_engine_times_every_ending_leave_nothing_behind() {
     let _host = crate::support::host_room("crash_matrix");
     require!(Docker, Tmpfs);
     let nettools = dk::nettools_image();
-    let Some(engine) = Engine::start() else {
+    let Some(engine) = Engine::shared() else {
         return;
     };
     engine.load(nettools);
-    let e = &engine;
+    let e: &Engine = &engine;
+    // This test's faults: the helpers and reapers left on the engine are counted among these.
+    let ids = std::sync::Mutex::new(Vec::<String>::new());
     let tls = engine.tls_env();
     let net = dk::unique();
     let third = (std::process::id() % 200) as u8 + 20;
@@ -482,6 +496,7 @@ fn container_faults_on_a_tls_engine_times_every_ending_leave_nothing_behind() {
             .iter()
             .map(|(row, args, c)| {
                 let tls = &tls;
+                let ids = &ids;
                 let left_on_engine = &left_on_engine;
                 s.spawn(move || {
                     let mut cells = Vec::new();
@@ -525,6 +540,7 @@ fn container_faults_on_a_tls_engine_times_every_ending_leave_nothing_behind() {
                                     End::Sigterm => "-TERM",
                                     _ => "-KILL",
                                 };
+                                let dead = (sig == "-KILL").then(crate::support::dead_fault);
                                 Command::new("kill")
                                     .args([sig, &child.id().to_string()])
                                     .status()
@@ -543,11 +559,16 @@ fn container_faults_on_a_tls_engine_times_every_ending_leave_nothing_behind() {
                                             .succeeds();
                                     }
                                     _ => {
+                                        drop(dead);
+                                        let _census = crate::support::census();
                                         bin().args(["doctor", "--fix"]).succeeds();
                                     }
                                 }
                             }
                         }
+                        ids.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .extend(dk::fault_ids(&[&j]));
                         let left = left_on_engine(row, c, &j);
                         if !left.is_empty() {
                             let _ = e.docker_ok(&["unpause", c]);
@@ -563,7 +584,9 @@ fn container_faults_on_a_tls_engine_times_every_ending_leave_nothing_behind() {
             .map(|h| h.join().expect("a row panicked"))
             .collect()
     });
-    let helpers = e.docker(&["ps", "-aq", "--filter", "label=drillkit.helper"]);
+    let ids = ids.into_inner().unwrap_or_else(|e| e.into_inner());
+    assert!(ids.len() >= 36, "every case planned its fault: {ids:?}");
+    let helpers = dk::helpers_of(&e.docker(&dk::helper_ps_args()), &ids);
     let mut table = format!("| {:<22} |", "TLS engine \\ ending");
     for end in ENDS {
         table.push_str(&format!(" {:<11} |", end.label()));
@@ -590,7 +613,7 @@ fn container_faults_on_a_tls_engine_times_every_ending_leave_nothing_behind() {
     eprintln!("\nCrash-safety matrix, remote column (TLS engine):\n{table}");
     assert!(
         helpers.is_empty(),
-        "helper containers left on the engine: {helpers}"
+        "helper containers left on the engine: {helpers:?}"
     );
     assert!(failures.is_empty(), "leftovers:\n{}", failures.join("\n"));
 }

@@ -46,6 +46,8 @@ fn doctor_finds_and_fixes_leftovers_of_killed_injectors_without_their_journals()
     // A room of its own: it ends with a census of the whole host ("no drillkit leftovers"),
     // which the other test's live fault would spoil.
     let _host = crate::support::host_room("doctor-census");
+    // Its doctor looks at the whole machine, and it leaves leftovers for it on purpose.
+    let _census = crate::support::census();
     require!(Netns);
     let ns = netns::Ns::new(11);
     let echo = netns::Echo::start(&ns.host_ip);
@@ -123,6 +125,7 @@ fn doctor_finds_and_fixes_leftovers_of_killed_injectors_without_their_journals()
 #[test]
 fn doctor_leaves_a_live_injectors_fault_alone() {
     let _host = crate::support::host_room("doctor");
+    let _census = crate::support::census();
     require!(Netns);
     let ns = netns::Ns::new(12);
     let dir = tempfile::tempdir().expect("tmp");

@@ -69,7 +69,7 @@ fn planned(journal: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn faults_reach_the_chosen_engine_and_only_it() {
-    let Some(engine) = Engine::start() else {
+    let Some(engine) = Engine::shared() else {
         return;
     };
     // The local `web`: a same-named container on the main engine, which must stay untouched.
@@ -133,12 +133,16 @@ fn faults_reach_the_chosen_engine_and_only_it() {
     );
     // No kill helper container stays behind on the engine (each open crash has its armed
     // reaper container until it is reverted or seen recovered).
-    assert_eq!(
-        engine.docker(&["ps", "-aq", "--filter", "label=drillkit.helper=kill"]),
-        ""
+    let crashes = dk::fault_ids(&[&j1]);
+    let helpers = dk::helpers_of(&engine.docker(&dk::helper_ps_args()), &crashes);
+    assert!(
+        !helpers
+            .iter()
+            .any(|h| h.starts_with("drillkit-helper-kill-")),
+        "{helpers:?}"
     );
     assert_eq!(
-        reapers_on(&engine).len(),
+        reapers_on(&engine, &crashes).len(),
         2,
         "one armed reaper per open crash"
     );
@@ -147,7 +151,10 @@ fn faults_reach_the_chosen_engine_and_only_it() {
         .args(["revert"])
         .journal(&j1)
         .succeeds();
-    assert!(reapers_on(&engine).is_empty(), "disarmed by the revert");
+    assert!(
+        reapers_on(&engine, &crashes).is_empty(),
+        "disarmed by the revert"
+    );
 
     // 2. stop over TLS, SIGKILL the injector while it holds the fault, then revert with no
     //    DOCKER_* variable at all: the journal alone leads back to the second engine.
@@ -192,7 +199,7 @@ fn faults_reach_the_chosen_engine_and_only_it() {
         .stderr_has("started");
     wait_remote(&engine, &web, "started again", |r| r.running);
     assert!(
-        reapers_on(&engine).is_empty(),
+        reapers_on(&engine, &dk::fault_ids(&[&j2])).is_empty(),
         "the revert disarmed the reaper"
     );
 
@@ -229,7 +236,7 @@ fn faults_reach_the_chosen_engine_and_only_it() {
         remote(&engine, &web).running,
         "not stopped without a reaper"
     );
-    assert!(reapers_on(&engine).is_empty());
+    assert!(reapers_on(&engine, &dk::fault_ids(&[&j_wrong])).is_empty());
 
     // 3. pause over ssh for 2s: paused, then unpaused.
     if let Some(sshd) = Sshd::start(&engine) {
@@ -345,6 +352,8 @@ fn faults_reach_the_chosen_engine_and_only_it() {
 
     // 6. doctor on that engine finds no helper left and no open fault; a helper a killed
     //    injector left behind (made here with the labels a helper carries) is found and removed.
+    //    doctor looks at the whole machine: no other test's killed fault meanwhile.
+    let census = crate::support::census();
     with_env(Bin::new("inject-fault"), &tls)
         .args(["doctor"])
         .journal(&j2)
@@ -370,6 +379,7 @@ fn faults_reach_the_chosen_engine_and_only_it() {
         .journal(&j2)
         .succeeds();
     assert!(!engine.docker_ok(&["inspect", "dk-issue-14-stale-helper"]));
+    drop(census);
 
     // 7. A scenario names the second engine (`engines:` + `engine:` on the target and the
     //    probe); `drill plan` shows it per step and `drill run` with no DOCKER_* set crashes the
@@ -428,11 +438,16 @@ fn faults_reach_the_chosen_engine_and_only_it() {
     assert!(r.running, "{r:?} {}", r.status);
 }
 
-/// Reaper containers (any state) on the second engine.
-fn reapers_on(e: &Engine) -> Vec<String> {
-    let args = crate::support::docker::reaper_ps_args(None);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    crate::support::docker::names(&e.docker(&args))
+/// Reaper containers (any state) of these faults on the second engine.
+fn reapers_on(e: &Engine, faults: &[String]) -> Vec<String> {
+    faults
+        .iter()
+        .flat_map(|f| {
+            let args = crate::support::docker::reaper_ps_args(Some(f));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            crate::support::docker::names(&e.docker(&args))
+        })
+        .collect()
 }
 
 /// `inject-fault ACTION --container web --deadline 8s` on the second engine, `kill -9` of the
@@ -473,7 +488,12 @@ fn dead_man_on(e: &Engine, env: &[(String, String)], web: &str, journal: &Path, 
             !r.running
         }
     });
-    assert_eq!(reapers_on(e).len(), 1, "one reaper container on the engine");
+    let mine = [fault.clone()];
+    assert_eq!(
+        reapers_on(e, &mine).len(),
+        1,
+        "one reaper container on the engine"
+    );
     injector.kill().expect("kill -9");
     let _ = injector.wait();
     std::fs::remove_file(journal).expect("rm the journal");
@@ -487,11 +507,13 @@ fn dead_man_on(e: &Engine, env: &[(String, String)], web: &str, journal: &Path, 
     );
     assert!(took < Duration::from_secs(25), "{took:?} {back:?}");
     let until = Instant::now() + Duration::from_secs(10);
-    while !reapers_on(e).is_empty() || !crate::dead_man::reaper_containers_of(&fault).is_empty() {
+    while !reapers_on(e, &mine).is_empty()
+        || !crate::dead_man::reaper_containers_of(&fault).is_empty()
+    {
         assert!(
             Instant::now() < until,
             "reaper container left: {:?}",
-            reapers_on(e)
+            reapers_on(e, &mine)
         );
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -827,6 +827,51 @@ pub fn reaper_ps_args(fault: Option<&str>) -> Vec<String> {
     a
 }
 
+/// The ids of the faults the journals planned (`fault_planned`); a missing journal plans none.
+pub fn fault_ids<P: AsRef<Path>>(journals: &[P]) -> Vec<String> {
+    journals
+        .iter()
+        .filter(|j| j.as_ref().exists())
+        .flat_map(|j| journal_events(j.as_ref()))
+        .filter(|e| e["event"] == "fault_planned")
+        .filter_map(|e| e["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The journals (`*.jsonl`) directly in `dir`.
+pub fn journals_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `docker ps` arguments listing every drillkit helper and reaper container (any state) as
+/// `NAME FAULT`: for [`helpers_of`].
+pub fn helper_ps_args() -> Vec<&'static str> {
+    vec![
+        "ps",
+        "-a",
+        "--filter",
+        "label=drillkit.helper",
+        "--format",
+        "{{.Names}} {{.Label \"drillkit.fault\"}}",
+    ]
+}
+
+/// The helper and reaper containers of a [`helper_ps_args`] answer that work for one of
+/// `faults` (a test's own, on an engine other tests use at the same time).
+pub fn helpers_of(out: &str, faults: &[String]) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, f)| faults.iter().any(|x| x == f))
+        .map(|(n, _)| n.to_string())
+        .collect()
+}
+
 /// The lines of a `docker … --format '{{.Names}}'` answer.
 pub fn names(out: &str) -> Vec<String> {
     out.lines().map(str::to_string).collect()

@@ -13,9 +13,15 @@
 //! dial-stdio` on the "remote" reaches the second engine.
 //!
 //! Everything is named `dk-issue-14-…` and removed on drop (containers, engine, bridge, files).
+//!
+//! The tests of this run that use the engine share it ([`Engine::shared`]) and run at the same
+//! time: each looks only at its own containers, networks (subnets of its own) and faults (the
+//! `drillkit.fault` label of helpers and reapers), and a `doctor` over the engine takes
+//! [`super::census`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 const BRIDGE: &str = "dk-issue-14-br";
@@ -67,6 +73,8 @@ pub struct Engine {
     pub certs: PathBuf,
     dockerd: Option<Child>,
     bridge: bool,
+    /// Images loaded so far (one `docker load` each, however many tests ask).
+    loaded: Mutex<Vec<String>>,
     /// One second engine at a time on this machine, across test processes too (its bridge and
     /// address pool are fixed, and `start` deletes a bridge of that name): an flock held from
     /// `start` to drop.
@@ -74,8 +82,21 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Start one, or None (skipped) when dockerd, openssl or ip are missing.
-    pub fn start() -> Option<Engine> {
+    /// The second engine: the one the tests of this process running now share, or a new one
+    /// (None, skipped, when dockerd, openssl or ip are missing). It stops when the last test
+    /// using it drops its handle.
+    pub fn shared() -> Option<Arc<Engine>> {
+        static SHARED: Mutex<Weak<Engine>> = Mutex::new(Weak::new());
+        let mut held = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = held.upgrade() {
+            return Some(e);
+        }
+        let e = Arc::new(Engine::start()?);
+        *held = Arc::downgrade(&e);
+        Some(e)
+    }
+
+    fn start() -> Option<Engine> {
         let present =
             have("dockerd") && have("openssl") && have("ip") && super::docker::engine_up();
         if !super::check("a second dockerd (dockerd, openssl, ip)", present) {
@@ -93,6 +114,7 @@ impl Engine {
             dir: dir.clone(),
             dockerd: None,
             bridge: false,
+            loaded: Mutex::new(Vec::new()),
             _turn: turn,
         };
         e.make_certs();
@@ -205,13 +227,18 @@ cp client-key.pem {certs}/key.pem
             .args(args))
     }
 
-    /// Load an image of the main engine into this one (`docker save | docker load`).
+    /// Load an image of the main engine into this one (`docker save | docker load`), once.
     pub fn load(&self, image: &str) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if loaded.iter().any(|i| i == image) {
+            return;
+        }
         let load = format!(
             "docker save {image} | DOCKER_HOST=unix://{} docker load -q",
             self.sock.display()
         );
         run(Command::new("sh").args(["-c", &load]));
+        loaded.push(image.to_string());
     }
 
     /// The variables a user sets for this engine over TLS.

@@ -12,7 +12,7 @@ pub mod release;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// What a test can need from this machine. Each is checked one way, here.
 #[derive(Clone, Copy, Debug)]
@@ -160,6 +160,24 @@ impl Drop for Room {
             HOST.1.notify_all();
         }
     }
+}
+
+/// `inject-fault doctor` looks at the whole machine — the host's and named namespaces, the local
+/// engine's containers, this run's reaper files — besides the engine it is given, and to it a
+/// fault whose injector was killed is a leftover (which `--fix` undoes). A test holds
+/// [`dead_fault`] from killing an injector until it has undone that fault itself, and
+/// [`census`] around a `doctor` of its own (or for as long as it leaves leftovers for one): the
+/// two never overlap, so no test's doctor counts or undoes another test's killed fault.
+static CENSUS: RwLock<()> = RwLock::new(());
+
+/// Held while a fault of this test has no live injector (see [`CENSUS`]).
+pub fn dead_fault() -> RwLockReadGuard<'static, ()> {
+    CENSUS.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held around a `doctor` over the machine (see [`CENSUS`]); never while holding [`dead_fault`].
+pub fn census() -> RwLockWriteGuard<'static, ()> {
+    CENSUS.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A process's state letter from `/proc/PID/stat` (R, S, D, T stopped, Z zombie…); None when it
