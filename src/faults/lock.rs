@@ -23,9 +23,10 @@ type Held = HashMap<String, nix::fcntl::Flock<std::fs::File>>;
 static HELD: std::sync::Mutex<Option<Held>> = std::sync::Mutex::new(None);
 
 /// Take the fault's lock for as long as this process holds the fault (released on revert or
-/// when the process dies, SIGKILL included). Best effort: without it doctor only errs on the
-/// side of reporting.
-pub(super) fn hold(id: &str) {
+/// when the process dies, SIGKILL included); whether it took it (not when another process, or
+/// this one already, holds it). Best effort: without it doctor only errs on the side of
+/// reporting.
+pub(super) fn hold(id: &str) -> bool {
     let dir = lock_dir();
     let _ = std::fs::create_dir_all(&dir);
     let Ok(file) = std::fs::OpenOptions::new()
@@ -34,14 +35,18 @@ pub(super) fn hold(id: &str) {
         .write(true)
         .open(dir.join(format!("{id}.lock")))
     else {
-        return;
+        return false;
     };
-    if let Ok(lock) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-        if let Ok(mut h) = HELD.lock() {
-            h.get_or_insert_with(HashMap::new)
-                .insert(id.to_string(), lock);
-        }
-    }
+    let Ok(lock) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    else {
+        return false;
+    };
+    let Ok(mut h) = HELD.lock() else {
+        return false;
+    };
+    h.get_or_insert_with(HashMap::new)
+        .insert(id.to_string(), lock);
+    true
 }
 
 pub(super) fn release(id: &str) {

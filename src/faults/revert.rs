@@ -7,7 +7,11 @@ use crate::docker::{Docker, Engine};
 use crate::journal::{Journal, Kind, OpenFault};
 
 /// Undo one open fault and record it. Idempotent: undoing what is already undone succeeds.
+/// The fault's lock is held while it is undone (a fault applied by an injector that has since
+/// exited is free): a `doctor --fix` meanwhile leaves it, and the helper containers undoing it,
+/// to this revert.
 pub async fn revert(journal: &Journal, docker: Option<&Docker>, f: &OpenFault) -> Result<String> {
+    let took = lock::hold(&f.id);
     let result = f.undo.revert(docker).await;
     match &result {
         Ok(how) => {
@@ -24,6 +28,9 @@ pub async fn revert(journal: &Journal, docker: Option<&Docker>, f: &OpenFault) -
             }
         }
         Err(e) => {
+            if took {
+                lock::release(&f.id);
+            }
             journal
                 .append(Kind::RevertFailed {
                     id: f.id.clone(),
