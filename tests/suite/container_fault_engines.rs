@@ -546,8 +546,6 @@ fn killed_then_reverted(c: &Column) {
                 }
                 let child = col.inject(w, &j).args(&args).spawn();
                 dk::wait_journal(&j, "fault_applied", Duration::from_secs(60));
-                // Killed until reverted here: another test's doctor must not undo it first.
-                let _dead = crate::support::dead_fault();
                 nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(child.id() as i32),
                     nix::sys::signal::Signal::SIGKILL,
@@ -583,6 +581,9 @@ fn every_container_fault_applies_measures_and_reverts_on_every_engine() {
     // its own containers, namespaces and faults), and the other rooms' host-wide looks would
     // count this one's delay proxies and helpers.
     let _host = crate::support::host_room("crash_matrix");
+    // Every fault here is applied by an injector that exits, then checked, then reverted (or
+    // its injector is killed): free faults, which a doctor elsewhere would undo first.
+    let _free = crate::support::dead_fault();
     require!(Docker);
     require!(Tmpfs);
     let t0 = Instant::now();

@@ -165,6 +165,8 @@ fn run_case(w: &World, fault: &str, args: &[String], end: End, pid: Option<u32>)
     let bin = || Bin::new("inject-fault").journal(&j);
     match end {
         End::Normal => {
+            // Applied by an injector that exits: free until reverted below.
+            let _free = crate::support::dead_fault();
             bin().args(args).succeeds();
             if fault == "degrade proxy" {
                 // The look below finds a proxy where there is one.
@@ -512,6 +514,8 @@ fn container_faults_on_a_tls_engine_times_every_ending_leave_nothing_behind() {
                         };
                         match end {
                             End::Normal => {
+                                // Applied by an injector that exits: free until reverted below.
+                                let _free = crate::support::dead_fault();
                                 bin().args(args).succeeds();
                                 // The look sees what the helpers did while it is applied.
                                 let seen = left_on_engine(row, c, &j);

@@ -164,13 +164,15 @@ impl Drop for Room {
 
 /// `inject-fault doctor` looks at the whole machine — the host's and named namespaces, the local
 /// engine's containers, this run's reaper files — besides the engine it is given, and to it a
-/// fault whose injector was killed is a leftover (which `--fix` undoes). A test holds
-/// [`dead_fault`] from killing an injector until it has undone that fault itself, and
-/// [`census`] around a `doctor` of its own (or for as long as it leaves leftovers for one): the
-/// two never overlap, so no test's doctor counts or undoes another test's killed fault.
+/// fault no live process holds is a leftover (which `--fix` undoes): one whose injector was
+/// killed, or exited leaving it applied (`inject-fault partition …` without `--duration`). A
+/// test holds [`dead_fault`] while such a fault of its own is applied, and [`census`] around a
+/// `doctor` of its own (or for as long as it leaves leftovers for one): the two never overlap,
+/// so no test's doctor counts or undoes another test's fault. Never take either twice in one
+/// test (a waiting census would block the second).
 static CENSUS: RwLock<()> = RwLock::new(());
 
-/// Held while a fault of this test has no live injector (see [`CENSUS`]).
+/// Held while a fault of this test is applied with no live process holding it (see [`CENSUS`]).
 pub fn dead_fault() -> RwLockReadGuard<'static, ()> {
     CENSUS.read().unwrap_or_else(|e| e.into_inner())
 }
