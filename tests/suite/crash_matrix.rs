@@ -3,7 +3,9 @@
 //! `inject-fault doctor --fix` — and after each, the system is inspected: tagged iptables rules
 //! (host and namespace), drillkit qdiscs, delay proxies, fill files, the container's and the
 //! process's state, open faults in the journal. Every cell must be 0 leftovers. The table is
-//! printed (run with `--nocapture`); the README quotes it.
+//! printed (run with `--nocapture`); the README quotes it. Rows on the same thing (the
+//! container, the namespace, a process, the file system) run in turn, the four kinds at once;
+//! each case looks for leftovers on what its row touches, on the host and in its journal.
 
 use crate::support::netns;
 use crate::support::proc_state;
@@ -89,39 +91,55 @@ fn host_rules() -> usize {
     n
 }
 
-/// Leftovers after a case, each named.
-fn inspect(w: &World, j: &Path, pid: Option<u32>) -> Vec<String> {
+/// What a row's faults act on: its leftovers are looked for there (and on the host, and in the
+/// journal). Rows on different things run at once.
+#[derive(Clone, Copy, PartialEq)]
+enum Touches {
+    Container,
+    Netns,
+    Process,
+    Fs,
+}
+
+/// Leftovers after a case, each named: on what the row touches, host rules, the journal.
+fn inspect(w: &World, j: &Path, touches: Touches, pid: Option<u32>) -> Vec<String> {
     let mut left = Vec::new();
-    let st = w.ns.state();
-    let rules = st.matches("drillkit:").count();
-    if rules > 0 {
-        left.push(format!("{rules} rule(s) in the namespace"));
-    }
-    if st.contains("dd17:") {
-        left.push("qdisc dd17:".into());
+    if touches == Touches::Netns {
+        let st = w.ns.state();
+        let rules = st.matches("drillkit:").count();
+        if rules > 0 {
+            left.push(format!("{rules} rule(s) in the namespace"));
+        }
+        if st.contains("dd17:") {
+            left.push("qdisc dd17:".into());
+        }
+        let p = count_proxies(&w.ns.name);
+        if p > 0 {
+            left.push(format!("{p} proxy process(es)"));
+        }
     }
     let hr = host_rules();
     if hr > 0 {
         left.push(format!("{hr} rule(s) on the host"));
     }
-    let p = count_proxies(&w.ns.name);
-    if p > 0 {
-        left.push(format!("{p} proxy process(es)"));
+    if touches == Touches::Fs {
+        let files = std::fs::read_dir(w.fs.path())
+            .map(|r| r.count())
+            .unwrap_or(0);
+        if files > 0 {
+            left.push(format!("{files} fill file(s)"));
+        }
     }
-    let files = std::fs::read_dir(w.fs.path())
-        .map(|r| r.count())
-        .unwrap_or(0);
-    if files > 0 {
-        left.push(format!("{files} fill file(s)"));
-    }
-    let s = dk::docker([
-        "inspect",
-        "--format",
-        "{{.State.Running}} {{.State.Paused}} {{len .NetworkSettings.Networks}}",
-        &w.container,
-    ]);
-    if s != "true false 1" {
-        left.push(format!("container state {s}"));
+    if touches == Touches::Container {
+        let s = dk::docker([
+            "inspect",
+            "--format",
+            "{{.State.Running}} {{.State.Paused}} {{len .NetworkSettings.Networks}}",
+            &w.container,
+        ]);
+        if s != "true false 1" {
+            left.push(format!("container state {s}"));
+        }
     }
     if let Some(pid) = pid {
         if proc_state(pid) == Some('T') {
@@ -159,7 +177,14 @@ fn wait_applied(j: &Path, child: &mut Child) {
     }
 }
 
-fn run_case(w: &World, fault: &str, args: &[String], end: End, pid: Option<u32>) -> Vec<String> {
+fn run_case(
+    w: &World,
+    fault: &str,
+    args: &[String],
+    touches: Touches,
+    end: End,
+    pid: Option<u32>,
+) -> Vec<String> {
     let dir = tempfile::tempdir().expect("tmp");
     let j = dir.path().join("journal.jsonl");
     let bin = || Bin::new("inject-fault").journal(&j);
@@ -214,7 +239,7 @@ fn run_case(w: &World, fault: &str, args: &[String], end: End, pid: Option<u32>)
             }
         }
     }
-    inspect(w, &j, pid)
+    inspect(w, &j, touches, pid)
 }
 
 #[test]
@@ -250,27 +275,43 @@ fn every_fault_times_every_ending_leaves_nothing_behind() {
     let cname = w.container.clone();
     let nsn = w.ns.name.clone();
     let fsp = w.fs.path().display().to_string();
-    // (name, args, needs a fresh process)
-    let faults: Vec<(&str, Vec<String>, bool)> = vec![
+    // (name, args, what it acts on: rows on different things run at once)
+    let faults: Vec<(&str, Vec<String>, Touches)> = vec![
         (
             "docker stop",
             s(&["stop", "--container", &cname, "--timeout", "1s"]),
-            false,
+            Touches::Container,
         ),
-        ("docker kill", s(&["kill", "--container", &cname]), false),
-        ("docker crash", s(&["crash", "--container", &cname]), false),
-        ("docker pause", s(&["pause", "--container", &cname]), false),
-        ("process stop", s(&["stop", "--timeout", "1s"]), true),
-        ("process pause", s(&["pause"]), true),
+        (
+            "docker kill",
+            s(&["kill", "--container", &cname]),
+            Touches::Container,
+        ),
+        (
+            "docker crash",
+            s(&["crash", "--container", &cname]),
+            Touches::Container,
+        ),
+        (
+            "docker pause",
+            s(&["pause", "--container", &cname]),
+            Touches::Container,
+        ),
+        (
+            "process stop",
+            s(&["stop", "--timeout", "1s"]),
+            Touches::Process,
+        ),
+        ("process pause", s(&["pause"]), Touches::Process),
         (
             "partition docker",
             s(&["partition", "--container", &cname]),
-            false,
+            Touches::Container,
         ),
         (
             "partition iptables",
             s(&["partition", "--netns", &nsn, "--to", &to]),
-            false,
+            Touches::Netns,
         ),
         (
             "degrade iptables+tbf",
@@ -278,17 +319,75 @@ fn every_fault_times_every_ending_leaves_nothing_behind() {
                 "degrade", "--netns", &nsn, "--loss", "5%", "--rate", "8mbit", "--method",
                 "iptables",
             ]),
-            false,
+            Touches::Netns,
         ),
         (
             "degrade proxy",
             s(&[
                 "degrade", "--netns", &nsn, "--delay", "50ms", "--to", &to, "--method", "proxy",
             ]),
-            false,
+            Touches::Netns,
         ),
-        ("fill-disk", s(&["fill-disk", "--path", &fsp]), false),
+        ("fill-disk", s(&["fill-disk", "--path", &fsp]), Touches::Fs),
     ];
+    // One row: its cells, each the leftovers of one ending.
+    let row = |name: &str, args: &[String], touches: Touches| -> Vec<Vec<String>> {
+        let mut cells = Vec::new();
+        for end in ENDS {
+            let mut child = None;
+            let mut args = args.to_vec();
+            if touches == Touches::Process {
+                let ch = Command::new("sleep").arg("3600").spawn().expect("sleep");
+                args.extend(["--pid".to_string(), ch.id().to_string()]);
+                child = Some(ch);
+            }
+            let pid = child.as_ref().map(|c| c.id());
+            let left = run_case(&w, name, &args, touches, end, pid);
+            if let Some(mut ch) = child {
+                let _ = ch.kill();
+                let _ = ch.wait();
+            }
+            if touches == Touches::Container {
+                // Bring the container back for the next case if a case left it down (counted).
+                if !left.is_empty() {
+                    let _ = dk::docker_output(["unpause", &cname]);
+                    let _ = dk::docker_output(["start", &cname]);
+                }
+                c.wait_for("running", Duration::from_secs(20), |s| s.up());
+            }
+            cells.push(left);
+        }
+        cells
+    };
+    // The rows of each kind in turn (they share its container, namespace or file system), the
+    // kinds at once.
+    let kinds = [
+        Touches::Container,
+        Touches::Netns,
+        Touches::Process,
+        Touches::Fs,
+    ];
+    let mut results: Vec<(usize, Vec<Vec<String>>)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = kinds
+            .iter()
+            .map(|&kind| {
+                let faults = &faults;
+                let row = &row;
+                sc.spawn(move || {
+                    faults
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, f)| f.2 == kind)
+                        .map(|(i, (name, args, touches))| (i, row(name, args, *touches)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .flat_map(|h| h.join().expect("a kind of rows panicked"))
+            .collect()
+    });
+    results.sort_by_key(|r| r.0);
     let mut table = String::new();
     table.push_str(&format!("| {:<22} |", "fault \\ ending"));
     for e in ENDS {
@@ -301,29 +400,13 @@ fn every_fault_times_every_ending_leaves_nothing_behind() {
     }
     table.push('\n');
     let mut failures = Vec::new();
-    for (name, args, process) in &faults {
+    for (i, cells) in &results {
+        let name = faults[*i].0;
         table.push_str(&format!("| {name:<22} |"));
-        for end in ENDS {
-            let mut child = None;
-            let mut args = args.clone();
-            if *process {
-                let ch = Command::new("sleep").arg("3600").spawn().expect("sleep");
-                args.extend(["--pid".to_string(), ch.id().to_string()]);
-                child = Some(ch);
-            }
-            let pid = child.as_ref().map(|c| c.id());
-            let left = run_case(&w, name, &args, end, pid);
-            if let Some(mut ch) = child {
-                let _ = ch.kill();
-                let _ = ch.wait();
-            }
-            // Bring the container back for the next case if a case left it down (already counted).
+        for (end, left) in ENDS.iter().zip(cells) {
             if !left.is_empty() {
-                let _ = dk::docker_output(["unpause", &cname]);
-                let _ = dk::docker_output(["start", &cname]);
                 failures.push(format!("{name} × {}: {}", end.label(), left.join(", ")));
             }
-            c.wait_for("running", Duration::from_secs(20), |s| s.up());
             table.push_str(&format!(
                 " {:<11} |",
                 if left.is_empty() {
