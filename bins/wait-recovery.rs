@@ -1,3 +1,4 @@
 fn main() -> std::process::ExitCode {
+    drillkit::cli::common::built_from(option_env!("DRILLKIT_COMMIT"));
     drillkit::cli::wait_recovery::main()
 }

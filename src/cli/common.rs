@@ -158,17 +158,25 @@ fn reaper_container(orders: &str) -> ExitCode {
     }
 }
 
+/// The commit this binary was built from, handed over by its `main` ([`built_from`]).
+static COMMIT: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Called first by each binary's `main` (bins/*.rs) with `option_env!("DRILLKIT_COMMIT")`:
+/// read there, a new commit recompiles those six small crates and not the library (with its
+/// unit tests and the suite, ~200 s of a CI run on two cores).
+pub fn built_from(commit: Option<&'static str>) {
+    let _ = COMMIT.set(commit.filter(|c| !c.is_empty()).unwrap_or("unknown"));
+}
+
 /// What `--version` prints after the binary's name: the crate version and the commit the binary
 /// was built from, e.g. `0.1.0 (commit 3f2a…)`. The commit comes from `DRILLKIT_COMMIT` at build
-/// time (scripts/package.sh and the action's source build set it; cargo rebuilds when it
-/// changes), `unknown` otherwise. The action's install script compares both before it reuses an
-/// installed copy.
+/// time (scripts/package.sh and the action's source build set it; cargo rebuilds the binaries
+/// when it changes, [`built_from`]), `unknown` otherwise. The action's install script compares
+/// both before it reuses an installed copy.
 pub fn version() -> &'static str {
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     VERSION.get_or_init(|| {
-        let commit = option_env!("DRILLKIT_COMMIT")
-            .filter(|c| !c.is_empty())
-            .unwrap_or("unknown");
+        let commit = COMMIT.get().copied().unwrap_or("unknown");
         format!("{} (commit {commit})", env!("CARGO_PKG_VERSION"))
     })
 }
