@@ -9,16 +9,11 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 fn git(dir: &Path, args: &[&str]) {
-    let o = Command::new("git")
-        .args(["-c", "user.name=dk", "-c", "user.email=dk@example.invalid"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
+    crate::support::run_ok(
+        Command::new("git")
+            .args(["-c", "user.name=dk", "-c", "user.email=dk@example.invalid"])
+            .args(args)
+            .current_dir(dir),
     );
 }
 

@@ -538,17 +538,7 @@ fn container_faults_on_a_tls_engine_times_every_ending_leave_nothing_behind() {
             // containers run here) with the host's iptables and tc: the binaries the helper
             // image carries (dk::nettools_image), without a container started per look.
             let tool = |args: &[&str]| {
-                let o = Command::new("nsenter")
-                    .args(["-t", pid, "-n"])
-                    .args(args)
-                    .output()
-                    .expect("nsenter runs");
-                assert!(
-                    o.status.success(),
-                    "nsenter -t {pid} -n {args:?}: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                );
-                String::from_utf8_lossy(&o.stdout).into_owned()
+                crate::support::run_ok(Command::new("nsenter").args(["-t", pid, "-n"]).args(args))
             };
             let rules = tool(&["iptables", "-S"]) + &tool(&["iptables", "-t", "nat", "-S"]);
             let n = rules.matches("drillkit:").count();

@@ -19,6 +19,7 @@
 //! `drillkit.fault` label of helpers and reapers), and a `doctor` over the engine takes
 //! [`super::census`].
 
+use super::run_ok as run;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
@@ -34,20 +35,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Whether a command succeeds, its output discarded.
@@ -330,7 +317,10 @@ impl Sshd {
         if !super::check("sshd (openssh-server)", sshd.exists() && have("ssh")) {
             return None;
         }
-        let dir = engine.dir.join("ssh");
+        // A folder of its own: tests sharing the engine each start one.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = engine.dir.join(format!("ssh-{n}"));
         std::fs::create_dir_all(&dir).expect("mkdir ssh");
         // Privilege separation needs this directory.
         let _ = std::fs::create_dir_all("/run/sshd");

@@ -182,6 +182,22 @@ pub fn census() -> RwLockWriteGuard<'static, ()> {
     CENSUS.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Run a command (stdin closed) that must succeed; its stdout, trimmed. A failure names the
+/// command, its status and its stderr.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// A process's state letter from `/proc/PID/stat` (R, S, D, T stopped, Z zombie…); None when it
 /// is gone.
 pub fn proc_state(pid: u32) -> Option<char> {
