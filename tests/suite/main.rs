@@ -10,6 +10,7 @@ mod action_install;
 mod actions_report;
 mod actions_workflows;
 mod canary_rpo;
+mod ci_lints;
 mod ci_mtimes;
 mod composed_drill;
 mod container_fault_engines;
