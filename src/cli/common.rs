@@ -219,21 +219,34 @@ where
     }
 }
 
+/// Log lines go to stderr: `drillkit`'s at info (`-v` debug, `-vv` trace), others' at warn.
+/// `DRILL_LOG` replaces that with `target=level` directives (`debug`, `drillkit=trace,bollard=debug`);
+/// a value that does not parse keeps the default.
 fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = match verbose {
+        0 => LevelFilter::INFO,
+        1 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
     };
-    let filter = EnvFilter::try_from_env("DRILL_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,drillkit={default}")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter = std::env::var("DRILL_LOG")
+        .ok()
+        .and_then(|d| d.parse::<Targets>().ok())
+        .unwrap_or_else(|| {
+            Targets::new()
+                .with_default(LevelFilter::WARN)
+                .with_target("drillkit", level)
+        });
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
+        .without_time();
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(filter)
         .try_init();
 }
 

@@ -181,6 +181,52 @@ fn plain_output_outside_actions() {
     r.stderr_has("GITHUB_STEP_SUMMARY is not set");
 }
 
+/// DRILL_LOG picks what is logged with `target=level` directives (drillkit's default: info,
+/// `-v` debug; everyone else's warn). A damaged journal line is a warning from `drillkit`.
+#[test]
+fn drill_log_directives_pick_what_is_logged() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let j = journal(dir.path(), "d-log", 9.0, &[]);
+    let mut text = std::fs::read_to_string(&j).expect("read");
+    text.push_str("this line is not json\n");
+    std::fs::write(&j, text).expect("write");
+    let warning = "not a journal event";
+    let report = |log: Option<&str>| {
+        let b = Bin::new("report").journal(&j);
+        match log {
+            Some(v) => b.env("DRILL_LOG", v),
+            None => b.env_remove("DRILL_LOG"),
+        }
+        .succeeds()
+    };
+    for (log, shown) in [
+        (None, true),
+        (Some("warn"), true),
+        (Some("error"), false),
+        (Some("drillkit=warn"), true),
+        (Some("drillkit::journal=trace"), true),
+        (Some("drillkit::report=trace"), false),
+        (Some("bollard=trace"), false),
+        (Some("error,drillkit=debug"), true),
+        (Some("drillkit=loud"), true), // not a level: the default
+    ] {
+        let r = report(log);
+        assert_eq!(
+            r.stderr.contains(warning),
+            shown,
+            "DRILL_LOG={log:?}: {}",
+            r.stderr
+        );
+        if shown {
+            assert!(
+                r.stderr.contains(&format!("{}:7: ", j.display())),
+                "{}",
+                r.stderr
+            );
+        }
+    }
+}
+
 const PYTEST_XML: &str = r#"<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" errors="0" failures="1" skipped="1" tests="4" time="1.234" timestamp="2025-10-06T10:05:00.123456+00:00" hostname="runner"><testcase classname="tests.smoke.test_api" name="test_health" time="0.101" /><testcase classname="tests.smoke.test_api" name="test_companies" time="0.202" /><testcase classname="tests.smoke.test_api" name="test_login" time="0.303"><failure message="AssertionError: assert 500 == 200">def test_login():
 &gt;       assert r.status_code == 200
 E       AssertionError: assert 500 == 200</failure></testcase><testcase classname="tests.smoke.test_api" name="test_export" time="0.000"><skipped type="pytest.skip" message="export disabled in DR">skipped</skipped></testcase></testsuite></testsuites>"#;

@@ -80,6 +80,11 @@ impl Bin {
         self
     }
 
+    pub fn env_remove(mut self, k: impl AsRef<std::ffi::OsStr>) -> Bin {
+        self.cmd.env_remove(k);
+        self
+    }
+
     /// Run with no Docker engine variable at all (what a later step of another job sees).
     pub fn no_docker_env(mut self) -> Bin {
         for k in [
