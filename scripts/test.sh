@@ -109,11 +109,17 @@ export DRILLKIT_REQUIRE_FIXTURES=1
 # Two test binaries: the library's unit tests and the integration suite (tests/suite/), which
 # links the crate once. Three tests at a time: on this 2-core machine two left the CPU ~40 %
 # idle (tests wait on engines, servers and recoveries); four overloaded it (bench/RESULTS.md).
+# The release build comes first: dependencies, library, binaries and the suite (`--test '*'`:
+# every integration test, not the unit tests). The unit tests are a second compile of the whole
+# library (with cfg(test)), built unoptimised: opt-level 0 for drillkit alone (39 instead of
+# 152 CPU-s; the dependencies are the release build's). The suite runs the release build itself,
+# the binaries a release ships.
 # Fault locks and reapers of this run live in a folder of their own (DRILL_RUN_DIR): the suite
 # neither sees what earlier runs left in /run/drillkit nor leaves anything there. Reapers the
 # tests left armed (faults on containers the tests removed) are stopped at the end.
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/drillkit-test-run.XXXXXX")
 export DRILL_RUN_DIR=$run_dir
+# shellcheck disable=SC2317  # run by the EXIT trap
 stop_reapers() {
   for f in "$run_dir"/*.reaper; do
     [ -f "$f" ] || continue
@@ -123,6 +129,12 @@ stop_reapers() {
   rm -rf "$run_dir"
 }
 trap stop_reapers EXIT
-CARGO_ENCODED_RUSTFLAGS=$CARGO_ENCODED_RUSTFLAGS \
-  cargo test --release --target "$DRILLKIT_TARGET" --lib --tests --no-fail-fast -- \
-  --test-threads "${DRILL_TEST_THREADS:-3}" "$@"
+export CARGO_ENCODED_RUSTFLAGS
+cargo test --release --target "$DRILLKIT_TARGET" --test '*' --no-run
+rc=0
+cargo test --release --target "$DRILLKIT_TARGET" --lib \
+  --config 'profile.release.package.drillkit.opt-level=0' -- \
+  --test-threads "${DRILL_TEST_THREADS:-3}" "$@" || rc=$?
+cargo test --release --target "$DRILLKIT_TARGET" --test '*' --no-fail-fast -- \
+  --test-threads "${DRILL_TEST_THREADS:-3}" "$@" || rc=$?
+exit "$rc"
