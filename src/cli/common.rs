@@ -221,7 +221,7 @@ where
 
 /// Log lines go to stderr: `drillkit`'s at info (`-v` debug, `-vv` trace), others' at warn.
 /// `DRILL_LOG` replaces that with `target=level` directives (`debug`, `drillkit=trace,bollard=debug`);
-/// a value that does not parse keeps the default.
+/// an empty value, or one that does not parse, keeps the default.
 fn init_logging(verbose: u8) {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt;
@@ -231,8 +231,18 @@ fn init_logging(verbose: u8) {
         1 => LevelFilter::DEBUG,
         _ => LevelFilter::TRACE,
     };
+    // Spaces around a directive and empty ones (`error,`, an unset workflow input) are dropped:
+    // `Targets` would read them as a target named "" or " drillkit".
     let filter = std::env::var("DRILL_LOG")
         .ok()
+        .map(|d| {
+            d.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .filter(|d| !d.is_empty())
         .and_then(|d| d.parse::<Targets>().ok())
         .unwrap_or_else(|| {
             Targets::new()

@@ -208,7 +208,10 @@ fn drill_log_directives_pick_what_is_logged() {
         (Some("drillkit::report=trace"), false),
         (Some("bollard=trace"), false),
         (Some("error,drillkit=debug"), true),
-        (Some("drillkit=loud"), true), // not a level: the default
+        (Some("drillkit=loud"), true),      // not a level: the default
+        (Some(""), true),                   // empty: the default
+        (Some("error,"), false),            // an empty directive is not "every target"
+        (Some("off, drillkit=warn"), true), // spaces around a directive
     ] {
         let r = report(log);
         assert_eq!(
