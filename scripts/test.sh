@@ -114,7 +114,8 @@ export DRILLKIT_REQUIRE_FIXTURES=1
 # every integration test, not the unit tests). The unit tests are a second compile of the whole
 # library (with cfg(test)), built unoptimised: opt-level 0 for drillkit alone (39 instead of
 # 152 CPU-s; the dependencies are the release build's). The suite runs the release build itself,
-# the binaries a release ships.
+# the binaries a release ships. (Under .ci/run's lint settings the library is still rustc's
+# compile; the six four-line mains go through clippy-driver: scripts/clippy-wrapper.sh.)
 # Fault locks and reapers of this run live in a folder of their own (DRILL_RUN_DIR): the suite
 # neither sees what earlier runs left in /run/drillkit nor leaves anything there. Reapers the
 # tests left armed (faults on containers the tests removed) are stopped at the end.
